@@ -1,0 +1,185 @@
+"""Command line: ``modelcollapse run | presets | validate | summary``.
+
+Bad input prints one line ``error: <field>: <what is allowed>`` and exits with code 2, before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .config import StudyError, list_presets, load_study, study_hash
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+                  help="A laboratory for model-data feedback loops (model collapse).")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "modelcollapse": __version__}
+    for pkg in ("numpy", "scipy", "scikit-learn", "pandas", "pyarrow", "pydantic", "matplotlib"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _out_dir(out: Optional[Path], name: str) -> Path:
+    if out is not None:
+        if (out / "results.parquet").exists():
+            _fail(f"--out {out}: already holds results; choose another directory "
+                  "(finished results are never overwritten)")
+        if out.exists() and not out.is_dir():
+            _fail(f"--out {out}: exists and is not a directory")
+        return out
+    base = Path("runs") / name
+    candidate, k = base, 1
+    while (candidate / "results.parquet").exists():
+        k += 1
+        candidate = base.with_name(f"{name}-{k}")
+    return candidate
+
+
+def _fmt(x: float, lo: float, hi: float) -> str:
+    if x != x:
+        return "nan"
+    if abs(x) == float("inf"):
+        return "inf"
+    if lo != lo:
+        return f"{x:.4g}"
+    return f"{x:.4g} [{lo:.4g}, {hi:.4g}]"
+
+
+def print_summary(summary, title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    for col in ("task", "paradigm", "metric", "iteration 0", "final", "final / initial"):
+        table.add_column(col, overflow="fold")
+    for r in summary.itertuples():
+        table.add_row(r.task, r.paradigm, r.metric, _fmt(r.initial, r.initial_low, r.initial_high),
+                      _fmt(r.final, r.final_low, r.final_high),
+                      _fmt(r.ratio, r.ratio_low, r.ratio_high))
+    console.print(table)
+
+
+@app.command()
+def run(
+    study: Annotated[Optional[str], typer.Argument(
+        help="preset name or study YAML file (default: the 'default' preset on real data)")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="run directory (default: runs/<study name>, never overwritten)")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="override a study field, e.g. --set n_seeds=50 "
+        "--set task_params.n_samples=200 (repeatable)")] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+    plots: Annotated[bool, typer.Option(help="write PNG plots")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
+) -> None:
+    """Run a study and write DIR/results.parquet, DIR/manifest.json, DIR/summary.csv, DIR/plots/.
+
+    Examples: modelcollapse run; modelcollapse run gaussian-replace-vs-accumulate --set n_seeds=100
+    """
+    try:
+        spec = load_study(study, set_ or [])
+    except StudyError as exc:
+        _fail(str(exc))
+    directory = _out_dir(out, spec.name)
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .engine import run_study
+    from .report.summary import final_vs_initial
+    from .results.store import atomic_write, write_run
+
+    total = len(spec.tasks) * len(spec.paradigms) * spec.n_iterations
+    start = time.time()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, disable=quiet, transient=True) as bar:
+        handle = bar.add_task(f"{spec.name}: model-fitting iterations", total=total)
+        try:
+            results = run_study(spec, jobs=jobs, on_iteration=lambda t: bar.advance(handle))
+        except (ValueError, StudyError) as exc:
+            _fail(str(exc))
+    elapsed = time.time() - start
+
+    risk_metrics = results.attrs.get("risk_metrics", {})
+    manifest = {
+        "study": spec.resolved(),
+        "study_hash": study_hash(spec),
+        "risk_metrics": risk_metrics,
+        "versions": _versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "elapsed_seconds": round(elapsed, 3),
+        "command": sys.argv,
+    }
+    write_run(directory, results, manifest)
+    summary = final_vs_initial(results, risk_metrics)
+    atomic_write(directory / "summary.csv", lambda p: summary.to_csv(p, index=False))
+    if plots:
+        from .report.plots import plot_run
+
+        plot_run(results, directory / "plots")
+    if not quiet:
+        print_summary(summary, f"{spec.name}: risk at the last model-fitting iteration vs "
+                      "iteration 0 (mean [95% CI] over seeds)")
+    console.print(f"wrote {directory}/ ({len(results)} rows, {elapsed:.1f} s)", highlight=False)
+
+
+@app.command()
+def presets() -> None:
+    """List the studies shipped with modelcollapse."""
+    table = Table("preset", "description")
+    for name, desc in list_presets().items():
+        table.add_row(name, desc)
+    console.print(table)
+
+
+@app.command()
+def validate(study: Annotated[str, typer.Argument(help="study YAML file or preset name")],
+             set_: Annotated[Optional[list[str]], typer.Option("--set")] = None) -> None:
+    """Check a study file; print the resolved study (exit 2 with one line if invalid)."""
+    try:
+        spec = load_study(study, set_ or [])
+    except StudyError as exc:
+        _fail(str(exc))
+    console.print_json(json.dumps(spec.resolved()))
+    console.print(f"valid study {spec.name!r} (hash {study_hash(spec)})", highlight=False)
+
+
+@app.command()
+def summary(directory: Annotated[Path, typer.Argument(help="run directory")]) -> None:
+    """Print the final-vs-initial table of a finished run."""
+    from .report.summary import final_vs_initial
+    from .results.store import load_manifest, load_results
+
+    try:
+        results = load_results(directory)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    risk = load_manifest(directory).get("risk_metrics", {})
+    print_summary(final_vs_initial(results, risk), str(directory))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

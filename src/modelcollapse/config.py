@@ -1,0 +1,279 @@
+"""Study files: pydantic models (``extra="forbid"``), YAML presets with ``extends:``, overrides.
+
+A study is one task (``task`` + ``task_params``) or several (``tasks:`` list), times paradigms,
+times ``n_seeds`` replicate chains of ``n_iterations`` model-fitting iterations.  Every field has
+a default; presets list only what differs.  Bad input raises ``StudyError`` with one line naming
+the field and the allowed values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .registry import RegistryError, paradigms, tasks
+
+__all__ = ["Study", "TaskEntry", "ParadigmSpec", "StudyError", "load_study", "list_presets",
+           "apply_override", "study_hash"]
+
+
+class StudyError(ValueError):
+    """A study file or value is invalid; the message is one line for the user."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ParadigmSpec(_Strict):
+    """One data paradigm of a study; a bare string ``"replace"`` is short for ``{name: replace}``."""
+
+    name: str = Field(description="replace | accumulate | accumulate-subsample | mix")
+    real_fraction: float | None = Field(
+        None, ge=0, le=1, description="mix only: real fraction lambda of each training set")
+    fresh_real: bool = Field(False, description="mix only: draw the real part anew each iteration")
+    label: str | None = Field(None, description="name in results (default derived from settings)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in paradigms:
+            raise ValueError(f"{name!r} is not a paradigm; allowed: {', '.join(paradigms.names())}")
+        return name
+
+    @model_validator(mode="after")
+    def _mix_fields(self):
+        if self.name == "mix":
+            if self.real_fraction is None:
+                raise ValueError("real_fraction is required for mix (a number in [0, 1])")
+        elif self.real_fraction is not None or self.fresh_real:
+            raise ValueError(f"real_fraction and fresh_real apply only to mix, not {self.name}")
+        if self.label is None:
+            self.label = (f"mix-{self.real_fraction:g}{'-fresh' if self.fresh_real else ''}"
+                          if self.name == "mix" else self.name)
+        return self
+
+    def build(self):
+        cls = paradigms.get(self.name)
+        if self.name == "mix":
+            return cls(self.real_fraction, self.fresh_real)
+        return cls()
+
+
+class TaskEntry(_Strict):
+    """One task of a study and its parameters (validated by the task's own model)."""
+
+    task: str = Field(description="a registered task, e.g. gaussian")
+    task_params: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = Field(None, description="name in results (default: task-dataset)")
+
+    @field_validator("task")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in tasks:
+            raise ValueError(f"{name!r} is not a task; allowed: {', '.join(tasks.names())}")
+        return name
+
+    @model_validator(mode="after")
+    def _params(self):
+        params_model = tasks.get(self.task).Params
+        try:
+            params = params_model.model_validate(self.task_params)
+        except ValidationError as err:
+            raise ValueError(_first_error(err, prefix="task_params")) from None
+        self.task_params = params.model_dump()
+        return self
+
+    def params(self):
+        return tasks.get(self.task).Params.model_validate(self.task_params)
+
+
+class Study(_Strict):
+    """A validated study (see the README for every field)."""
+
+    name: str = Field("study", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$",
+                      description="study name (letters, digits, . _ -)")
+    description: str = ""
+    task: str | None = Field(None, description="shorthand for a one-task study")
+    task_params: dict[str, Any] | None = None
+    tasks: list[TaskEntry] | None = None
+    paradigms: list[ParadigmSpec] = Field(
+        default_factory=lambda: [ParadigmSpec(name="replace"), ParadigmSpec(name="accumulate")],
+        min_length=1)
+    n_iterations: int = Field(10, ge=1, le=1_000_000, description="model-fitting iterations")
+    n_seeds: int = Field(10, ge=1, le=1_000_000, description="replicate chains")
+    seed: int = Field(0, ge=0, description="root seed")
+    n_synthetic: int | None = Field(
+        None, ge=1, description="synthetic samples per iteration (default: real sample size)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_task_form(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("task") is not None:
+            if data.get("tasks"):
+                raise ValueError("give either task (+ task_params) or tasks, not both")
+            data["tasks"] = [{"task": data["task"], "task_params": data.get("task_params") or {}}]
+        elif data.get("task_params") is not None:
+            raise ValueError("task_params needs task")
+        elif not data.get("tasks"):
+            raise ValueError("task is required (or a tasks list); allowed tasks: "
+                             + ", ".join(tasks.names()))
+        data["task"] = data["task_params"] = None
+        return data
+
+    @model_validator(mode="after")
+    def _labels(self):
+        for entry in self.tasks:
+            if entry.label is None:
+                ds = entry.task_params.get("dataset")
+                entry.label = f"{entry.task}-{ds}" if ds else entry.task
+        for what, labels in (("tasks", [t.label for t in self.tasks]),
+                             ("paradigms", [p.label for p in self.paradigms])):
+            if len(set(labels)) != len(labels):
+                raise ValueError(f"{what}: labels must be unique, got {labels}")
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        """The study with every default filled in (what the manifest stores)."""
+        return self.model_dump(mode="json", exclude={"task", "task_params"})
+
+
+def study_hash(study: Study) -> str:
+    """SHA-256 of the resolved study (canonical JSON), first 16 hex digits."""
+    text = json.dumps(study.resolved(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+def _first_error(err: ValidationError, prefix: str = "") -> str:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"] if p not in ("function-after[_params()]",))
+    loc = ".".join(x for x in (prefix, loc) if x)
+    msg = e["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if e["type"] == "extra_forbidden":
+        msg = "unknown field"
+    return f"{loc}: {msg}" if loc else msg
+
+
+def list_presets() -> dict[str, str]:
+    """Preset name -> first line of its description."""
+    out = {}
+    for entry in sorted(resources.files("modelcollapse.presets").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            data = yaml.safe_load(entry.read_text()) or {}
+            lines = str(data.get("description", "")).strip().splitlines()
+            out[entry.name[:-5]] = lines[0] if lines else ""
+    return out
+
+
+def _read(source: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    path = Path(source)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise StudyError(f"study file {source!r} not found")
+        text = path.read_text()
+    else:
+        res = resources.files("modelcollapse.presets") / f"{source}.yaml"
+        if not res.is_file():
+            raise StudyError(f"{source!r} is neither a study file nor a preset; presets: "
+                             + ", ".join(list_presets()))
+        text = res.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" (line {line + 1})" if line is not None else ""
+        raise StudyError(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise StudyError(f"{source}: a study file must be a mapping of fields")
+    parent = data.pop("extends", None)
+    if parent is not None:
+        if parent in seen:
+            raise StudyError(f"extends: cycle through {parent!r}")
+        data = _merge(_read(str(parent), seen + (source,)), data)
+    return data
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """Deep-merge ``over`` into ``base``; a child naming ``task`` or ``tasks`` replaces the
+    parent's whole task form."""
+    out = dict(base)
+    if "task" in over or "tasks" in over:
+        for key in ("task", "task_params", "tasks"):
+            out.pop(key, None)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
+    """Apply ``key.sub=value`` (value parsed as YAML) to a raw study dict, in place."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key:
+        raise StudyError(f"--set {assignment!r}: expected key=value, e.g. n_seeds=20")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    parts = key.split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise StudyError(f"--set {key}: index {part!r} out of range")
+            node = node[int(part)]
+            continue
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, (dict, list)):
+            raise StudyError(f"--set {key}: {'.'.join(parts[:i + 1])} is not a mapping")
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise StudyError(f"--set {key}: index {last!r} out of range")
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return data
+
+
+def load_study(source: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Study:
+    """Load a preset (by name) or study file, apply ``key=value`` overrides, validate.
+
+    Raises
+    ------
+    StudyError
+        One line naming the field and the allowed values.
+    """
+    data = _read(source or "default")
+    for assignment in overrides:
+        apply_override(data, assignment)
+    try:
+        return Study.model_validate(data)
+    except ValidationError as err:
+        raise StudyError(_first_error(err)) from None
+    except RegistryError as err:
+        raise StudyError(str(err)) from None

@@ -1,0 +1,90 @@
+"""Real datasets that ship inside scikit-learn (no download): wine, digits, diabetes.
+
+Preprocessing (per replicate, so that replicates also sample the train/test split):
+
+1. shuffle with the replicate's DATA stream and hold out ``test_size`` of the rows as the real
+   test set (never trained on);
+2. features: drop columns constant on the training split, standardise with training-split mean
+   and standard deviation;
+3. vector data (wine, digits): project on the first ``n_features`` principal components of the
+   training split (scikit-learn PCA; no whitening).  Default: wine keeps all 13 dimensions,
+   digits 10 of its 64 pixel dimensions;
+4. regression (diabetes): standardised features plus an intercept column; the target is
+   standardised with training-split statistics, so test loss is a fraction of target variance.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+from ..rng import Role, Streams
+
+__all__ = ["VECTOR_DATASETS", "REGRESSION_DATASETS", "load_raw", "vector_split", "regression_split"]
+
+VECTOR_DATASETS = {"wine": 13, "digits": 10}  # name -> default n_features
+REGRESSION_DATASETS = ("diabetes",)
+
+
+@cache
+def load_raw(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Features (n, p) and target (n,) of a scikit-learn bundled dataset."""
+    from sklearn import datasets
+
+    loader = {"wine": datasets.load_wine, "digits": datasets.load_digits,
+              "diabetes": datasets.load_diabetes}[name]
+    bunch = loader()
+    return np.asarray(bunch.data, dtype=float), np.asarray(bunch.target, dtype=float)
+
+
+def _split(n_rows: int, test_size: float, n_train: int | None, rng: np.random.Generator):
+    perm = rng.permutation(n_rows)
+    n_test = max(1, int(round(test_size * n_rows)))
+    train, test = perm[n_test:], perm[:n_test]
+    if n_train is not None:
+        if n_train > len(train):
+            raise ValueError(f"n_samples={n_train} exceeds the {len(train)} training rows available")
+        train = train[:n_train]
+    return train, test
+
+
+def _standardise(train: np.ndarray, test: np.ndarray):
+    keep = train.std(0) > 0
+    train, test = train[:, keep], test[:, keep]
+    mean, std = train.mean(0), train.std(0)
+    return (train - mean) / std, (test - mean) / std
+
+
+def vector_split(name: str, *, n_features: int, n_samples: int | None, test_size: float,
+                 streams: Streams) -> tuple[np.ndarray, np.ndarray]:
+    """Real training pool (R, n, n_features) and real test set (R, m, n_features)."""
+    from sklearn.decomposition import PCA
+
+    X, _ = load_raw(name)
+    trains, tests = [], []
+    for g in streams(0, Role.DATA):
+        tr, te = _split(len(X), test_size, n_samples, g)
+        Xtr, Xte = _standardise(X[tr], X[te])
+        if n_features < Xtr.shape[1]:
+            pca = PCA(n_components=n_features, svd_solver="full").fit(Xtr)
+            Xtr, Xte = pca.transform(Xtr), pca.transform(Xte)
+        trains.append(Xtr)
+        tests.append(Xte)
+    return np.stack(trains), np.stack(tests)
+
+
+def regression_split(name: str, *, n_samples: int | None, test_size: float, streams: Streams
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``[1, x_1..x_p, y]``: training pool (R, n, p + 2) and test set (R, m, p + 2)."""
+    X, y = load_raw(name)
+    trains, tests = [], []
+    for g in streams(0, Role.DATA):
+        tr, te = _split(len(X), test_size, n_samples, g)
+        Xtr, Xte = _standardise(X[tr], X[te])
+        mu, sd = y[tr].mean(), y[tr].std()
+        rows = [np.column_stack([np.ones(len(a)), a, (t - mu) / sd])
+                for a, t in ((Xtr, y[tr]), (Xte, y[te]))]
+        trains.append(rows[0])
+        tests.append(rows[1])
+    return np.stack(trains), np.stack(tests)

@@ -1,0 +1,113 @@
+"""The model-family protocol, batched across replicates.
+
+Two protocols
+-------------
+``GenerativeModel`` is the per-replicate protocol of ``DESIGN.md`` (scikit-learn style): a user's
+own family implements only this::
+
+    fit(X, *, sample_weight=None, rng) -> self       # X of shape (n_samples, ...)
+    sample(n_samples, *, rng) -> ndarray              # of shape (n_samples, ...)
+    score_samples(X) -> ndarray                       # of shape (n_samples,), log-likelihood (nats)
+
+``BatchedModel`` is what the engine drives: the same three methods with a leading replicate axis
+``R`` on every array and one generator per replicate (``rngs``), plus
+
+* ``status_`` -- array of shape (R,) of str: ``"ok"`` or the kind of degenerate fit
+  (``"zero_variance"``, ``"singular_covariance"``, ``"single_outcome"``, ``"fit_failed"``,
+  ``"non_finite"``).  Degenerate fits are results, never exceptions.
+* optionally ``statistics(X, sample_weight)`` / ``combine(a, b)`` / ``fit_statistics(stats)``:
+  sufficient statistics, so that an accumulating pool is fitted in O(1) per model-fitting
+  iteration instead of refitting a growing pool.
+
+``PerReplicate`` turns any ``GenerativeModel`` factory into a ``BatchedModel`` by looping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["GenerativeModel", "BatchedModel", "PerReplicate", "Stats", "STATUS_OK", "stack_draws"]
+
+STATUS_OK = "ok"
+Stats = dict[str, np.ndarray]
+
+
+@runtime_checkable
+class GenerativeModel(Protocol):
+    """A single-replicate generative model (the protocol a user implements)."""
+
+    def fit(self, X: np.ndarray, *, sample_weight: np.ndarray | None = None,
+            rng: np.random.Generator) -> "GenerativeModel": ...
+
+    def sample(self, n_samples: int, *, rng: np.random.Generator) -> np.ndarray: ...
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray: ...
+
+
+class BatchedModel(Protocol):
+    """A model family advancing R replicates at once (see module docstring)."""
+
+    status_: np.ndarray
+
+    def fit(self, X: np.ndarray, *, sample_weight: np.ndarray | None = None,
+            rngs: Sequence[np.random.Generator]) -> "BatchedModel": ...
+
+    def sample(self, n_samples: int, *, rngs: Sequence[np.random.Generator]) -> np.ndarray: ...
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray: ...
+
+
+def stack_draws(rngs: Sequence[np.random.Generator], draw: Callable[[np.random.Generator], np.ndarray]
+                ) -> np.ndarray:
+    """``np.stack([draw(g) for g in rngs])``: one independent draw per replicate stream."""
+    return np.stack([draw(g) for g in rngs])
+
+
+class PerReplicate:
+    """Adapter: a ``BatchedModel`` made of one ``GenerativeModel`` per replicate.
+
+    Parameters
+    ----------
+    factory : callable () -> GenerativeModel
+        Builds a fresh, unfitted model (hyperparameters only).
+    n_replicates : int
+        R, the number of replicates.
+
+    Notes
+    -----
+    A fit that raises is recorded as ``status_ == "fit_failed"`` and the replicate keeps its
+    previous fitted model (so the chain can go on); the error text is kept in ``messages_``.
+    """
+
+    def __init__(self, factory: Callable[[], Any], n_replicates: int) -> None:
+        self.factory = factory
+        self.n_replicates = n_replicates
+        self.models_: list[Any] = [None] * n_replicates
+        self.status_ = np.full(n_replicates, STATUS_OK, dtype=object)
+        self.messages_: list[str] = [""] * n_replicates
+
+    def fit(self, X, *, sample_weight=None, rngs):
+        for r, rng in enumerate(rngs):
+            model = self.factory()
+            w = None if sample_weight is None else sample_weight[r]
+            try:
+                model.fit(X[r], sample_weight=w, rng=rng)
+            except Exception as exc:  # collapse is data: record and go on
+                if self.models_[r] is None:
+                    raise
+                self.status_[r] = "fit_failed"
+                self.messages_[r] = f"{type(exc).__name__}: {exc}"
+                continue
+            self.models_[r] = model
+            self.status_[r] = getattr(model, "status_", STATUS_OK)
+            self.messages_[r] = ""
+        return self
+
+    def sample(self, n_samples, *, rngs):
+        return np.stack([m.sample(n_samples, rng=g) for m, g in zip(self.models_, rngs)])
+
+    def score_samples(self, X):
+        return np.stack([m.score_samples(x) for m, x in zip(self.models_, X)])

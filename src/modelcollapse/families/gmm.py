@@ -1,0 +1,79 @@
+"""Gaussian mixture fitted by scikit-learn's EM; sampled from our own streams.
+
+scikit-learn's ``GaussianMixture.sample`` draws from ``self.random_state``: with an integer seed
+every call returns the same samples, so a feedback loop would resample identical data each
+iteration (DESIGN.md; scikit-learn issue #10539).  Here EM initialisation gets a seed drawn from
+the replicate's FIT stream, and ``sample`` draws components and noise from the SAMPLE stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.mixture import GaussianMixture as _SkGaussianMixture
+
+from .base import STATUS_OK
+
+__all__ = ["GaussianMixture"]
+
+
+class GaussianMixture:
+    """A single-replicate ``GenerativeModel`` (wrap with ``PerReplicate`` to batch).
+
+    Parameters
+    ----------
+    n_components : int
+    covariance_type : {"full", "diag", "spherical", "tied"}
+    reg_covar : float
+        Added to the covariance diagonals (scikit-learn's regulariser; keeps a collapsing
+        component fittable -- its size is then the floor of the variance).
+    max_iter : int
+
+    Attributes
+    ----------
+    weights_ (k,), means_ (k, d), covariances_ (k, d, d), status_ : str
+    """
+
+    def __init__(self, *, n_components: int = 3, covariance_type: str = "full",
+                 reg_covar: float = 1e-6, max_iter: int = 100) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+
+    def fit(self, X, *, sample_weight=None, rng) -> "GaussianMixture":
+        if sample_weight is not None and not np.allclose(sample_weight, sample_weight[0]):
+            raise ValueError("gmm does not support unequal sample weights")
+        X = np.asarray(X, dtype=float)
+        k = min(self.n_components, len(np.unique(X, axis=0)))
+        model = _SkGaussianMixture(
+            n_components=max(k, 1), covariance_type=self.covariance_type, reg_covar=self.reg_covar,
+            max_iter=self.max_iter, random_state=int(rng.integers(2**31 - 1)),
+        ).fit(X)
+        self._model = model
+        d = X.shape[1]
+        cov = model.covariances_
+        if self.covariance_type == "tied":
+            cov = np.broadcast_to(cov, (model.n_components, d, d))
+        elif self.covariance_type == "diag":
+            cov = np.stack([np.diag(c) for c in cov])
+        elif self.covariance_type == "spherical":
+            cov = cov[:, None, None] * np.eye(d)
+        self.weights_, self.means_, self.covariances_ = model.weights_, model.means_, np.array(cov)
+        self._roots = np.linalg.cholesky(self.covariances_)
+        self.status_ = STATUS_OK if k == self.n_components else "merged_components"
+        return self
+
+    def sample(self, n_samples: int, *, rng) -> np.ndarray:
+        comp = rng.choice(len(self.weights_), size=n_samples, p=self.weights_)
+        z = rng.standard_normal((n_samples, self.means_.shape[1]))
+        return self.means_[comp] + np.einsum("nde,ne->nd", self._roots[comp], z)
+
+    def score_samples(self, X) -> np.ndarray:
+        return self._model.score_samples(X)
+
+    def covariance(self) -> np.ndarray:
+        """Covariance of the mixture (law of total covariance), (d, d)."""
+        mean = self.weights_ @ self.means_
+        centred = self.means_ - mean
+        return np.einsum("k,kde->de", self.weights_, self.covariances_) + np.einsum(
+            "k,kd,ke->de", self.weights_, centred, centred)

@@ -1,0 +1,108 @@
+"""Ordinary least squares as a generative model of labels on a fixed design.
+
+The setting of Dohmatob, Feng & Kempe 2024 and Gerstgrasser et al. 2024 (Sec. 3): a fixed design
+X (T x d); each model-fitting iteration draws new labels y = X w_hat + noise from the previous fit
+and refits OLS.  A data array holds rows ``[x_1 .. x_d, y]``, shape (R, n_samples, d + 1).
+
+Sufficient statistics (count, X^T W X, X^T W y, y^T W y) make an accumulating pool O(d^2) per
+iteration to update and O(d^3) to fit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import STATUS_OK, Stats, stack_draws
+
+__all__ = ["LinearRegression"]
+
+LOG_2PI = float(np.log(2 * np.pi))
+
+
+class LinearRegression:
+    """OLS fit of y on x; samples labels at the rows of a fixed design.
+
+    Parameters
+    ----------
+    design : ndarray of shape (R, T, d)
+        The fixed design per replicate; ``sample(n)`` uses rows ``i mod T``, i = 0..n-1, so
+        ``sample(T)`` returns exactly the design with new labels.
+    noise_variance : float or None
+        Variance of the label noise used when sampling.  A float is the known noise variance
+        sigma^2 of the theory (Gerstgrasser et al. 2024); ``None`` uses the fitted residual
+        variance (maximum likelihood), i.e. a full Gaussian generative model of y | x.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (R, d)
+    noise_variance_ : ndarray of shape (R,)
+    status_ : ndarray of shape (R,) of str; ``"singular_covariance"`` when X^T X is rank deficient
+        (the minimum-norm solution is used), ``"zero_variance"`` when the fitted noise is 0.
+    """
+
+    def __init__(self, design: np.ndarray, *, noise_variance: float | None = None) -> None:
+        self.design = np.asarray(design, dtype=float)
+        self.noise_variance = noise_variance
+
+    @staticmethod
+    def statistics(data: np.ndarray, sample_weight: np.ndarray | None = None) -> Stats:
+        X, y = data[..., :-1], data[..., -1]
+        w = np.ones(y.shape) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        Xw = X * w[..., None]
+        return {
+            "count": w.sum(1),
+            "xtx": np.swapaxes(Xw, 1, 2) @ X,
+            "xty": np.einsum("rnd,rn->rd", Xw, y),
+            "yty": np.einsum("rn,rn->r", w * y, y),
+        }
+
+    @staticmethod
+    def combine(a: Stats, b: Stats) -> Stats:
+        return {k: a[k] + b[k] for k in a}
+
+    def fit_statistics(self, stats: Stats) -> "LinearRegression":
+        xtx, xty = stats["xtx"], stats["xty"]
+        status = np.full(len(xtx), STATUS_OK, dtype=object)
+        # eigh of the symmetric Gram matrix: the OLS solution, or the minimum-norm one when
+        # X^T X is rank deficient (pseudo-inverse), in one batched call
+        vals, vecs = np.linalg.eigh(xtx)
+        keep = vals > 1e-12 * np.maximum(vals[:, -1:], 1e-300)
+        inv = np.where(keep, 1.0 / np.where(keep, vals, 1.0), 0.0)
+        coef = (vecs @ ((np.swapaxes(vecs, 1, 2) @ xty[..., None])[..., 0] * inv)[..., None])[..., 0]
+        status[~keep.all(1)] = "singular_covariance"
+        rss = stats["yty"] - 2 * np.einsum("rd,rd->r", coef, xty) + np.einsum(
+            "rd,rde,re->r", coef, xtx, coef)
+        self.coef_ = coef
+        self.residual_variance_ = np.clip(rss, 0.0, None) / stats["count"]
+        if self.noise_variance is None:
+            self.noise_variance_ = self.residual_variance_
+            status[self.noise_variance_ <= 0.0] = "zero_variance"
+        else:
+            self.noise_variance_ = np.full(len(coef), float(self.noise_variance))
+        status[~np.isfinite(coef).all(1)] = "non_finite"
+        self.status_ = status
+        return self
+
+    def fit(self, data, *, sample_weight=None, rngs=None) -> "LinearRegression":
+        """Fit on data of shape (R, n_samples, d + 1), rows ``[x, y]``."""
+        return self.fit_statistics(self.statistics(np.asarray(data, dtype=float), sample_weight))
+
+    def sample(self, n_samples: int, *, rngs) -> np.ndarray:
+        """Rows ``[x, y]`` of shape (R, n_samples, d + 1): design rows with labels X coef_ + noise."""
+        T = self.design.shape[1]
+        X = self.design[:, np.arange(n_samples) % T]
+        noise = stack_draws(rngs, lambda g: g.standard_normal(n_samples))
+        y = np.einsum("rnd,rd->rn", X, self.coef_) + noise * np.sqrt(self.noise_variance_)[:, None]
+        return np.concatenate([X, y[..., None]], axis=-1)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predictions X coef_, X of shape (R, m, d) -> (R, m)."""
+        return np.einsum("rmd,rd->rm", X, self.coef_)
+
+    def score_samples(self, data: np.ndarray) -> np.ndarray:
+        """Gaussian log-likelihood (nats) of y given x under the fit, (R, m, d+1) -> (R, m)."""
+        resid = data[..., -1] - self.predict(data[..., :-1])
+        var = self.noise_variance_[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = -0.5 * (LOG_2PI + np.log(var) + resid**2 / var)
+        return np.where(np.isnan(out), -np.inf, out)

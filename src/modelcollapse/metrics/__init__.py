@@ -1,0 +1,70 @@
+"""Metric metadata and the pure metric functions shared by tasks.
+
+Every metric a task records is described here once: whether higher is better, its units and what
+it measures.  Summaries and plots read this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["MetricInfo", "METRICS", "info", "entropy", "gini_simpson", "cov_trace_ratio",
+           "mean_nll"]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    higher_is_better: bool | None
+    units: str
+    description: str
+
+
+METRICS: dict[str, MetricInfo] = {
+    "population_risk": MetricInfo(False, "squared label units",
+                                  "E_x[(x^T(w_hat - w*))^2], exact (known truth only)"),
+    "test_loss": MetricInfo(False, "squared label units", "mean squared error on held-out real data"),
+    "residual_variance": MetricInfo(None, "squared label units", "fitted label-noise variance"),
+    "mean_sq_error": MetricInfo(False, "squared data units", "||mu_hat - mu_0||^2"),
+    "cov_trace_ratio": MetricInfo(None, "ratio", "tr(Sigma_model) / tr(Sigma_0): variance kept"),
+    "w2_squared": MetricInfo(False, "squared data units",
+                             "squared Bures-Wasserstein distance to the reference Gaussian"),
+    "test_nll": MetricInfo(False, "nats per sample", "negative log-likelihood of held-out real data"),
+    "entropy": MetricInfo(None, "nats", "Shannon entropy of the fitted distribution"),
+    "support_size": MetricInfo(None, "outcomes", "outcomes with non-zero probability"),
+    "gini_simpson": MetricInfo(None, "probability", "1 - sum p^2"),
+    "tv_distance": MetricInfo(False, "probability", "total-variation distance to the truth"),
+    "n_train": MetricInfo(None, "samples", "training-set size"),
+    "n_real": MetricInfo(None, "samples", "real samples in the training set"),
+    "n_synthetic": MetricInfo(None, "samples", "synthetic samples in the training set"),
+    "synthetic_to_real_ratio": MetricInfo(None, "ratio", "n_synthetic / n_real (inf if no real)"),
+}
+
+PROVENANCE = ("n_train", "n_real", "n_synthetic", "synthetic_to_real_ratio")
+
+
+def info(name: str) -> MetricInfo:
+    """Metadata of a metric; unknown (user) metrics get a neutral entry."""
+    return METRICS.get(name, MetricInfo(None, "", name))
+
+
+def entropy(p: np.ndarray) -> np.ndarray:
+    """Shannon entropy in nats of probability vectors, (..., K) -> (...), with 0 log 0 = 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.where(p > 0, p * np.log(p), 0.0).sum(-1)
+
+
+def gini_simpson(p: np.ndarray) -> np.ndarray:
+    """Gini-Simpson diversity 1 - sum_i p_i^2, (..., K) -> (...)."""
+    return 1.0 - (p**2).sum(-1)
+
+
+def cov_trace_ratio(cov: np.ndarray, cov_ref: np.ndarray) -> np.ndarray:
+    """tr(cov) / tr(cov_ref), (..., d, d) -> (...)."""
+    return np.trace(cov, axis1=-2, axis2=-1) / np.trace(cov_ref, axis1=-2, axis2=-1)
+
+
+def mean_nll(log_density: np.ndarray) -> np.ndarray:
+    """Mean negative log-likelihood in nats per sample, (R, m) -> (R,); +inf if any point is -inf."""
+    return -np.mean(log_density, axis=-1)

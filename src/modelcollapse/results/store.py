@@ -1,0 +1,119 @@
+"""One tidy long table per run, plus a manifest.
+
+``DIR/results.parquet`` has one row per (task, paradigm, seed, iteration, metric):
+
+=============  ========  =========================================================================
+column         dtype     meaning
+=============  ========  =========================================================================
+study          category  study name
+task           category  task label, e.g. ``gaussian-wine``
+family         category  model family, e.g. ``gaussian``
+paradigm       category  paradigm label, e.g. ``accumulate`` or ``mix-0.5-fresh``
+seed           int32     replicate index (chain); the study's root seed is in the manifest
+iteration      int32     model-fitting iteration, 0 = fitted on real data only
+metric         category  metric name (units in ``modelcollapse.metrics.METRICS``)
+value          float64   the value; +inf is a legitimate outcome (e.g. NLL of a collapsed model)
+status         category  ``ok`` or the degenerate-fit kind of that (seed, iteration)
+=============  ========  =========================================================================
+
+``DIR/manifest.json`` holds the resolved study, its hash, the package versions, and the SHA-256 of
+each results file.  Files are written to a temporary name in the same directory, flushed and
+renamed, so a killed run leaves either the complete file or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["COLUMNS", "chain_frame", "write_run", "load_results", "load_manifest", "atomic_write"]
+
+COLUMNS = ["study", "task", "family", "paradigm", "seed", "iteration", "metric", "value", "status"]
+RESULTS_FILE, MANIFEST_FILE = "results.parquet", "manifest.json"
+
+
+def chain_frame(values: dict[str, np.ndarray], status: np.ndarray, replicates: np.ndarray, *,
+                study: str, task: str, family: str, paradigm: str) -> pd.DataFrame:
+    """Long rows from per-metric arrays of shape (n_iterations, R) and status (n_iterations, R)."""
+    T, R = status.shape
+    iteration = np.repeat(np.arange(T, dtype=np.int32), R)
+    seed = np.tile(np.asarray(replicates, dtype=np.int32), T)
+    names = list(values)
+    M = len(names)
+    frame = pd.DataFrame({
+        "iteration": np.tile(iteration, M),
+        "seed": np.tile(seed, M),
+        "metric": np.repeat(names, T * R),
+        "value": np.concatenate([values[k].ravel() for k in names]),
+        "status": np.tile(status.ravel().astype(str), M),
+    })
+    for col, val in (("study", study), ("task", task), ("family", family), ("paradigm", paradigm)):
+        frame[col] = val
+    return frame[COLUMNS]
+
+
+def _categorise(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    for col in ("study", "task", "family", "paradigm", "metric", "status"):
+        frame[col] = frame[col].astype("category")
+    return frame
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then fsync and rename onto ``path`` (never half-written)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_run(directory: Path, frame: pd.DataFrame, manifest: dict) -> None:
+    """Write ``results.parquet`` then ``manifest.json`` (with the results' checksum) atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    results = directory / RESULTS_FILE
+    atomic_write(results, lambda p: _categorise(frame).to_parquet(p, index=False))
+    manifest = dict(manifest, files={RESULTS_FILE: {"sha256": _sha256(results),
+                                                    "rows": int(len(frame))}})
+    atomic_write(directory / MANIFEST_FILE,
+                 lambda p: p.write_text(json.dumps(manifest, indent=2, default=str) + "\n"))
+
+
+def load_results(directory: str | os.PathLike) -> pd.DataFrame:
+    """The results of a run directory as a pandas DataFrame (columns ``COLUMNS``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``directory`` holds no ``results.parquet``.
+    """
+    path = Path(directory) / RESULTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory}: no {RESULTS_FILE} (not a modelcollapse run directory)")
+    return pd.read_parquet(path)
+
+
+def load_manifest(directory: str | os.PathLike) -> dict:
+    """The manifest of a run directory (resolved study, hash, versions, checksums)."""
+    return json.loads((Path(directory) / MANIFEST_FILE).read_text())

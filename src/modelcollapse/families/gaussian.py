@@ -25,7 +25,7 @@ def psd_sqrt(S: np.ndarray) -> np.ndarray:
     return (vecs * np.sqrt(np.clip(vals, 0.0, None))[..., None, :]) @ np.swapaxes(vecs, -1, -2)
 
 
-def bures_wasserstein_squared(mean_a, cov_a, mean_b, cov_b) -> np.ndarray:
+def bures_wasserstein_squared(mean_a, cov_a, mean_b, cov_b, *, root_b=None) -> np.ndarray:
     """Squared 2-Wasserstein distance between Gaussians, split is ``mean term + covariance term``.
 
     W2^2 = ||m_a - m_b||^2 + tr(S_a) + tr(S_b) - 2 tr((S_b^1/2 S_a S_b^1/2)^1/2)
@@ -35,12 +35,14 @@ def bures_wasserstein_squared(mean_a, cov_a, mean_b, cov_b) -> np.ndarray:
     ----------
     mean_a, mean_b : ndarray of shape (..., d)
     cov_a, cov_b : ndarray of shape (..., d, d), positive semi-definite
+    root_b : ndarray of shape (..., d, d), optional
+        ``psd_sqrt(cov_b)`` if already known (saves an eigendecomposition per call).
 
     Returns
     -------
     ndarray of shape (...,), squared distance in squared data units.
     """
-    root_b = psd_sqrt(cov_b)
+    root_b = psd_sqrt(cov_b) if root_b is None else root_b
     inner = np.linalg.eigvalsh(root_b @ cov_a @ root_b)
     cross = np.sqrt(np.clip(inner, 0.0, None)).sum(-1)
     cov_term = np.trace(cov_a, axis1=-2, axis2=-1) + np.trace(cov_b, axis1=-2, axis2=-1) - 2 * cross
@@ -85,9 +87,9 @@ class Gaussian:
         else:
             w = np.asarray(sample_weight, dtype=float)
         count = w.sum(1)
-        mean = np.einsum("rn,rnd->rd", w, X) / count[:, None]
+        mean = (w[:, None, :] @ X)[:, 0] / count[:, None]
         Xc = X - mean[:, None, :]
-        scatter = np.einsum("rn,rnd,rne->rde", w, Xc, Xc)
+        scatter = np.swapaxes(Xc * w[..., None], 1, 2) @ Xc
         return {"count": count, "mean": mean, "scatter": scatter}
 
     @staticmethod
@@ -134,9 +136,34 @@ class Gaussian:
         root = self.eigenvectors_ * np.sqrt(self.sampling_scale * self.eigenvalues_)[:, None, :]
         return self.mean_[:, None, :] + z @ np.swapaxes(root, -1, -2)
 
+    def cross_entropy(self, mean: np.ndarray, covariance: np.ndarray) -> np.ndarray:
+        """E_q[-log N(x; mean_, covariance_)] in nats for any q with the given moments.
+
+        With ``mean``, ``covariance`` = the sample mean and MLE covariance of a test set this is
+        exactly the mean negative log-likelihood of the test set, in O(d^3) instead of
+        O(m d^2): 1/2 [d log 2 pi + log det S + tr(S^-1 C) + (m - mu)^T S^-1 (m - mu)].
+        +inf when the fitted covariance is singular.
+
+        Parameters
+        ----------
+        mean : ndarray of shape (R, d); covariance : ndarray of shape (R, d, d)
+
+        Returns
+        -------
+        ndarray of shape (R,), nats per sample.
+        """
+        V, vals = self.eigenvectors_, self.eigenvalues_
+        proj_mean = ((mean - self.mean_)[:, None, :] @ V)[:, 0]            # (R, d)
+        proj_cov = np.einsum("rdi,rde,rei->ri", V, covariance, V)          # diag(V^T C V)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            quad = ((proj_cov + proj_mean**2) / vals).sum(-1)
+            logdet = np.log(vals).sum(-1)
+        out = 0.5 * (vals.shape[1] * LOG_2PI + logdet + quad)
+        return np.where(np.isnan(out), np.inf, out)
+
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         """Log-density (nats) of X, shape (R, m, d) -> (R, m); -inf off a singular support."""
-        proj = np.einsum("rmd,rde->rme", X - self.mean_[:, None, :], self.eigenvectors_)
+        proj = (X - self.mean_[:, None, :]) @ self.eigenvectors_
         vals = self.eigenvalues_
         with np.errstate(divide="ignore", invalid="ignore"):
             maha = (proj**2 / vals[:, None, :]).sum(-1)

@@ -52,8 +52,8 @@ class LinearRegression:
         return {
             "count": w.sum(1),
             "xtx": np.swapaxes(Xw, 1, 2) @ X,
-            "xty": np.einsum("rnd,rn->rd", Xw, y),
-            "yty": np.einsum("rn,rn->r", w * y, y),
+            "xty": (np.swapaxes(Xw, 1, 2) @ y[..., None])[..., 0],
+            "yty": ((w * y) * y).sum(1),
         }
 
     @staticmethod
@@ -92,12 +92,12 @@ class LinearRegression:
         T = self.design.shape[1]
         X = self.design[:, np.arange(n_samples) % T]
         noise = stack_draws(rngs, lambda g: g.standard_normal(n_samples))
-        y = np.einsum("rnd,rd->rn", X, self.coef_) + noise * np.sqrt(self.noise_variance_)[:, None]
+        y = (X @ self.coef_[..., None])[..., 0] + noise * np.sqrt(self.noise_variance_)[:, None]
         return np.concatenate([X, y[..., None]], axis=-1)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions X coef_, X of shape (R, m, d) -> (R, m)."""
-        return np.einsum("rmd,rd->rm", X, self.coef_)
+        return (X @ self.coef_[..., None])[..., 0]
 
     def score_samples(self, data: np.ndarray) -> np.ndarray:
         """Gaussian log-likelihood (nats) of y given x under the fit, (R, m, d+1) -> (R, m)."""

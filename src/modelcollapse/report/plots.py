@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import PROVENANCE, info
+from ..results.store import atomic_write
 from .summary import mean_ci
 
 __all__ = ["plot_task", "plot_run"]
@@ -36,11 +37,16 @@ def plot_task(results: pd.DataFrame, task: str, path: Path) -> Path:
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.4 * nrow), squeeze=False)
     for ax, metric in zip(axes.ravel(), metrics):
         sub = data[data.metric == metric]
-        for paradigm, frame in sub.groupby("paradigm", observed=True, sort=False):
-            band = _band(frame[np.isfinite(frame.value)])
+        for k, (paradigm, frame) in enumerate(sub.groupby("paradigm", observed=True, sort=False)):
+            color = f"C{k}"
+            finite = frame[np.isfinite(frame.value)]
+            band = _band(finite)
+            if len(finite) < len(frame):  # e.g. the ratio under replace, or NLL of a collapsed fit
+                share = 1 - len(finite) / len(frame)
+                ax.plot([], [], color=color, ls=":", label=f"{paradigm}: {share:.0%} of values inf")
             if band.empty:
                 continue
-            line, = ax.plot(band.iteration, band["mean"], label=str(paradigm), lw=1.6)
+            line, = ax.plot(band.iteration, band["mean"], color=color, label=str(paradigm), lw=1.6)
             ax.fill_between(band.iteration, band.low, band.high, color=line.get_color(), alpha=0.2,
                             lw=0)
         meta = info(metric)
@@ -50,11 +56,13 @@ def plot_task(results: pd.DataFrame, task: str, path: Path) -> Path:
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[len(metrics):]:
         ax.set_visible(False)
-    axes.ravel()[0].legend(fontsize=8)
+    for ax in axes.ravel()[:len(metrics)]:
+        if any(lbl.endswith("inf") for lbl in ax.get_legend_handles_labels()[1]) or ax is axes.flat[0]:
+            ax.legend(fontsize=7)
     fig.suptitle(f"{task}: mean and 95% CI over seeds", fontsize=11)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
     plt.close(fig)
     return path
 

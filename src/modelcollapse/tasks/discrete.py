@@ -25,8 +25,10 @@ class DiscreteTask:
 
         @model_validator(mode="after")
         def _resolve(self):
-            if self.probabilities is not None and self.n_outcomes is not None:
-                raise ValueError("give probabilities or n_outcomes, not both")
+            if (self.probabilities is not None and self.n_outcomes is not None
+                    and len(self.probabilities) != self.n_outcomes):
+                raise ValueError(f"n_outcomes={self.n_outcomes} but probabilities has "
+                                 f"{len(self.probabilities)} entries; give one of them")
             if self.probabilities is None:
                 self.n_outcomes = self.n_outcomes or 10
                 self.probabilities = [1.0 / self.n_outcomes] * self.n_outcomes

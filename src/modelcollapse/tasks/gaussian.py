@@ -13,8 +13,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from ..families.gaussian import Gaussian, bures_wasserstein_squared
-from ..metrics import cov_trace_ratio, mean_nll
+from ..families.gaussian import Gaussian, bures_wasserstein_squared, psd_sqrt
+from ..metrics import cov_trace_ratio
 from ..rng import Streams
 from ._vector import VectorParams, reference_moments, vector_data
 from .base import Task
@@ -43,12 +43,17 @@ class GaussianTask:
         else:
             mean0, cov0 = reference_moments(test)
 
+        root0 = psd_sqrt(cov0)
+        test_mean, test_cov = reference_moments(test)
+
         def evaluate(model: Gaussian) -> dict[str, np.ndarray]:
             return {
                 "mean_sq_error": ((model.mean_ - mean0) ** 2).sum(1),
                 "cov_trace_ratio": cov_trace_ratio(model.covariance_, cov0),
-                "w2_squared": bures_wasserstein_squared(model.mean_, model.covariance_, mean0, cov0),
-                "test_nll": mean_nll(model.score_samples(test)),
+                "w2_squared": bures_wasserstein_squared(model.mean_, model.covariance_, mean0, cov0,
+                                                        root_b=root0),
+                # exactly the mean NLL of the test points, from their first two moments
+                "test_nll": model.cross_entropy(test_mean, test_cov),
             }
 
         return Task(

@@ -64,18 +64,22 @@ def _fmt(x: float, lo: float, hi: float) -> str:
     if abs(x) == float("inf"):
         return "inf"
     if lo != lo:
-        return f"{x:.4g}"
-    return f"{x:.4g} [{lo:.4g}, {hi:.4g}]"
+        return f"{x:.3g}"
+    return f"{x:.3g} ± {(hi - lo) / 2:.2g}"
 
 
 def print_summary(summary, title: str) -> None:
-    table = Table(title=title, title_justify="left")
-    for col in ("task", "paradigm", "metric", "iteration 0", "final", "final / initial"):
-        table.add_column(col, overflow="fold")
-    for r in summary.itertuples():
-        table.add_row(r.task, r.paradigm, r.metric, _fmt(r.initial, r.initial_low, r.initial_high),
-                      _fmt(r.final, r.final_low, r.final_high),
-                      _fmt(r.ratio, r.ratio_low, r.ratio_high))
+    """The final-vs-initial table, grouped by task (fits an 80-column terminal)."""
+    table = Table(title=title, title_justify="left", box=None, header_style="bold",
+                  pad_edge=False)
+    for col in ("task / paradigm", "iteration 0", "final", "final / initial"):
+        table.add_column(col, no_wrap=True, justify="left" if col.startswith("task") else "right")
+    for task, rows in summary.groupby("task", sort=False):
+        table.add_row(f"[bold]{task}[/] [dim]({rows.metric.iloc[0]})[/]", "", "", "")
+        for r in rows.itertuples():
+            table.add_row(f"  {r.paradigm}", _fmt(r.initial, r.initial_low, r.initial_high),
+                          _fmt(r.final, r.final_low, r.final_high),
+                          _fmt(r.ratio, r.ratio_low, r.ratio_high))
     console.print(table)
 
 
@@ -138,7 +142,7 @@ def run(
         plot_run(results, directory / "plots")
     if not quiet:
         print_summary(summary, f"{spec.name}: risk at the last model-fitting iteration vs "
-                      "iteration 0 (mean [95% CI] over seeds)")
+                      f"iteration 0 (mean ± 95% CI half-width over {spec.n_seeds} seeds)")
     console.print(f"wrote {directory}/ ({len(results)} rows, {elapsed:.1f} s)", highlight=False)
 
 

@@ -169,6 +169,8 @@ def _first_error(err: ValidationError, prefix: str = "") -> str:
         msg = msg[len("Value error, "):]
     if e["type"] == "extra_forbidden":
         msg = "unknown field"
+    if msg.startswith("task_params."):  # a task's own Params error, already "field: message"
+        return f"{loc}.{msg}" if loc else msg
     return f"{loc}: {msg}" if loc else msg
 
 
@@ -274,6 +276,9 @@ def load_study(source: str | None = None, overrides: list[str] | tuple[str, ...]
     try:
         return Study.model_validate(data)
     except ValidationError as err:
-        raise StudyError(_first_error(err)) from None
+        message = _first_error(err)
+        if data.get("task") is not None and message.startswith("tasks.0."):
+            message = message[len("tasks.0."):]  # the user wrote the one-task form
+        raise StudyError(message) from None
     except RegistryError as err:
         raise StudyError(str(err)) from None

@@ -27,6 +27,9 @@ class GaussianMixture:
         Added to the covariance diagonals (scikit-learn's regulariser; keeps a collapsing
         component fittable -- its size is then the floor of the variance).
     max_iter : int
+    init_params : str
+        scikit-learn's EM initialisation; default ``"k-means++"`` (seeding only, ~10x faster than
+        a full k-means run per fit, which matters when thousands of fits run in a loop).
 
     Attributes
     ----------
@@ -34,11 +37,13 @@ class GaussianMixture:
     """
 
     def __init__(self, *, n_components: int = 3, covariance_type: str = "full",
-                 reg_covar: float = 1e-6, max_iter: int = 100) -> None:
+                 reg_covar: float = 1e-6, max_iter: int = 100,
+                 init_params: str = "k-means++") -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
         self.max_iter = max_iter
+        self.init_params = init_params
 
     def fit(self, X, *, sample_weight=None, rng) -> "GaussianMixture":
         if sample_weight is not None and not np.allclose(sample_weight, sample_weight[0]):
@@ -47,7 +52,8 @@ class GaussianMixture:
         k = min(self.n_components, len(np.unique(X, axis=0)))
         model = _SkGaussianMixture(
             n_components=max(k, 1), covariance_type=self.covariance_type, reg_covar=self.reg_covar,
-            max_iter=self.max_iter, random_state=int(rng.integers(2**31 - 1)),
+            max_iter=self.max_iter, init_params=self.init_params,
+            random_state=int(rng.integers(2**31 - 1)),
         ).fit(X)
         self._model = model
         d = X.shape[1]

@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -28,7 +29,7 @@ err_console = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -75,9 +76,10 @@ def print_summary(summary, title: str) -> None:
     for col in ("task / paradigm", "iteration 0", "final", "final / initial"):
         table.add_column(col, no_wrap=True, justify="left" if col.startswith("task") else "right")
     for task, rows in summary.groupby("task", sort=False):
-        table.add_row(f"[bold]{task}[/] [dim]({rows.metric.iloc[0]})[/]", "", "", "")
+        table.add_row(f"[bold]{escape(str(task))}[/] [dim]({escape(rows.metric.iloc[0])})[/]",
+                      "", "", "")
         for r in rows.itertuples():
-            table.add_row(f"  {r.paradigm}", _fmt(r.initial, r.initial_low, r.initial_high),
+            table.add_row(f"  {escape(str(r.paradigm))}", _fmt(r.initial, r.initial_low, r.initial_high),
                           _fmt(r.final, r.final_low, r.final_high),
                           _fmt(r.ratio, r.ratio_low, r.ratio_high))
     console.print(table)
@@ -92,7 +94,7 @@ def run(
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", help="override a study field, e.g. --set n_seeds=50 "
         "--set task_params.n_samples=200 (repeatable)")] = None,
-    jobs: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+    jobs: Annotated[int, typer.Option(help="worker processes (>= 1)")] = 1,
     plots: Annotated[bool, typer.Option(help="write PNG plots")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
 ) -> None:
@@ -100,6 +102,8 @@ def run(
 
     Examples: modelcollapse run; modelcollapse run gaussian-replace-vs-accumulate --set n_seeds=100
     """
+    if jobs < 1:
+        _fail(f"--jobs: {jobs} is not allowed; allowed: an integer >= 1")
     try:
         spec = load_study(study, set_ or [])
     except StudyError as exc:
@@ -151,7 +155,7 @@ def presets() -> None:
     """List the studies shipped with modelcollapse."""
     table = Table("preset", "description")
     for name, desc in list_presets().items():
-        table.add_row(name, desc)
+        table.add_row(escape(name), escape(desc))
     console.print(table)
 
 

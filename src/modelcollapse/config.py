@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ class TaskEntry(_Strict):
         try:
             params = params_model.model_validate(self.task_params)
         except ValidationError as err:
-            raise ValueError(_first_error(err, prefix="task_params")) from None
+            raise ValueError(_first_error(err, "task_params", params_model)) from None
         self.task_params = params.model_dump()
         return self
 
@@ -160,15 +161,41 @@ def study_hash(study: Study) -> str:
 
 # -- loading ---------------------------------------------------------------------------------
 
-def _first_error(err: ValidationError, prefix: str = "") -> str:
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as ``list[X] | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the (nested) model at ``loc[:-1]``."""
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        sub = _model_in(field.annotation) if field is not None else None
+        if sub is None:
+            return []
+        model = sub
+    return list(model.model_fields)
+
+
+def _first_error(err: ValidationError, prefix: str = "",
+                 model: type[BaseModel] | None = None) -> str:
     e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"] if p not in ("function-after[_params()]",))
-    loc = ".".join(x for x in (prefix, loc) if x)
+    raw_loc = tuple(p for p in e["loc"] if not str(p).startswith("function-"))
+    loc = ".".join(x for x in (prefix, ".".join(str(p) for p in raw_loc)) if x)
     msg = e["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     if e["type"] == "extra_forbidden":
-        msg = "unknown field"
+        allowed = _allowed_fields(model, raw_loc) if model is not None else []
+        msg = "unknown field" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
     if msg.startswith("task_params."):  # a task's own Params error, already "field: message"
         return f"{loc}.{msg}" if loc else msg
     return f"{loc}: {msg}" if loc else msg
@@ -209,9 +236,13 @@ def _read(source: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
         raise StudyError(f"{source}: a study file must be a mapping of fields")
     parent = data.pop("extends", None)
     if parent is not None:
-        if parent in seen:
+        parent = str(parent)
+        beside = path.parent / parent
+        if path.is_file() and not Path(parent).is_absolute() and beside.is_file():
+            parent = str(beside)  # a relative parent file is found next to the child
+        if parent in seen or parent == source:
             raise StudyError(f"extends: cycle through {parent!r}")
-        data = _merge(_read(str(parent), seen + (source,)), data)
+        data = _merge(_read(parent, seen + (source,)), data)
     return data
 
 
@@ -241,24 +272,27 @@ def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
         value = raw
     parts = key.split(".")
     node: Any = data
-    for i, part in enumerate(parts[:-1]):
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        where = ".".join(parts[:i]) or "the study"
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise StudyError(f"--set {key}: index {part!r} out of range")
-            node = node[int(part)]
-            continue
-        if node.get(part) is None:
-            node[part] = {}
-        node = node[part]
-        if not isinstance(node, (dict, list)):
-            raise StudyError(f"--set {key}: {'.'.join(parts[:i + 1])} is not a mapping")
-    last = parts[-1]
-    if isinstance(node, list):
-        if not last.isdigit() or int(last) >= len(node):
-            raise StudyError(f"--set {key}: index {last!r} out of range")
-        node[int(last)] = value
-    else:
-        node[last] = value
+                raise StudyError(f"--set {key}: {where} has no item {part!r} (out of range; "
+                                 f"allowed: 0..{len(node) - 1})")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                if node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
+        else:
+            raise StudyError(f"--set {key}: {where} is {node!r}, not a mapping; write it in full, "
+                             f"e.g. --set {where}={{name: ..., ...}}")
     return data
 
 
@@ -271,12 +305,15 @@ def load_study(source: str | None = None, overrides: list[str] | tuple[str, ...]
         One line naming the field and the allowed values.
     """
     data = _read(source or "default")
+    if data.get("task") is not None and any(a.startswith("tasks.") for a in overrides):
+        # address a one-task study as tasks.0.*, as `validate` prints it
+        data["tasks"] = [{"task": data.pop("task"), "task_params": data.pop("task_params", None) or {}}]
     for assignment in overrides:
         apply_override(data, assignment)
     try:
         return Study.model_validate(data)
     except ValidationError as err:
-        message = _first_error(err)
+        message = _first_error(err, model=Study)
         if data.get("task") is not None and message.startswith("tasks.0."):
             message = message[len("tasks.0."):]  # the user wrote the one-task form
         raise StudyError(message) from None

@@ -107,7 +107,8 @@ class Gaussian:
         count = stats["count"]
         denom = count - 1.0 if self.covariance_estimator == "unbiased" else count
         self.mean_ = stats["mean"].copy()
-        self.covariance_ = stats["scatter"] / np.maximum(denom, 1e-300)[:, None, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.covariance_ = stats["scatter"] / np.maximum(denom, 1e-300)[:, None, None]
         self.covariance_ = 0.5 * (self.covariance_ + np.swapaxes(self.covariance_, -1, -2))
         self._factorise()
         return self
@@ -118,7 +119,9 @@ class Gaussian:
 
     def _factorise(self) -> None:
         vals, vecs = np.linalg.eigh(self.covariance_)
-        vals = np.clip(vals, 0.0, None)
+        # round-off leaves "zero" eigenvalues at +-1e-18: make them exactly 0, so a singular fit
+        # has an infinite NLL rather than a huge finite one
+        vals = np.where(vals <= self.rel_tol * vals[:, -1:], 0.0, vals)
         self.eigenvalues_, self.eigenvectors_ = vals, vecs
         top = vals[:, -1]
         status = np.full(len(vals), STATUS_OK, dtype=object)
@@ -158,7 +161,7 @@ class Gaussian:
         with np.errstate(divide="ignore", invalid="ignore"):
             quad = ((proj_cov + proj_mean**2) / vals).sum(-1)
             logdet = np.log(vals).sum(-1)
-        out = 0.5 * (vals.shape[1] * LOG_2PI + logdet + quad)
+            out = 0.5 * (vals.shape[1] * LOG_2PI + logdet + quad)
         return np.where(np.isnan(out), np.inf, out)
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
@@ -168,5 +171,5 @@ class Gaussian:
         with np.errstate(divide="ignore", invalid="ignore"):
             maha = (proj**2 / vals[:, None, :]).sum(-1)
             logdet = np.log(vals).sum(-1)
-        out = -0.5 * (vals.shape[1] * LOG_2PI + logdet[:, None] + maha)
+            out = -0.5 * (vals.shape[1] * LOG_2PI + logdet[:, None] + maha)
         return np.where(np.isnan(out), -np.inf, out)

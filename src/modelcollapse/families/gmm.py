@@ -8,7 +8,10 @@ the replicate's FIT stream, and ``sample`` draws components and noise from the S
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as _SkGaussianMixture
 
 from .base import STATUS_OK
@@ -54,7 +57,10 @@ class GaussianMixture:
             n_components=max(k, 1), covariance_type=self.covariance_type, reg_covar=self.reg_covar,
             max_iter=self.max_iter, init_params=self.init_params,
             random_state=int(rng.integers(2**31 - 1)),
-        ).fit(X)
+        )
+        with warnings.catch_warnings():  # non-convergence is recorded in status_, not printed
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X)
         self._model = model
         d = X.shape[1]
         cov = model.covariances_
@@ -66,7 +72,12 @@ class GaussianMixture:
             cov = cov[:, None, None] * np.eye(d)
         self.weights_, self.means_, self.covariances_ = model.weights_, model.means_, np.array(cov)
         self._roots = np.linalg.cholesky(self.covariances_)
-        self.status_ = STATUS_OK if k == self.n_components else "merged_components"
+        if k < self.n_components:
+            self.status_ = "merged_components"  # fewer distinct points than components
+        elif not model.converged_:
+            self.status_ = "not_converged"
+        else:
+            self.status_ = STATUS_OK
         return self
 
     def sample(self, n_samples: int, *, rng) -> np.ndarray:

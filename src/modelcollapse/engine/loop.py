@@ -51,14 +51,14 @@ class _Pool:
             self.rows[:, :self.n_real] = real
         self.stats = stats
 
-    def append(self, batch: np.ndarray, combine, batch_stats) -> None:
+    def append(self, batch: np.ndarray | None, size: int, combine, batch_stats) -> None:
         if self.rows is not None:
             if batch.dtype != self.rows.dtype:
                 self.rows = self.rows.astype(np.result_type(self.rows, batch))
-            self.rows[:, self.size:self.size + batch.shape[1]] = batch
+            self.rows[:, self.size:self.size + size] = batch
         if self.stats is not None:
             self.stats = combine(self.stats, batch_stats)
-        self.size += batch.shape[1]
+        self.size += size
 
     def data(self) -> np.ndarray:
         return self.rows[:, :self.size]
@@ -101,13 +101,18 @@ def run_chain(task: Task, paradigm, *, n_iterations: int, n_synthetic: int | Non
         pool = _Pool(task.real, n_real + m * max(n_iterations - 1, 0),
                      keep_rows=pool_kind == "rows" or not use_stats,
                      stats=real_stats if use_stats and pool_kind == "stats" else None)
+    # when the paradigm never selects synthetic rows, a family that can draw the sufficient
+    # statistics of a sample directly (same distribution, O(d^2) instead of O(n d)) does so
+    stats_only = (use_stats and hasattr(model, "sample_statistics")
+                  and not getattr(paradigm, "needs_rows", True) and pool_kind != "rows")
     latest = latest_stats = None
+    latest_size = 0
     values: dict[str, list[np.ndarray]] = {}
     status = np.empty((n_iterations, R), dtype=object)
 
     for t in range(n_iterations):
-        view = ChainView(t, n_real, n_real if pool is None else pool.size,
-                         0 if latest is None else latest.shape[1], streams, task.sample_real)
+        view = ChainView(t, n_real, n_real if pool is None else pool.size, latest_size, streams,
+                         task.sample_real)
         parts = paradigm.parts(view)
         n_from_real = n_from_synthetic = 0
         pieces = []  # (data or None, stats or None)
@@ -122,12 +127,17 @@ def run_chain(task: Task, paradigm, *, n_iterations: int, n_synthetic: int | Non
                 source, cached = (pool.data() if pool.rows is not None else None), pool.stats
             else:
                 source, cached = part.data, None
-            if part.rows is None:
-                k = pool.size if part.source == "pool" else source.shape[1]
-                n_real_part = n_real if part.source == "pool" else k
-            else:  # pool rows below n_real are real; per replicate
+            if part.rows is not None:
                 k = part.rows.shape[1]
-                n_real_part = (part.rows < n_real).sum(1) if part.source == "pool" else k
+            elif part.source == "pool":
+                k = pool.size
+            elif part.source == "latest":
+                k = latest_size
+            else:
+                k = source.shape[1]
+            n_real_part = k
+            if part.source == "pool":  # pool rows below n_real are real (per replicate)
+                n_real_part = n_real if part.rows is None else (part.rows < n_real).sum(1)
             if part.source in ("real", "fresh", "pool"):
                 n_from_real += n_real_part
                 n_from_synthetic += k - n_real_part
@@ -164,12 +174,16 @@ def run_chain(task: Task, paradigm, *, n_iterations: int, n_synthetic: int | Non
         status[t] = np.where((st == STATUS_OK) & bad, "nan_metric", st)
 
         if t < n_iterations - 1:
-            latest = model.sample(m, rngs=streams(t, Role.SAMPLE))
-            latest_stats = None
+            rngs = streams(t, Role.SAMPLE)
+            latest_size = m
+            if stats_only:
+                latest, latest_stats = None, model.sample_statistics(m, rngs=rngs)
+            else:
+                latest, latest_stats = model.sample(m, rngs=rngs), None
             if pool is not None:
-                if pool.stats is not None:
+                if pool.stats is not None and latest_stats is None:
                     latest_stats = stats_of(latest)
-                pool.append(latest, combine, latest_stats)
+                pool.append(latest, m, combine, latest_stats)
         if on_iteration is not None:
             on_iteration(t)
 

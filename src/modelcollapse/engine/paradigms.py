@@ -66,6 +66,7 @@ class Replace:
     """
 
     pool = None  #: what of the accumulated pool the paradigm reads: None, "stats" or "rows"
+    needs_rows = False  #: whether it selects rows of synthetic batches (False: statistics suffice)
 
     def parts(self, view: ChainView) -> list[Part]:
         return [Part("real")] if view.iteration == 0 else [Part("latest")]
@@ -78,6 +79,7 @@ class Accumulate:
     """
 
     pool = "stats"  # running sufficient statistics suffice (rows if the family has none)
+    needs_rows = False
 
     def parts(self, view: ChainView) -> list[Part]:
         return [Part("pool")]
@@ -88,6 +90,7 @@ class AccumulateSubsample:
     (real + all synthetic batches so far; size n).  Kazdan et al. 2024, Sec. 3."""
 
     pool = "rows"
+    needs_rows = True
 
     def parts(self, view: ChainView) -> list[Part]:
         if view.iteration == 0:
@@ -106,6 +109,7 @@ class Mix:
     """
 
     pool = None
+    needs_rows = True
 
     def __init__(self, real_fraction: float, fresh_real: bool = False) -> None:
         self.real_fraction = float(real_fraction)

@@ -64,6 +64,13 @@ class Categorical:
             out[r] = cdf.searchsorted(g.random(n_samples) * cdf[-1], side="right")
         return out
 
+    def sample_statistics(self, n_samples: int, *, rngs) -> Stats:
+        """Counts of ``n_samples`` draws, drawn directly as Multinomial(n, p): O(K), not O(n)."""
+        counts = np.empty(self.probabilities_.shape)
+        for r, g in enumerate(rngs):
+            counts[r] = g.multinomial(n_samples, self.probabilities_[r])
+        return {"counts": counts}
+
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         """log p(x) in nats, (R, m) -> (R, m); -inf for outcomes that disappeared."""
         with np.errstate(divide="ignore"):

@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 
+from ._linalg import spd_factor
 from .base import STATUS_OK, Stats, stack_draws
 
 __all__ = ["Gaussian", "bures_wasserstein_squared", "psd_sqrt"]
@@ -70,6 +71,9 @@ class Gaussian:
     mean_ : ndarray of shape (R, d)
     covariance_ : ndarray of shape (R, d, d)
     status_ : ndarray of shape (R,) of str
+        ``"zero_variance"`` when tr(covariance_) < (1e-8 * max(1, max|mean_|))^2 (samples agree
+        to ~8 significant digits; the fit is then treated as a point mass);
+        ``"singular_covariance"`` when the smallest eigenvalue is below ``rel_tol`` * largest.
     """
 
     def __init__(self, *, covariance_estimator: Literal["mle", "unbiased"] = "mle",
@@ -118,25 +122,27 @@ class Gaussian:
         return self.fit_statistics(self.statistics(np.asarray(X, dtype=float), sample_weight))
 
     def _factorise(self) -> None:
-        vals, vecs = np.linalg.eigh(self.covariance_)
-        # round-off leaves "zero" eigenvalues at +-1e-18: make them exactly 0, so a singular fit
-        # has an infinite NLL rather than a huge finite one
-        vals = np.where(vals <= self.rel_tol * vals[:, -1:], 0.0, vals)
-        self.eigenvalues_, self.eigenvectors_ = vals, vecs
-        top = vals[:, -1]
-        status = np.full(len(vals), STATUS_OK, dtype=object)
-        status[vals[:, 0] <= self.rel_tol * top] = "singular_covariance"
-        status[top <= 0.0] = "zero_variance"
+        f = spd_factor(self.covariance_, self.rel_tol)
+        status = np.full(len(f.logdet), STATUS_OK, dtype=object)
+        status[f.singular] = "singular_covariance"
+        # total variance so small that samples agree to ~8 significant digits: numerically a
+        # point mass, made exact (root 0, infinite NLL)
+        scale = np.maximum(1.0, np.abs(self.mean_).max(1))
+        point = np.trace(self.covariance_, axis1=1, axis2=2) <= (1e-8 * scale) ** 2
+        status[point] = "zero_variance"
+        f.root[point] = 0.0
+        f.logdet[point] = -np.inf
+        f.singular |= point
         bad = ~(np.isfinite(self.mean_).all(1) & np.isfinite(self.covariance_).all((1, 2)))
         status[bad] = "non_finite"
-        self.status_ = status
+        self.factor_, self.status_ = f, status
 
     # -- protocol ----------------------------------------------------------------------------
     def sample(self, n_samples: int, *, rngs) -> np.ndarray:
         """Draw (R, n_samples, d) samples, one stream per replicate."""
         d = self.mean_.shape[1]
         z = stack_draws(rngs, lambda g: g.standard_normal((n_samples, d)))
-        root = self.eigenvectors_ * np.sqrt(self.sampling_scale * self.eigenvalues_)[:, None, :]
+        root = np.sqrt(self.sampling_scale) * self.factor_.root
         return self.mean_[:, None, :] + z @ np.swapaxes(root, -1, -2)
 
     def cross_entropy(self, mean: np.ndarray, covariance: np.ndarray) -> np.ndarray:
@@ -155,21 +161,51 @@ class Gaussian:
         -------
         ndarray of shape (R,), nats per sample.
         """
-        V, vals = self.eigenvectors_, self.eigenvalues_
-        proj_mean = ((mean - self.mean_)[:, None, :] @ V)[:, 0]            # (R, d)
-        proj_cov = np.einsum("rdi,rde,rei->ri", V, covariance, V)          # diag(V^T C V)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            quad = ((proj_cov + proj_mean**2) / vals).sum(-1)
-            logdet = np.log(vals).sum(-1)
-            out = 0.5 * (vals.shape[1] * LOG_2PI + logdet + quad)
-        return np.where(np.isnan(out), np.inf, out)
+        f = self.factor_
+        delta = mean - self.mean_
+        quad = (f.precision * covariance).sum((1, 2)) + (delta[:, None, :] @ f.precision
+                                                        @ delta[..., None])[:, 0, 0]
+        out = 0.5 * (mean.shape[1] * LOG_2PI + f.logdet + quad)
+        return np.where(f.singular, np.inf, out)
+
+    def sample_statistics(self, n_samples: int, *, rngs) -> Stats:
+        """Sufficient statistics of ``n_samples`` draws, drawn directly: O(d^2), not O(n d).
+
+        The sample mean is N(mean_, S / n) and, independently, the scatter matrix is
+        Wishart(S, n - 1) (S = sampling_scale * covariance_), drawn by the Bartlett decomposition
+        (Bartlett 1933; Anderson 2003, Thm 7.2.1): scatter = R A A^T R^T with R R^T = S, A lower
+        triangular, A_ij ~ N(0, 1) for i > j and A_ii^2 ~ chi^2(n - 1 - i), drawn as
+        chi^2(n - d) + chi^2(d - 1 - i), the second as a sum of squared normals (one normal and one
+        scalar chi-square call per replicate).  Same distribution as ``statistics(sample(n))``;
+        falls back to it when n <= d (rank-deficient scatter).
+        """
+        R, d = self.mean_.shape
+        if n_samples <= d:
+            return self.statistics(self.sample(n_samples, rngs=rngs))
+        n_off = d * (d - 1) // 2
+        z = np.empty((R, d + n_off + d * (d - 1)))
+        chi = np.empty((R, d))
+        for r, g in enumerate(rngs):
+            z[r] = g.standard_normal(z.shape[1])
+            chi[r] = g.chisquare(n_samples - d, size=d)
+        # chi^2(d - 1 - i): squares of the first d - 1 - i of row i's d - 1 extra normals
+        extra = z[:, d + n_off:].reshape(R, d, d - 1) ** 2
+        keep = np.arange(d - 1)[None, :] < (d - 1 - np.arange(d))[:, None]
+        chi += (extra * keep).sum(-1)
+        root = np.sqrt(self.sampling_scale) * self.factor_.root
+        A = np.zeros((R, d, d))
+        rows, cols = np.tril_indices(d, -1)
+        A[:, rows, cols] = z[:, d:d + n_off]
+        A[:, np.arange(d), np.arange(d)] = np.sqrt(chi)
+        RA = root @ A
+        mean = self.mean_ + (root @ z[:, :d, None])[..., 0] / np.sqrt(n_samples)
+        return {"count": np.full(R, float(n_samples)), "mean": mean,
+                "scatter": RA @ np.swapaxes(RA, 1, 2)}
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         """Log-density (nats) of X, shape (R, m, d) -> (R, m); -inf off a singular support."""
-        proj = (X - self.mean_[:, None, :]) @ self.eigenvectors_
-        vals = self.eigenvalues_
-        with np.errstate(divide="ignore", invalid="ignore"):
-            maha = (proj**2 / vals[:, None, :]).sum(-1)
-            logdet = np.log(vals).sum(-1)
-            out = -0.5 * (vals.shape[1] * LOG_2PI + logdet[:, None] + maha)
-        return np.where(np.isnan(out), -np.inf, out)
+        f = self.factor_
+        Xc = X - self.mean_[:, None, :]
+        maha = ((Xc @ f.precision) * Xc).sum(-1)
+        out = -0.5 * (X.shape[-1] * LOG_2PI + f.logdet[:, None] + maha)
+        return np.where(f.singular[:, None], -np.inf, out)

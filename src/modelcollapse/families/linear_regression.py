@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._linalg import spd_factor
 from .base import STATUS_OK, Stats, stack_draws
 
 __all__ = ["LinearRegression"]
@@ -63,13 +64,10 @@ class LinearRegression:
     def fit_statistics(self, stats: Stats) -> "LinearRegression":
         xtx, xty = stats["xtx"], stats["xty"]
         status = np.full(len(xtx), STATUS_OK, dtype=object)
-        # eigh of the symmetric Gram matrix: the OLS solution, or the minimum-norm one when
-        # X^T X is rank deficient (pseudo-inverse), in one batched call
-        vals, vecs = np.linalg.eigh(xtx)
-        keep = vals > 1e-12 * np.maximum(vals[:, -1:], 1e-300)
-        inv = np.where(keep, 1.0 / np.where(keep, vals, 1.0), 0.0)
-        coef = (vecs @ ((np.swapaxes(vecs, 1, 2) @ xty[..., None])[..., 0] * inv)[..., None])[..., 0]
-        status[~keep.all(1)] = "singular_covariance"
+        # OLS; the minimum-norm solution (pseudo-inverse) where X^T X is rank deficient
+        factor = spd_factor(xtx)
+        coef = (factor.precision @ xty[..., None])[..., 0]
+        status[factor.singular] = "singular_covariance"
         rss = stats["yty"] - 2 * np.einsum("rd,rd->r", coef, xty) + np.einsum(
             "rd,rde,re->r", coef, xtx, coef)
         self.coef_ = coef
@@ -94,6 +92,48 @@ class LinearRegression:
         noise = stack_draws(rngs, lambda g: g.standard_normal(n_samples))
         y = (X @ self.coef_[..., None])[..., 0] + noise * np.sqrt(self.noise_variance_)[:, None]
         return np.concatenate([X, y[..., None]], axis=-1)
+
+    def _design_factor(self, n_samples: int):
+        """(Gram X^T X, its Cholesky factor or None if singular) of the first n design rows."""
+        cache = self.__dict__.setdefault("_gram_cache", {})
+        if n_samples not in cache:
+            X = self.design[:, np.arange(n_samples) % self.design.shape[1]]
+            gram = np.swapaxes(X, 1, 2) @ X
+            try:
+                factor = np.linalg.cholesky(gram) if n_samples >= gram.shape[-1] else None
+            except np.linalg.LinAlgError:
+                factor = None
+            cache[n_samples] = (gram, factor)
+        return cache[n_samples]
+
+    def sample_statistics(self, n_samples: int, *, rngs) -> Stats:
+        """Sufficient statistics of ``sample(n)`` drawn directly: O(d^2) per replicate.
+
+        With G = X^T X = L L^T and y = X c + sigma eps: X^T y = G c + sigma L z,
+        y^T y = c^T G c + 2 sigma c^T L z + sigma^2 (|z|^2 + chi^2_{n-d}), z ~ N(0, I_d)
+        (the projection of eps on the column space and its independent orthogonal remainder).
+        Same distribution as ``statistics(sample(n))``; falls back to it for a singular design.
+        """
+        gram, L = self._design_factor(n_samples)
+        if L is None:
+            return self.statistics(self.sample(n_samples, rngs=rngs))
+        R, d = self.coef_.shape
+        z = np.empty((R, d))
+        chi = np.zeros(R)
+        for r, g in enumerate(rngs):
+            z[r] = g.standard_normal(d)
+            if n_samples > d:
+                chi[r] = g.chisquare(n_samples - d)
+        sigma = np.sqrt(self.noise_variance_)
+        Gc = (gram @ self.coef_[..., None])[..., 0]
+        Lz = (L @ z[..., None])[..., 0]
+        return {
+            "count": np.full(R, float(n_samples)),
+            "xtx": gram,
+            "xty": Gc + sigma[:, None] * Lz,
+            "yty": (self.coef_ * Gc).sum(1) + 2 * sigma * (self.coef_ * Lz).sum(1)
+            + self.noise_variance_ * ((z**2).sum(1) + chi),
+        }
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions X coef_, X of shape (R, m, d) -> (R, m)."""

@@ -42,20 +42,21 @@ def chain_frame(values: dict[str, np.ndarray], status: np.ndarray, replicates: n
                 study: str, task: str, family: str, paradigm: str) -> pd.DataFrame:
     """Long rows from per-metric arrays of shape (n_iterations, R) and status (n_iterations, R)."""
     T, R = status.shape
-    iteration = np.repeat(np.arange(T, dtype=np.int32), R)
-    seed = np.tile(np.asarray(replicates, dtype=np.int32), T)
     names = list(values)
     M = len(names)
-    frame = pd.DataFrame({
-        "iteration": np.tile(iteration, M),
-        "seed": np.tile(seed, M),
-        "metric": np.repeat(names, T * R),
+    n = M * T * R
+    kinds, status_codes = np.unique(status.ravel().astype(str), return_inverse=True)
+    constant = {"study": study, "task": task, "family": family, "paradigm": paradigm}
+    columns = {col: pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[val])
+               for col, val in constant.items()}
+    columns.update({
+        "seed": np.tile(np.asarray(replicates, dtype=np.int32), T * M),
+        "iteration": np.tile(np.repeat(np.arange(T, dtype=np.int32), R), M),
+        "metric": pd.Categorical.from_codes(np.repeat(np.arange(M), T * R), categories=names),
         "value": np.concatenate([values[k].ravel() for k in names]),
-        "status": np.tile(status.ravel().astype(str), M),
+        "status": pd.Categorical.from_codes(np.tile(status_codes, M), categories=kinds),
     })
-    for col, val in (("study", study), ("task", task), ("family", family), ("paradigm", paradigm)):
-        frame[col] = val
-    return frame[COLUMNS]
+    return pd.DataFrame(columns)[COLUMNS]
 
 
 def _categorise(frame: pd.DataFrame) -> pd.DataFrame:

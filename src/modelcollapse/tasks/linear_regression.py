@@ -84,12 +84,17 @@ class LinearRegressionTask:
         design = real[..., :-1]
         noise = p.noise_variance if p.label_noise == "true" else None
 
+        # test MSE = (y^T y - 2 c^T X^T y + c^T X^T X c) / m exactly, from the test set's moments
+        test_moments = LinearRegression.statistics(test)
+
         def evaluate(model: LinearRegression) -> dict[str, np.ndarray]:
             out = {}
             if "coef" in truth:
                 out["population_risk"] = ((model.coef_ - truth["coef"]) ** 2).sum(1)
-            resid = test[..., -1] - model.predict(test[..., :-1])
-            out["test_loss"] = (resid**2).mean(1)
+            c = model.coef_
+            sse = (test_moments["yty"] - 2 * (c * test_moments["xty"]).sum(1)
+                   + (c * (test_moments["xtx"] @ c[..., None])[..., 0]).sum(1))
+            out["test_loss"] = np.clip(sse, 0.0, None) / test_moments["count"]
             out["residual_variance"] = model.residual_variance_
             return out
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from ..config import Study
 from ..registry import tasks
@@ -40,8 +41,12 @@ def run_unit(study: Study, task_index: int, paradigm_index: int, task=None,
     else:
         streams = Streams(study.seed, range(study.n_seeds))
     spec = study.paradigms[paradigm_index]
-    chain = run_chain(task, spec.build(), n_iterations=study.n_iterations,
-                      n_synthetic=study.n_synthetic, streams=streams, on_iteration=on_iteration)
+    # many small matrices: multi-threaded BLAS only adds overhead and contention (several
+    # units may run side by side with --jobs); results do not depend on it
+    with threadpool_limits(limits=1, user_api="blas"):
+        chain = run_chain(task, spec.build(), n_iterations=study.n_iterations,
+                          n_synthetic=study.n_synthetic, streams=streams,
+                          on_iteration=on_iteration)
     frame = chain_frame(chain.values, chain.status, streams.replicates, study=study.name,
                         task=task.name, family=task.family, paradigm=spec.label)
     return frame, task.risk_metric

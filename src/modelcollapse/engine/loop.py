@@ -30,38 +30,79 @@ class ChainResult:
     status: np.ndarray
 
 
-def _gather(array: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
-    if rows is None:
-        return array
-    return array[np.arange(array.shape[0])[:, None], rows]
+class _Sources:
+    """What training-set parts refer to: the real pool, the latest synthetic batch and the
+    accumulated pool (real rows first, then synthetic batches in order).
 
-
-class _Pool:
-    """The accumulated pool: real rows first, then synthetic batches in order.
-
-    Keeps the rows only when a paradigm or family needs them (preallocated once), and the running
-    sufficient statistics only when the family has them.
+    Rows are kept only when a paradigm selects rows or the family has no sufficient statistics
+    (the pool buffer is preallocated once); otherwise only running statistics are kept, and a
+    family that can draw the statistics of a sample directly (same distribution, O(d^2) instead
+    of O(n d)) never materialises synthetic data at all.
     """
 
-    def __init__(self, real: np.ndarray, capacity: int, keep_rows: bool, stats) -> None:
-        self.n_real = self.size = real.shape[1]
-        self.rows = None
-        if keep_rows:
-            self.rows = np.empty((real.shape[0], capacity) + real.shape[2:], dtype=real.dtype)
-            self.rows[:, :self.n_real] = real
-        self.stats = stats
+    def __init__(self, task: Task, model, paradigm, capacity: int) -> None:
+        self.real, self.n_real = task.real, task.n_real
+        self.stats_of = getattr(model, "statistics", None)
+        self.combine = getattr(model, "combine", None)
+        self.real_stats = self.stats_of(task.real) if self.stats_of else None
+        pool_kind = getattr(paradigm, "pool", None)
+        self.stats_only = (self.stats_of is not None and hasattr(model, "sample_statistics")
+                           and not getattr(paradigm, "needs_rows", True) and pool_kind != "rows")
+        self.latest = self.latest_stats = None
+        self.latest_size = 0
+        self.pool_size = self.n_real
+        self.pool_rows = self.pool_stats = None
+        if pool_kind is not None and (pool_kind == "rows" or self.stats_of is None):
+            self.pool_rows = np.empty((self.real.shape[0], capacity) + self.real.shape[2:],
+                                      dtype=self.real.dtype)
+            self.pool_rows[:, :self.n_real] = self.real
+        if pool_kind == "stats" and self.stats_of is not None:
+            self.pool_stats = self.real_stats
 
-    def append(self, batch: np.ndarray | None, size: int, combine, batch_stats) -> None:
-        if self.rows is not None:
-            if batch.dtype != self.rows.dtype:
-                self.rows = self.rows.astype(np.result_type(self.rows, batch))
-            self.rows[:, self.size:self.size + size] = batch
-        if self.stats is not None:
-            self.stats = combine(self.stats, batch_stats)
-        self.size += size
+    def add_batch(self, model, m: int, rngs) -> None:
+        """Draw the next synthetic batch (or just its statistics) and add it to the pool."""
+        if self.stats_only:
+            self.latest, self.latest_stats = None, model.sample_statistics(m, rngs=rngs)
+        else:
+            self.latest, self.latest_stats = model.sample(m, rngs=rngs), None
+        self.latest_size = m
+        if self.pool_rows is not None:
+            if self.latest.dtype != self.pool_rows.dtype:
+                self.pool_rows = self.pool_rows.astype(np.result_type(self.pool_rows, self.latest))
+            self.pool_rows[:, self.pool_size:self.pool_size + m] = self.latest
+        if self.pool_stats is not None:
+            self.pool_stats = self.combine(self.pool_stats, self._latest_stats())
+        self.pool_size += m
 
-    def data(self) -> np.ndarray:
-        return self.rows[:, :self.size]
+    def _latest_stats(self):
+        if self.latest_stats is None:
+            self.latest_stats = self.stats_of(self.latest)
+        return self.latest_stats
+
+    def resolve(self, part: Part):
+        """(n_real, n_synthetic, data or None, statistics or None) of one part."""
+        if part.source == "real":
+            data, stats, size = self.real, self.real_stats, self.n_real
+        elif part.source == "latest":
+            data, size = self.latest, self.latest_size
+            stats = self._latest_stats() if self.stats_of and part.rows is None else None
+        elif part.source == "pool":
+            data, stats, size = None, self.pool_stats, self.pool_size
+            if self.pool_rows is not None:
+                data = self.pool_rows[:, :self.pool_size]
+        else:  # fresh real data drawn by the paradigm
+            data, stats, size = part.data, None, part.data.shape[1]
+        k = size if part.rows is None else part.rows.shape[1]
+        if part.source == "latest":
+            n_real = 0
+        elif part.source == "pool":  # pool rows below n_real are real (per replicate)
+            n_real = self.n_real if part.rows is None else (part.rows < self.n_real).sum(1)
+        else:
+            n_real = k
+        if part.rows is None and (stats is not None or self.stats_of is None):
+            return n_real, k - n_real, data, stats
+        data = data[np.arange(data.shape[0])[:, None], part.rows] if part.rows is not None else data
+        return n_real, k - n_real, data, self.stats_of(data) if self.stats_of else None
 
 
 def run_chain(task: Task, paradigm, *, n_iterations: int, n_synthetic: int | None = None,
@@ -87,103 +128,45 @@ def run_chain(task: Task, paradigm, *, n_iterations: int, n_synthetic: int | Non
     ChainResult with every metric of ``task.evaluate`` plus ``n_train``, ``n_real``,
     ``n_synthetic`` and ``synthetic_to_real_ratio`` (inf when no real data is trained on).
     """
-    n_real = task.n_real
+    R, n_real = task.n_replicates, task.n_real
     m = n_real if n_synthetic is None else int(n_synthetic)
-    R = task.n_replicates
     model = task.make_model()
-    use_stats = hasattr(model, "statistics")
-    stats_of = model.statistics if use_stats else None
-    combine = getattr(model, "combine", None)
-    real_stats = stats_of(task.real) if use_stats else None
-    pool_kind = getattr(paradigm, "pool", None)
-    pool = None
-    if pool_kind is not None:
-        pool = _Pool(task.real, n_real + m * max(n_iterations - 1, 0),
-                     keep_rows=pool_kind == "rows" or not use_stats,
-                     stats=real_stats if use_stats and pool_kind == "stats" else None)
-    # when the paradigm never selects synthetic rows, a family that can draw the sufficient
-    # statistics of a sample directly (same distribution, O(d^2) instead of O(n d)) does so
-    stats_only = (use_stats and hasattr(model, "sample_statistics")
-                  and not getattr(paradigm, "needs_rows", True) and pool_kind != "rows")
-    latest = latest_stats = None
-    latest_size = 0
+    sources = _Sources(task, model, paradigm, capacity=n_real + m * max(n_iterations - 1, 0))
     values: dict[str, list[np.ndarray]] = {}
     status = np.empty((n_iterations, R), dtype=object)
 
     for t in range(n_iterations):
-        view = ChainView(t, n_real, n_real if pool is None else pool.size, latest_size, streams,
+        # 1. training set: the paradigm's parts, resolved to data or sufficient statistics
+        view = ChainView(t, n_real, sources.pool_size, sources.latest_size, streams,
                          task.sample_real)
-        parts = paradigm.parts(view)
-        n_from_real = n_from_synthetic = 0
-        pieces = []  # (data or None, stats or None)
-        for part in parts:
-            if part.source == "real":
-                source, cached = task.real, real_stats
-            elif part.source == "latest":
-                if use_stats and latest_stats is None and part.rows is None:
-                    latest_stats = stats_of(latest)
-                source, cached = latest, latest_stats
-            elif part.source == "pool":
-                source, cached = (pool.data() if pool.rows is not None else None), pool.stats
-            else:
-                source, cached = part.data, None
-            if part.rows is not None:
-                k = part.rows.shape[1]
-            elif part.source == "pool":
-                k = pool.size
-            elif part.source == "latest":
-                k = latest_size
-            else:
-                k = source.shape[1]
-            n_real_part = k
-            if part.source == "pool":  # pool rows below n_real are real (per replicate)
-                n_real_part = n_real if part.rows is None else (part.rows < n_real).sum(1)
-            if part.source in ("real", "fresh", "pool"):
-                n_from_real += n_real_part
-                n_from_synthetic += k - n_real_part
-            else:
-                n_from_synthetic += k
-            if use_stats and part.rows is None and cached is not None:
-                pieces.append((None, cached))
-            else:
-                data = _gather(source, part.rows)
-                pieces.append((data, stats_of(data) if use_stats else None))
-
-        if use_stats:
-            stats = pieces[0][1]
-            for _, s in pieces[1:]:
-                stats = combine(stats, s)
+        pieces = [sources.resolve(part) for part in paradigm.parts(view)]
+        # 2. fit
+        if sources.stats_of is not None:
+            stats = pieces[0][3]
+            for piece in pieces[1:]:
+                stats = sources.combine(stats, piece[3])
             model.fit_statistics(stats)
         else:
-            X = np.concatenate([d for d, _ in pieces], axis=1) if len(pieces) > 1 else pieces[0][0]
+            X = np.concatenate([p[2] for p in pieces], axis=1) if len(pieces) > 1 else pieces[0][2]
             model.fit(X, rngs=streams(t, Role.FIT))
-
+        # 3. record metrics, provenance and status
         metrics = dict(task.evaluate(model))
-        n_from_real = np.broadcast_to(np.asarray(n_from_real, dtype=float), (R,))
-        n_from_synthetic = np.broadcast_to(np.asarray(n_from_synthetic, dtype=float), (R,))
-        metrics["n_train"] = n_from_real + n_from_synthetic
-        metrics["n_real"] = n_from_real
-        metrics["n_synthetic"] = n_from_synthetic
+        from_real = np.broadcast_to(np.sum([p[0] for p in pieces], axis=0, dtype=float), (R,))
+        from_synthetic = np.broadcast_to(np.sum([p[1] for p in pieces], axis=0, dtype=float), (R,))
+        metrics["n_train"] = from_real + from_synthetic
+        metrics["n_real"] = from_real
+        metrics["n_synthetic"] = from_synthetic
         with np.errstate(divide="ignore", invalid="ignore"):
             metrics["synthetic_to_real_ratio"] = np.where(
-                n_from_real > 0, n_from_synthetic / np.where(n_from_real > 0, n_from_real, 1), np.inf)
+                from_real > 0, from_synthetic / np.where(from_real > 0, from_real, 1), np.inf)
         for name, v in metrics.items():
             values.setdefault(name, []).append(np.asarray(v, dtype=float))
         st = np.asarray(model.status_, dtype=object)
-        bad = ~np.all([np.isfinite(v) | np.isinf(v) for v in metrics.values()], axis=0)
-        status[t] = np.where((st == STATUS_OK) & bad, "nan_metric", st)
-
+        nan = np.any([np.isnan(v) for v in metrics.values()], axis=0)
+        status[t] = np.where((st == STATUS_OK) & nan, "nan_metric", st)
+        # 4. sample the next synthetic batch (not after the last iteration)
         if t < n_iterations - 1:
-            rngs = streams(t, Role.SAMPLE)
-            latest_size = m
-            if stats_only:
-                latest, latest_stats = None, model.sample_statistics(m, rngs=rngs)
-            else:
-                latest, latest_stats = model.sample(m, rngs=rngs), None
-            if pool is not None:
-                if pool.stats is not None and latest_stats is None:
-                    latest_stats = stats_of(latest)
-                pool.append(latest, m, combine, latest_stats)
+            sources.add_batch(model, m, streams(t, Role.SAMPLE))
         if on_iteration is not None:
             on_iteration(t)
 

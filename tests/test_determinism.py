@@ -82,7 +82,7 @@ def test_same_study_same_results(base):
 def test_jobs_do_not_change_results(base):
     parallel = run_study(_study(), jobs=2)
     pd.testing.assert_frame_equal(parallel, base)
-    assert parallel.attrs["risk_metrics"] == base.attrs["risk_metrics"]
+    assert parallel.attrs["profile_specs"] == base.attrs["profile_specs"]
 
 
 def test_chain_does_not_depend_on_n_seeds(base, base7):
@@ -121,9 +121,10 @@ def test_task_order_does_not_matter(base):
 
 
 def _stochastic(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose value is random (provenance counts are the same for every seed)."""
+    """Rows whose value is random (provenance counts are the same for every seed; the
+    categorical fit never puts mass outside the real support; outcomes rarely vanish here)."""
     return df[~df.metric.isin(["n_train", "n_real", "n_synthetic", "synthetic_to_real_ratio",
-                               "support_size"])]
+                               "support_size", "mode_coverage", "hallucinated_mass"])]
 
 
 def test_different_root_seeds_differ(base):

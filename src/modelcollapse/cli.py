@@ -127,11 +127,13 @@ def run(
             _fail(str(exc))
     elapsed = time.time() - start
 
-    risk_metrics = results.attrs.get("risk_metrics", {})
+    profile_specs = results.attrs.get("profile_specs", {})
+    risk_metrics = {task: spec["risk"] for task, spec in profile_specs.items()}
     manifest = {
         "study": spec.resolved(),
         "study_hash": study_hash(spec),
         "risk_metrics": risk_metrics,
+        "profile_specs": profile_specs,
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "elapsed_seconds": round(elapsed, 3),

@@ -31,10 +31,11 @@ def _build_task(study: Study, task_index: int):
 
 
 def run_unit(study: Study, task_index: int, paradigm_index: int, task=None,
-             on_iteration: Callable[[int], None] | None = None) -> tuple[pd.DataFrame, str]:
+             on_iteration: Callable[[int], None] | None = None) -> tuple[pd.DataFrame, dict]:
     """Run all replicate chains of one (task, paradigm) of ``study``.
 
-    Returns the long results rows and the name of the task's risk metric.
+    Returns the long results rows and the task's profile spec (``{"risk": metric, ...}``, see
+    ``Task.profile``).
     """
     if task is None:
         task, streams = _build_task(study, task_index)
@@ -49,15 +50,16 @@ def run_unit(study: Study, task_index: int, paradigm_index: int, task=None,
                           on_iteration=on_iteration)
     frame = chain_frame(chain.values, chain.status, streams.replicates, study=study.name,
                         task=task.name, family=task.family, paradigm=spec.label)
-    return frame, task.risk_metric
+    return frame, {"risk": task.risk_metric, **task.profile}
 
 
 def run_study(study: Study, *, jobs: int = 1,
               on_iteration: Callable[[int], None] | None = None) -> pd.DataFrame:
     """Run a study and return its long results table (columns ``results.COLUMNS``).
 
-    ``frame.attrs["risk_metrics"]`` maps each task label to the metric that is its population
-    risk (or the test-set estimate of it).
+    ``frame.attrs["profile_specs"]`` maps each task label to its profile spec: ``"risk"``, the
+    metric that is its population risk (or the test-set estimate of it), and the metrics the
+    collapse profile reads for each definition (``Task.profile``).
 
     Parameters
     ----------
@@ -68,7 +70,7 @@ def run_study(study: Study, *, jobs: int = 1,
         Called once per finished model-fitting iteration of any unit (progress).
     """
     units = [(i, j) for i in range(len(study.tasks)) for j in range(len(study.paradigms))]
-    outputs: list[tuple[pd.DataFrame, str]] = []
+    outputs: list[tuple[pd.DataFrame, dict]] = []
     if jobs <= 1:
         built = {}
         for i, j in units:
@@ -84,6 +86,6 @@ def run_study(study: Study, *, jobs: int = 1,
                     for t in range(study.n_iterations):
                         on_iteration(t)
     frame = pd.concat([f for f, _ in outputs], ignore_index=True)[COLUMNS]
-    frame.attrs["risk_metrics"] = {study.tasks[i].label: risk
-                                   for (i, _), (_, risk) in zip(units, outputs)}
+    frame.attrs["profile_specs"] = {study.tasks[i].label: spec
+                                    for (i, _), (_, spec) in zip(units, outputs)}
     return frame

@@ -10,7 +10,11 @@ from pydantic import Field, model_validator
 
 from ..data.sklearn_datasets import VECTOR_DATASETS, vector_split
 from ..rng import Role, Streams
-from .base import TaskParams
+from .base import TaskParams, reference_moments  # noqa: F401  (re-exported)
+
+
+#: collapse-profile roles of the density tasks' metrics (see ``Task.profile``)
+VECTOR_PROFILE = {"variance": "cov_trace_ratio", "tail": "tail_nll", "tail_base": "test_nll"}
 
 
 class VectorParams(TaskParams):
@@ -55,10 +59,3 @@ def vector_data(p: VectorParams, streams: Streams,
     real, test = vector_split(p.dataset, n_features=p.n_features, n_samples=p.n_samples,
                               test_size=p.test_size, streams=streams)
     return real, test, None
-
-
-def reference_moments(test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (R, d) and MLE covariance (R, d, d) of the held-out real test set."""
-    mean = test.mean(1)
-    Xc = test - mean[:, None]
-    return mean, np.einsum("rnd,rne->rde", Xc, Xc) / test.shape[1]

@@ -50,13 +50,31 @@ class DiscreteTask:
         real = draw(gens, p.n_samples)
         test = draw(gens, p.n_samples)
 
+        real_support = p0 > 0
+        # the tail (Def. 7): outcomes rarer than the median outcome of p_0 (none if p_0 is uniform)
+        tail = real_support & (p0 < np.median(p0[real_support]))
+
         def evaluate(model: Categorical) -> dict[str, np.ndarray]:
             q = model.probabilities_
-            return {"entropy": entropy(q), "support_size": (q > 0).sum(1).astype(float),
-                    "gini_simpson": gini_simpson(q), "tv_distance": 0.5 * np.abs(q - p0).sum(1)}
+            out = {"entropy": entropy(q), "support_size": (q > 0).sum(1).astype(float),
+                   "gini_simpson": gini_simpson(q), "tv_distance": 0.5 * np.abs(q - p0).sum(1),
+                   "sq_error": ((q - p0) ** 2).sum(1),
+                   "mode_coverage": (q[:, real_support] > 0).mean(1),
+                   "hallucinated_mass": q[:, ~real_support].sum(1)}
+            if tail.any():
+                out["tail_mass_recall"] = q[:, tail].sum(1) / p0[tail].sum()
+            return out
+
+        profile = {"variance": "gini_simpson", "modes": "mode_coverage",
+                   "hallucination": "hallucinated_mass",
+                   # E ||p_hat - p_0||^2 = (1 - sum p_0^2) / N for N real samples
+                   "scaling": {"metric": "sq_error", "a": float(1 - (p0**2).sum()), "b": 0.0}}
+        if tail.any():
+            profile["tail_recall"] = "tail_mass_recall"
 
         return Task(
             name="discrete", family=cls.family, make_model=lambda: Categorical(K),
             real=real, test=test, evaluate=evaluate, risk_metric="tv_distance",
             sample_real=lambda n, rngs: draw(rngs, n), truth={"probabilities": p0},
+            profile=profile,
         )

@@ -16,8 +16,8 @@ from pydantic import Field
 from ..families.gaussian import Gaussian, bures_wasserstein_squared, psd_sqrt
 from ..metrics import cov_trace_ratio
 from ..rng import Streams
-from ._vector import VectorParams, reference_moments, vector_data
-from .base import Task
+from ._vector import VectorParams, vector_data
+from .base import Task, reference_moments, tail_rows, take_rows
 
 
 class GaussianTask:
@@ -45,6 +45,7 @@ class GaussianTask:
 
         root0 = psd_sqrt(cov0)
         test_mean, test_cov = reference_moments(test)
+        tail_mean, tail_cov = reference_moments(take_rows(test, tail_rows(test, mean0, cov0)))
 
         def evaluate(model: Gaussian) -> dict[str, np.ndarray]:
             return {
@@ -54,6 +55,8 @@ class GaussianTask:
                                                         root_b=root0),
                 # exactly the mean NLL of the test points, from their first two moments
                 "test_nll": model.cross_entropy(test_mean, test_cov),
+                # the 10% held-out points of lowest density under the reference (Def. 7)
+                "tail_nll": model.cross_entropy(tail_mean, tail_cov),
             }
 
         return Task(
@@ -63,4 +66,13 @@ class GaussianTask:
             real=real, test=test, evaluate=evaluate,
             risk_metric="w2_squared" if p.dataset == "synthetic" else "test_nll",
             sample_real=sample_real, truth={"mean": mean0, "covariance": cov0},
+            profile=_profile(p, cov0),
         )
+
+
+def _profile(p, cov0) -> dict:
+    profile = {"variance": "cov_trace_ratio", "tail": "tail_nll", "tail_base": "test_nll"}
+    if p.dataset == "synthetic":  # E ||mu_hat - mu_0||^2 = tr(Sigma_0) / N for N real samples
+        profile["scaling"] = {"metric": "mean_sq_error", "a": float(p.variance * p.n_features),
+                              "b": 0.0}
+    return profile

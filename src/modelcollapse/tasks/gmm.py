@@ -12,8 +12,8 @@ from ..families.base import PerReplicate
 from ..families.gmm import GaussianMixture
 from ..metrics import cov_trace_ratio, mean_nll
 from ..rng import Streams
-from ._vector import VectorParams, reference_moments, vector_data
-from .base import Task
+from ._vector import VECTOR_PROFILE, VectorParams, vector_data
+from .base import Task, reference_moments, tail_rows, take_rows
 
 
 def _circle_means(k: int, d: int, radius: float = 4.0) -> np.ndarray:
@@ -50,9 +50,15 @@ class GMMTask:
         else:
             cov0 = reference_moments(test)[1]
 
+        mean0 = (np.broadcast_to(means.mean(0), (R, d)) if p.dataset == "synthetic"
+                 else reference_moments(test)[0])
+        tail = tail_rows(test, mean0, cov0)
+
         def evaluate(model: PerReplicate) -> dict[str, np.ndarray]:
             cov = np.stack([m.covariance() for m in model.models_])
-            return {"test_nll": mean_nll(model.score_samples(test)),
+            scores = model.score_samples(test)
+            return {"test_nll": mean_nll(scores),
+                    "tail_nll": mean_nll(take_rows(scores, tail)),
                     "cov_trace_ratio": cov_trace_ratio(cov, cov0)}
 
         def make_model():
@@ -63,4 +69,5 @@ class GMMTask:
             name=f"gmm-{p.dataset}", family=cls.family, make_model=make_model,
             real=real, test=test, evaluate=evaluate, risk_metric="test_nll",
             sample_real=sample_real, truth={"means": means, "covariance": cov0},
+            profile=VECTOR_PROFILE,
         )

@@ -11,8 +11,8 @@ from pydantic import Field, field_validator
 from ..families.kde import KernelDensity
 from ..metrics import cov_trace_ratio, mean_nll
 from ..rng import Streams
-from ._vector import VectorParams, reference_moments, vector_data
-from .base import Task
+from ._vector import VECTOR_PROFILE, VectorParams, vector_data
+from .base import Task, reference_moments, tail_rows, take_rows
 
 
 class KDETask:
@@ -40,13 +40,18 @@ class KDETask:
         cov0 = (np.broadcast_to(np.eye(d), (R, d, d)) if p.dataset == "synthetic"
                 else reference_moments(test)[1])
 
+        mean0 = np.zeros((R, d)) if p.dataset == "synthetic" else reference_moments(test)[0]
+        tail = tail_rows(test, mean0, cov0)
+
         def evaluate(model: KernelDensity) -> dict[str, np.ndarray]:
-            return {"test_nll": mean_nll(model.score_samples(test)),
+            scores = model.score_samples(test)
+            return {"test_nll": mean_nll(scores),
+                    "tail_nll": mean_nll(take_rows(scores, tail)),
                     "cov_trace_ratio": cov_trace_ratio(model.covariance(), cov0)}
 
         return Task(
             name=f"kde-{p.dataset}", family=cls.family,
             make_model=lambda: KernelDensity(bandwidth=p.bandwidth),
             real=real, test=test, evaluate=evaluate, risk_metric="test_nll",
-            sample_real=sample_real, truth={"covariance": cov0},
+            sample_real=sample_real, truth={"covariance": cov0}, profile=VECTOR_PROFILE,
         )

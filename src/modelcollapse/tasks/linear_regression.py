@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 from ..data.sklearn_datasets import regression_split
 from ..families.linear_regression import LinearRegression
 from ..rng import Role, Streams
-from .base import Task, TaskParams
+from .base import Task, TaskParams, reference_moments, tail_rows, take_rows
 
 
 class LinearRegressionTask:
@@ -84,24 +84,43 @@ class LinearRegressionTask:
         design = real[..., :-1]
         noise = p.noise_variance if p.label_noise == "true" else None
 
-        # test MSE = (y^T y - 2 c^T X^T y + c^T X^T X c) / m exactly, from the test set's moments
+        # test MSE = (y^T y - 2 c^T X^T y + c^T X^T X c) / m exactly, from the test set's moments;
+        # the tail (Def. 7): the 10% highest-leverage test rows (largest Mahalanobis distance of x)
+        x_test = test[..., :-1]
+        x_mean, x_cov = reference_moments(x_test)
+        if "coef" in truth:  # known truth: x ~ N(0, I) (the intercept-free synthetic design)
+            x_mean, x_cov = np.zeros_like(x_mean), np.broadcast_to(np.eye(x_mean.shape[1]), x_cov.shape)
         test_moments = LinearRegression.statistics(test)
+        tail_moments = LinearRegression.statistics(take_rows(test, tail_rows(x_test, x_mean, x_cov)))
+
+        def mse(moments, c):
+            sse = (moments["yty"] - 2 * (c * moments["xty"]).sum(1)
+                   + (c * (moments["xtx"] @ c[..., None])[..., 0]).sum(1))
+            return np.clip(sse, 0.0, None) / moments["count"]
 
         def evaluate(model: LinearRegression) -> dict[str, np.ndarray]:
+            c = model.coef_
             out = {}
             if "coef" in truth:
-                out["population_risk"] = ((model.coef_ - truth["coef"]) ** 2).sum(1)
-            c = model.coef_
-            sse = (test_moments["yty"] - 2 * (c * test_moments["xty"]).sum(1)
-                   + (c * (test_moments["xtx"] @ c[..., None])[..., 0]).sum(1))
-            out["test_loss"] = np.clip(sse, 0.0, None) / test_moments["count"]
+                out["population_risk"] = ((c - truth["coef"]) ** 2).sum(1)
+            out["test_loss"] = mse(test_moments, c)
+            out["tail_loss"] = mse(tail_moments, c)
             out["residual_variance"] = model.residual_variance_
+            # variance of the model's label distribution: noise + Var_x(x^T c)
+            out["predictive_variance"] = model.noise_variance_ + (
+                c * ((x_cov @ c[..., None])[..., 0])).sum(1)
             return out
+
+        risk = "population_risk" if truth else "test_loss"
+        profile = {"variance": "predictive_variance", "tail": "tail_loss", "tail_base": "test_loss"}
+        if truth:  # E risk of OLS on N real rows of an isotropic Gaussian design
+            d = design.shape[-1]
+            profile["scaling"] = {"metric": "population_risk", "a": p.noise_variance * d,
+                                  "b": d + 1.0}
 
         return Task(
             name=f"linear_regression-{p.dataset}", family=cls.family,
             make_model=lambda: LinearRegression(design, noise_variance=noise),
             real=real, test=test, evaluate=evaluate,
-            risk_metric="population_risk" if truth else "test_loss",
-            sample_real=sample_real, truth=truth,
+            risk_metric=risk, sample_real=sample_real, truth=truth, profile=profile,
         )

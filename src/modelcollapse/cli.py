@@ -98,7 +98,7 @@ def run(
     plots: Annotated[bool, typer.Option(help="write PNG plots")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
 ) -> None:
-    """Run a study and write DIR/results.parquet, DIR/manifest.json, DIR/summary.csv, DIR/plots/.
+    """Run a study; write DIR/results.parquet, manifest.json, summary.csv, profile.csv, plots/.
 
     Examples: modelcollapse run; modelcollapse run gaussian-replace-vs-accumulate --set n_seeds=100
     """
@@ -142,6 +142,10 @@ def run(
     write_run(directory, results, manifest)
     summary = final_vs_initial(results, risk_metrics)
     atomic_write(directory / "summary.csv", lambda p: summary.to_csv(p, index=False))
+    from .profile import collapse_profile
+
+    profile = collapse_profile(results, profile_specs)
+    atomic_write(directory / "profile.csv", lambda p: profile.to_csv(p, index=False))
     if plots:
         from .report.plots import plot_run
 
@@ -149,6 +153,7 @@ def run(
     if not quiet:
         print_summary(summary, f"{spec.name}: risk at the last model-fitting iteration vs "
                       f"iteration 0 (mean ± 95% CI half-width over {spec.n_seeds} seeds)")
+        print_profile(profile, f"{spec.name}: collapse profile (Schaeffer et al. 2025, Sec. 2)")
     console.print(f"wrote {directory}/ ({len(results)} rows, {elapsed:.1f} s)", highlight=False)
 
 
@@ -185,6 +190,74 @@ def summary(directory: Annotated[Path, typer.Argument(help="run directory")]) ->
         _fail(str(exc))
     risk = load_manifest(directory).get("risk_metrics", {})
     print_summary(final_vs_initial(results, risk), str(directory))
+
+
+SYMBOLS = {"occurs": "[red]✓[/]", "does_not_occur": "[green]✗[/]", "not_applicable": "[dim]–[/]"}
+
+
+def print_profile(profile, title: str) -> None:
+    """One row per (task, paradigm), one column per definition: ✓ occurs, ✗ not, – n/a."""
+    from .profile import DEFINITIONS
+
+    table = Table(title=title, title_justify="left", box=None, header_style="bold",
+                  pad_edge=False)
+    table.add_column("task / paradigm", no_wrap=True)
+    for d in DEFINITIONS:
+        table.add_column(str(d), justify="center")
+    for task, rows in profile.groupby("task", sort=False):
+        table.add_row(f"[bold]{escape(str(task))}[/]", *[""] * len(DEFINITIONS))
+        for paradigm, cells in rows.groupby("paradigm", sort=False):
+            marks = dict(zip(cells.definition, cells.verdict))
+            table.add_row(f"  {escape(str(paradigm))}",
+                          *[SYMBOLS[marks.get(d, "not_applicable")] for d in DEFINITIONS])
+    console.print(table)
+    console.print("[dim]✓ collapse occurs · ✗ does not occur · – not applicable. "
+                  + "; ".join(f"{k}: {v}" for k, v in DEFINITIONS.items())
+                  + ". Details: modelcollapse profile DIR --format csv[/]")
+
+
+@app.command("profile")
+def profile_command(
+    directory: Annotated[Path, typer.Argument(help="run directory")],
+    format: Annotated[str, typer.Option("--format", "-f",
+                                        help="table | json | csv")] = "table",
+    set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="a profile threshold, e.g. --set catastrophic_ratio=5 (repeatable; see "
+        "modelcollapse.profile.ProfileSettings)")] = None,
+) -> None:
+    """The collapse profile of a finished run: a verdict for each of the eight definitions."""
+    import yaml
+    from pydantic import ValidationError
+
+    from .profile import ProfileSettings, collapse_profile
+    from .results.store import load_manifest, load_results
+
+    if format not in ("table", "json", "csv"):
+        _fail(f"--format: {format!r} is not allowed; allowed: table, json, csv")
+    overrides = {}
+    for item in set_ or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            _fail(f"--set {item!r}: expected key=value, e.g. alpha=0.01")
+        overrides[key] = yaml.safe_load(value)
+    try:
+        settings = ProfileSettings.model_validate(overrides)
+    except ValidationError as err:
+        e = err.errors()[0]
+        allowed = ", ".join(ProfileSettings.model_fields)
+        _fail(f"--set {'.'.join(map(str, e['loc']))}: {e['msg']} (settings: {allowed})")
+    try:
+        results = load_results(directory)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    specs = load_manifest(directory).get("profile_specs")
+    profile = collapse_profile(results, specs, settings)
+    if format == "json":
+        sys.stdout.write(profile.to_json(orient="records", indent=1) + "\n")
+    elif format == "csv":
+        sys.stdout.write(profile.to_csv(index=False))
+    else:
+        print_profile(profile, f"{directory}: collapse profile")
 
 
 def main() -> None:

@@ -37,6 +37,8 @@ METRICS: dict[str, MetricInfo] = {
     "tv_distance": MetricInfo(False, "probability", "total-variation distance to the truth"),
     "tail_loss": MetricInfo(False, "squared label units",
                             "MSE on the 10% highest-leverage held-out real rows (Def. 7)"),
+    "tail_risk": MetricInfo(False, "squared label units",
+                            "excess risk on the 10% highest-leverage x (known truth, Def. 7)"),
     "predictive_variance": MetricInfo(None, "squared label units",
                                       "variance of the model's labels: noise + Var_x(x^T w_hat)"),
     "tail_nll": MetricInfo(False, "nats per sample",

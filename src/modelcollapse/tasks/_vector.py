@@ -14,7 +14,8 @@ from .base import TaskParams, reference_moments  # noqa: F401  (re-exported)
 
 
 #: collapse-profile roles of the density tasks' metrics (see ``Task.profile``)
-VECTOR_PROFILE = {"variance": "cov_trace_ratio", "tail": "tail_nll", "tail_base": "test_nll"}
+VECTOR_PROFILE = {"variance": "cov_trace_ratio", "tail": "tail_nll", "tail_base": "test_nll",
+                  "tail_mode": "difference"}
 
 
 class VectorParams(TaskParams):

@@ -16,7 +16,7 @@ from pydantic import Field
 from ..families.gaussian import Gaussian, bures_wasserstein_squared, psd_sqrt
 from ..metrics import cov_trace_ratio
 from ..rng import Streams
-from ._vector import VectorParams, vector_data
+from ._vector import VECTOR_PROFILE, VectorParams, vector_data
 from .base import Task, reference_moments, tail_rows, take_rows
 
 
@@ -71,7 +71,7 @@ class GaussianTask:
 
 
 def _profile(p, cov0) -> dict:
-    profile = {"variance": "cov_trace_ratio", "tail": "tail_nll", "tail_base": "test_nll"}
+    profile = dict(VECTOR_PROFILE)
     if p.dataset == "synthetic":  # E ||mu_hat - mu_0||^2 = tr(Sigma_0) / N for N real samples
         profile["scaling"] = {"metric": "mean_sq_error", "a": float(p.variance * p.n_features),
                               "b": 0.0}

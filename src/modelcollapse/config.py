@@ -13,7 +13,7 @@ import json
 import typing
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -72,6 +72,32 @@ class ParadigmSpec(_Strict):
         return cls()
 
 
+class GrowthSpec(_Strict):
+    """How many synthetic samples each model-fitting iteration adds (position paper, Sec. 4).
+
+    With m = ``n_synthetic`` (default: the real sample size), the batch drawn from model t has
+    m (``constant``), m (t + 1) (``linear``) or round(m rate^t) (``geometric``) samples, so the
+    real fraction of an accumulating pool falls like 1/t, 1/t^2 or geometrically.
+    """
+
+    kind: Literal["constant", "linear", "geometric"] = "constant"
+    rate: float = Field(2.0, gt=1, description="geometric only: growth factor per iteration")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
+
+    def sizes(self, m: int, n_iterations: int) -> list[int]:
+        """Batch sizes drawn after iterations 0 .. n_iterations-2."""
+        t = range(max(n_iterations - 1, 0))
+        if self.kind == "linear":
+            return [m * (i + 1) for i in t]
+        if self.kind == "geometric":
+            return [max(1, int(round(m * self.rate**i))) for i in t]
+        return [m for _ in t]
+
+
 class TaskEntry(_Strict):
     """One task of a study and its parameters (validated by the task's own model)."""
 
@@ -117,6 +143,11 @@ class Study(_Strict):
     seed: int = Field(0, ge=0, description="root seed")
     n_synthetic: int | None = Field(
         None, ge=1, description="synthetic samples per iteration (default: real sample size)")
+    synthetic_growth: GrowthSpec = Field(default_factory=GrowthSpec,
+                                         description="constant | linear | geometric")
+    stop_when_collapsed: bool = Field(
+        False, description="end a chain early once every replicate has collapsed to a point "
+        "(single_outcome / zero_variance); n_iterations is then the cap")
 
     @model_validator(mode="before")
     @classmethod

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +53,13 @@ class _Sources:
         self.pool_size = self.n_real
         self.pool_rows = self.pool_stats = None
         if pool_kind is not None and (pool_kind == "rows" or self.stats_of is None):
+            row_bytes = self.real[:, :1].nbytes
+            if capacity * row_bytes > MAX_POOL_BYTES:
+                raise ValueError(
+                    f"the accumulated pool would hold {capacity} rows x {self.real.shape[0]} "
+                    f"replicates = {capacity * row_bytes / 2**30:.1f} GiB (limit "
+                    f"{MAX_POOL_BYTES / 2**30:.0f} GiB); lower n_seeds, n_iterations, "
+                    "n_synthetic or the synthetic growth rate")
             self.pool_rows = np.empty((self.real.shape[0], capacity) + self.real.shape[2:],
                                       dtype=self.real.dtype)
             self.pool_rows[:, :self.n_real] = self.real
@@ -105,8 +112,15 @@ class _Sources:
         return n_real, k - n_real, data, self.stats_of(data) if self.stats_of else None
 
 
-def run_chain(task: Task, paradigm, *, n_iterations: int, n_synthetic: int | None = None,
-              streams: Streams, on_iteration: Callable[[int], None] | None = None) -> ChainResult:
+#: statuses from which a chain cannot leave: a point mass refits to itself forever
+ABSORBING = ("single_outcome", "zero_variance")
+MAX_POOL_BYTES = 8 * 2**30
+
+
+def run_chain(task: Task, paradigm, *, n_iterations: int,
+              n_synthetic: int | Sequence[int] | None = None, streams: Streams,
+              on_iteration: Callable[[int], None] | None = None,
+              stop_when_collapsed: bool = False) -> ChainResult:
     """Run R chains (one per replicate stream) of one paradigm on one task.
 
     Parameters
@@ -116,8 +130,13 @@ def run_chain(task: Task, paradigm, *, n_iterations: int, n_synthetic: int | Non
     paradigm : Replace | Accumulate | AccumulateSubsample | Mix | any object with ``parts(view)``
     n_iterations : int
         Model-fitting iterations 0 .. n_iterations-1.
-    n_synthetic : int, optional
-        Synthetic samples drawn from each model (default: the real sample size n).
+    n_synthetic : int or sequence of int, optional
+        Synthetic samples drawn from each model (default: the real sample size n); a sequence
+        gives the size of the batch drawn after each iteration 0 .. n_iterations-2 (synthetic
+        growth schedules).
+    stop_when_collapsed : bool
+        End early, after the first iteration at which every replicate's status is absorbing
+        (``ABSORBING``); the result then has fewer iterations.
     streams : Streams
         Random streams, one per replicate.
     on_iteration : callable, optional
@@ -129,9 +148,17 @@ def run_chain(task: Task, paradigm, *, n_iterations: int, n_synthetic: int | Non
     ``n_synthetic`` and ``synthetic_to_real_ratio`` (inf when no real data is trained on).
     """
     R, n_real = task.n_replicates, task.n_real
-    m = n_real if n_synthetic is None else int(n_synthetic)
+    if n_synthetic is None or np.ndim(n_synthetic) == 0:
+        m = n_real if n_synthetic is None else int(n_synthetic)
+        sizes = [m] * max(n_iterations - 1, 0)
+    else:
+        sizes = [int(k) for k in n_synthetic]
+        if len(sizes) < n_iterations - 1:
+            raise ValueError(f"n_synthetic: {len(sizes)} batch sizes for {n_iterations} "
+                             f"iterations; need {n_iterations - 1}")
     model = task.make_model()
-    sources = _Sources(task, model, paradigm, capacity=n_real + m * max(n_iterations - 1, 0))
+    capacity = n_real + sum(sizes[:max(n_iterations - 1, 0)])
+    sources = _Sources(task, model, paradigm, capacity=capacity)
     values: dict[str, list[np.ndarray]] = {}
     status = np.empty((n_iterations, R), dtype=object)
 
@@ -164,10 +191,13 @@ def run_chain(task: Task, paradigm, *, n_iterations: int, n_synthetic: int | Non
         st = np.asarray(model.status_, dtype=object)
         nan = np.any([np.isnan(v) for v in metrics.values()], axis=0)
         status[t] = np.where((st == STATUS_OK) & nan, "nan_metric", st)
-        # 4. sample the next synthetic batch (not after the last iteration)
-        if t < n_iterations - 1:
-            sources.add_batch(model, m, streams(t, Role.SAMPLE))
         if on_iteration is not None:
             on_iteration(t)
+        if stop_when_collapsed and np.isin(status[t], ABSORBING).all():
+            status = status[:t + 1]
+            break
+        # 4. sample the next synthetic batch (not after the last iteration)
+        if t < n_iterations - 1:
+            sources.add_batch(model, sizes[t], streams(t, Role.SAMPLE))
 
     return ChainResult({k: np.stack(v) for k, v in values.items()}, status)

@@ -45,9 +45,11 @@ def run_unit(study: Study, task_index: int, paradigm_index: int, task=None,
     # many small matrices: multi-threaded BLAS only adds overhead and contention (several
     # units may run side by side with --jobs); results do not depend on it
     with threadpool_limits(limits=1, user_api="blas"):
+        m = study.n_synthetic or task.n_real
         chain = run_chain(task, spec.build(), n_iterations=study.n_iterations,
-                          n_synthetic=study.n_synthetic, streams=streams,
-                          on_iteration=on_iteration)
+                          n_synthetic=study.synthetic_growth.sizes(m, study.n_iterations),
+                          streams=streams, on_iteration=on_iteration,
+                          stop_when_collapsed=study.stop_when_collapsed)
     frame = chain_frame(chain.values, chain.status, streams.replicates, study=study.name,
                         task=task.name, family=task.family, paradigm=spec.label)
     return frame, {"risk": task.risk_metric, **task.profile}

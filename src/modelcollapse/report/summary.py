@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["mean_ci", "final_vs_initial", "RISK_PREFERENCE"]
+__all__ = ["mean_ci", "final_vs_initial", "collapse_times", "RISK_PREFERENCE"]
 
 #: When a run does not say which metric is a task's risk, the first of these it recorded.
 RISK_PREFERENCE = ("population_risk", "test_loss", "test_nll", "tv_distance", "w2_squared")
@@ -63,4 +63,27 @@ def final_vs_initial(results: pd.DataFrame, risk_metrics: dict[str, str] | None 
             m, lo, hi = mean_ci(v, level)
             row.update({name: m, f"{name}_low": lo, f"{name}_high": hi})
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def collapse_times(results: pd.DataFrame,
+                   absorbing: tuple[str, ...] = ("single_outcome", "zero_variance")) -> pd.DataFrame:
+    """First model-fitting iteration at which each chain has collapsed to a point.
+
+    Returns
+    -------
+    DataFrame with columns task, paradigm, seed, collapse_iteration (NaN if the chain had not
+    collapsed by its last iteration -- a censored time) and last_iteration.  The number of
+    model fits until total collapse (Schaeffer et al. 2025, Sec. 4, count) is
+    ``collapse_iteration + 1``.
+    """
+    per_fit = results.drop_duplicates(["task", "paradigm", "seed", "iteration"])
+    per_fit = per_fit.assign(collapsed=per_fit.status.astype(str).isin(absorbing))
+    rows = []
+    for (task, paradigm, seed), g in per_fit.groupby(["task", "paradigm", "seed"], observed=True,
+                                                     sort=False):
+        hit = g.iteration[g.collapsed.to_numpy()]
+        rows.append({"task": task, "paradigm": paradigm, "seed": int(seed),
+                     "collapse_iteration": float(hit.min()) if len(hit) else np.nan,
+                     "last_iteration": int(g.iteration.max())})
     return pd.DataFrame(rows)

@@ -39,6 +39,9 @@ class ParadigmSpec(_Strict):
     real_fraction: float | None = Field(
         None, ge=0, le=1, description="mix only: real fraction lambda of each training set")
     fresh_real: bool = Field(False, description="mix only: draw the real part anew each iteration")
+    real_weight: float | None = Field(
+        None, ge=0, le=1, description="mix only: total sample weight of the real part (the rest "
+        "goes to the synthetic part); default proportional to counts")
     label: str | None = Field(None, description="name in results (default derived from settings)")
 
     @model_validator(mode="before")
@@ -58,17 +61,20 @@ class ParadigmSpec(_Strict):
         if self.name == "mix":
             if self.real_fraction is None:
                 raise ValueError("real_fraction is required for mix (a number in [0, 1])")
-        elif self.real_fraction is not None or self.fresh_real:
-            raise ValueError(f"real_fraction and fresh_real apply only to mix, not {self.name}")
+        elif self.real_fraction is not None or self.fresh_real or self.real_weight is not None:
+            raise ValueError(f"real_fraction, fresh_real and real_weight apply only to mix, "
+                             f"not {self.name}")
         if self.label is None:
-            self.label = (f"mix-{self.real_fraction:g}{'-fresh' if self.fresh_real else ''}"
-                          if self.name == "mix" else self.name)
+            self.label = self.name
+            if self.name == "mix":
+                self.label = (f"mix-{self.real_fraction:g}{'-fresh' if self.fresh_real else ''}"
+                              + (f"-w{self.real_weight:g}" if self.real_weight is not None else ""))
         return self
 
     def build(self):
         cls = paradigms.get(self.name)
         if self.name == "mix":
-            return cls(self.real_fraction, self.fresh_real)
+            return cls(self.real_fraction, self.fresh_real, self.real_weight)
         return cls()
 
 

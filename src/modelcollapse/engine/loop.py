@@ -87,7 +87,7 @@ class _Sources:
         return self.latest_stats
 
     def resolve(self, part: Part):
-        """(n_real, n_synthetic, data or None, statistics or None) of one part."""
+        """(n_real, n_synthetic, data or None, statistics or None, weights or None) of a part."""
         if part.source == "real":
             data, stats, size = self.real, self.real_stats, self.n_real
         elif part.source == "latest":
@@ -106,10 +106,12 @@ class _Sources:
             n_real = self.n_real if part.rows is None else (part.rows < self.n_real).sum(1)
         else:
             n_real = k
-        if part.rows is None and (stats is not None or self.stats_of is None):
-            return n_real, k - n_real, data, stats
+        weights = None if part.weight == 1.0 else np.full((self.real.shape[0], k), part.weight)
+        if part.rows is None and weights is None and (stats is not None or self.stats_of is None):
+            return n_real, k - n_real, data, stats, None
         data = data[np.arange(data.shape[0])[:, None], part.rows] if part.rows is not None else data
-        return n_real, k - n_real, data, self.stats_of(data) if self.stats_of else None
+        stats = self.stats_of(data, weights) if self.stats_of else None
+        return n_real, k - n_real, data, stats, weights
 
 
 #: statuses from which a chain cannot leave: a point mass refits to itself forever
@@ -174,8 +176,12 @@ def run_chain(task: Task, paradigm, *, n_iterations: int,
                 stats = sources.combine(stats, piece[3])
             model.fit_statistics(stats)
         else:
-            X = np.concatenate([p[2] for p in pieces], axis=1) if len(pieces) > 1 else pieces[0][2]
-            model.fit(X, rngs=streams(t, Role.FIT))
+            X = np.concatenate([p[2] for p in pieces], axis=1)
+            weights = None
+            if any(p[4] is not None for p in pieces):
+                weights = np.concatenate([p[4] if p[4] is not None else np.ones(p[2].shape[:2])
+                                          for p in pieces], axis=1)
+            model.fit(X, sample_weight=weights, rngs=streams(t, Role.FIT))
         # 3. record metrics, provenance and status
         metrics = dict(task.evaluate(model))
         from_real = np.broadcast_to(np.sum([p[0] for p in pieces], axis=0, dtype=float), (R,))

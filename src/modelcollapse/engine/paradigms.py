@@ -32,11 +32,14 @@ class Part:
         Rows of the source per replicate; ``None`` means all rows.
     data : ndarray, optional
         The data of a ``"fresh"`` part, shape (R, k, ...).
+    weight : float
+        Sample weight of every row of the part (frequency weights; default 1).
     """
 
     source: Literal["real", "latest", "pool", "fresh"]
     rows: np.ndarray | None = None
     data: np.ndarray | None = None
+    weight: float = 1.0
 
 
 @dataclass
@@ -106,14 +109,21 @@ class Mix:
     itself a random sample).  ``fresh_real=True``: new real rows each iteration -- drawn from the
     truth when the task knows it (the fresh-data loop of Alemohammad et al. 2023), otherwise a
     new uniform subsample of the real pool.
+
+    ``real_weight`` w: the real part carries total weight w and the synthetic part 1 - w (per-row
+    weights w n / n_real and (1 - w) n / n_synthetic), so that e.g. a Gaussian mean is
+    w * mean(real) + (1 - w) * mean(synthetic) (He, Xu & Cheng 2025; their optimum for equal
+    parts is w = (sqrt 5 - 1) / 2).  Default: weights proportional to counts (w = lambda).
     """
 
     pool = None
     needs_rows = True
 
-    def __init__(self, real_fraction: float, fresh_real: bool = False) -> None:
+    def __init__(self, real_fraction: float, fresh_real: bool = False,
+                 real_weight: float | None = None) -> None:
         self.real_fraction = float(real_fraction)
         self.fresh_real = bool(fresh_real)
+        self.real_weight = real_weight
 
     def parts(self, view: ChainView) -> list[Part]:
         if view.iteration == 0:
@@ -125,14 +135,21 @@ class Mix:
             raise ValueError(f"mix needs {n_syn} synthetic samples per iteration but n_synthetic "
                              f"is {view.latest_size}")
         R = len(view.streams)
+        w_real = w_syn = 1.0
+        if self.real_weight is not None and n_real and n_syn:
+            w_real = self.real_weight * n / n_real
+            w_syn = (1.0 - self.real_weight) * n / n_syn
         parts = []
         if n_real:
             if not self.fresh_real:
-                parts.append(Part("real", rows=np.broadcast_to(np.arange(n_real), (R, n_real))))
+                part = Part("real", rows=np.broadcast_to(np.arange(n_real), (R, n_real)))
             elif view.sample_real is not None:
-                parts.append(Part("fresh", data=view.sample_real(n_real, view.rngs(Role.REAL))))
+                part = Part("fresh", data=view.sample_real(n_real, view.rngs(Role.REAL)))
             else:
-                parts.append(Part("real", rows=_choose(view.rngs(Role.REAL), n, n_real)))
+                part = Part("real", rows=_choose(view.rngs(Role.REAL), n, n_real))
+            part.weight = w_real
+            parts.append(part)
         if n_syn:
-            parts.append(Part("latest", rows=np.broadcast_to(np.arange(n_syn), (R, n_syn))))
+            parts.append(Part("latest", rows=np.broadcast_to(np.arange(n_syn), (R, n_syn)),
+                              weight=w_syn))
         return parts

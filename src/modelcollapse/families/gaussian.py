@@ -63,6 +63,9 @@ class Gaussian:
     sampling_scale : float, default 1.0
         Sample from N(mean_, sampling_scale * covariance_): the sampling bias lambda of
         Alemohammad et al. 2023, Sec. 2.3 (1 = unbiased sampling).
+    known_covariance : ndarray of shape (R, d, d), optional
+        Fix the covariance and estimate only the mean: the Gaussian location model of Dey &
+        Donoho 2024 (and of He, Xu & Cheng 2025).
     rel_tol : float
         An eigenvalue below ``rel_tol * largest`` marks the covariance singular.
 
@@ -77,9 +80,11 @@ class Gaussian:
     """
 
     def __init__(self, *, covariance_estimator: Literal["mle", "unbiased"] = "mle",
-                 sampling_scale: float = 1.0, rel_tol: float = 1e-12) -> None:
+                 sampling_scale: float = 1.0, known_covariance: np.ndarray | None = None,
+                 rel_tol: float = 1e-12) -> None:
         self.covariance_estimator = covariance_estimator
         self.sampling_scale = sampling_scale
+        self.known_covariance = known_covariance
         self.rel_tol = rel_tol
 
     # -- sufficient statistics ---------------------------------------------------------------
@@ -91,7 +96,7 @@ class Gaussian:
         else:
             w = np.asarray(sample_weight, dtype=float)
         count = w.sum(1)
-        mean = (w[:, None, :] @ X)[:, 0] / count[:, None]
+        mean = (w[:, None, :] @ X)[:, 0] / np.where(count > 0, count, 1.0)[:, None]
         Xc = X - mean[:, None, :]
         scatter = np.swapaxes(Xc * w[..., None], 1, 2) @ Xc
         return {"count": count, "mean": mean, "scatter": scatter}
@@ -101,16 +106,22 @@ class Gaussian:
         """Merge two sets of statistics (Chan, Golub & LeVeque 1979 pairwise update)."""
         count = a["count"] + b["count"]
         delta = b["mean"] - a["mean"]
-        frac = (b["count"] / count)[:, None]
+        frac = (b["count"] / np.where(count > 0, count, 1.0))[:, None]
         mean = a["mean"] + delta * frac
         outer = delta[:, :, None] * delta[:, None, :]
-        scatter = a["scatter"] + b["scatter"] + outer * (a["count"] * b["count"] / count)[:, None, None]
+        scatter = a["scatter"] + b["scatter"] + outer * (
+            a["count"] * b["count"] / np.where(count > 0, count, 1.0))[:, None, None]
         return {"count": count, "mean": mean, "scatter": scatter}
 
     def fit_statistics(self, stats: Stats) -> "Gaussian":
         count = stats["count"]
         denom = count - 1.0 if self.covariance_estimator == "unbiased" else count
         self.mean_ = stats["mean"].copy()
+        if self.known_covariance is not None:
+            if getattr(self, "factor_", None) is None:
+                self.covariance_ = np.array(self.known_covariance, dtype=float)
+                self._factorise()
+            return self
         with np.errstate(divide="ignore", invalid="ignore"):
             self.covariance_ = stats["scatter"] / np.maximum(denom, 1e-300)[:, None, None]
         self.covariance_ = 0.5 * (self.covariance_ + np.swapaxes(self.covariance_, -1, -2))

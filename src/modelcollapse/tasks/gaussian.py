@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..families.gaussian import Gaussian, bures_wasserstein_squared, psd_sqrt
 from ..metrics import cov_trace_ratio
@@ -30,6 +30,15 @@ class GaussianTask:
         sampling_scale: float = Field(
             1.0, gt=0, le=1, description="sample from N(mu, scale * Sigma): MAD sampling bias lambda")
         variance: float = Field(1.0, gt=0, description="truth N(0, variance I) (synthetic)")
+        known_covariance: bool = Field(
+            False, description="estimate only the mean, covariance fixed at the truth's: the "
+            "Gaussian location model of Dey & Donoho 2024 (synthetic only)")
+
+        @model_validator(mode="after")
+        def _known_needs_truth(self):
+            if self.known_covariance and self.dataset != "synthetic":
+                raise ValueError("known_covariance: needs a known truth (dataset: synthetic)")
+            return self
 
     @classmethod
     def build(cls, p: Params, streams: Streams) -> Task:
@@ -62,7 +71,8 @@ class GaussianTask:
         return Task(
             name=f"gaussian-{p.dataset}", family=cls.family,
             make_model=lambda: Gaussian(covariance_estimator=p.covariance_estimator,
-                                        sampling_scale=p.sampling_scale),
+                                        sampling_scale=p.sampling_scale,
+                                        known_covariance=cov0 if p.known_covariance else None),
             real=real, test=test, evaluate=evaluate,
             risk_metric="w2_squared" if p.dataset == "synthetic" else "test_nll",
             sample_real=sample_real, truth={"mean": mean0, "covariance": cov0},

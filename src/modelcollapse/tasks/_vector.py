@@ -21,8 +21,10 @@ VECTOR_PROFILE = {"variance": "cov_trace_ratio", "tail": "tail_nll", "tail_base"
 class VectorParams(TaskParams):
     synthetic_n_features: ClassVar[int] = 2
 
-    dataset: Literal["synthetic", "wine", "digits"] = Field(
-        "synthetic", description="'synthetic' = known truth; 'wine' or 'digits' = scikit-learn data")
+    dataset: Literal["synthetic", "moons", "circles", "blobs", "wine", "digits"] = Field(
+        "synthetic", description="'synthetic' = the task's known truth; 'moons', 'circles', "
+        "'blobs' = scikit-learn's 2-d generators (Kazdan et al. 2024); 'wine' or 'digits' = "
+        "real scikit-learn data")
     n_features: int | None = Field(
         None, ge=1, description="dimension (synthetic) or principal components kept (real data)")
     n_samples: int | None = Field(
@@ -36,6 +38,11 @@ class VectorParams(TaskParams):
         if self.dataset == "synthetic":
             self.n_samples = 100 if self.n_samples is None else self.n_samples
             self.n_features = self.n_features or self.synthetic_n_features
+        elif self.dataset in TOY_DATASETS:
+            self.n_samples = 100 if self.n_samples is None else self.n_samples
+            if self.n_features not in (None, 2):
+                raise ValueError(f"n_features: {self.dataset} is 2-dimensional; allowed: 2")
+            self.n_features = 2
         else:
             self.n_features = self.n_features or VECTOR_DATASETS[self.dataset]
             if self.dataset == "wine" and self.n_features > 13:
@@ -45,10 +52,36 @@ class VectorParams(TaskParams):
         return self
 
 
+BLOB_CENTERS = np.array([[-4.0, 0.0], [4.0, 0.0], [0.0, 5.0]])  # fixed for train AND test
+
+
+def _toy(name: str):
+    """A draw function (generator, n) -> (n, 2) for a scikit-learn toy generator, seeded from our
+    stream.  Blob centres are fixed, so training and test data share them (unlike the two
+    independent ``make_blobs`` calls criticised in research/literature.md Sec. 2b)."""
+    from sklearn import datasets
+
+    def draw(g: np.random.Generator, n: int) -> np.ndarray:
+        seed = int(g.integers(2**31 - 1))
+        if name == "moons":
+            return datasets.make_moons(n, noise=0.05, random_state=seed)[0]
+        if name == "circles":
+            return datasets.make_circles(n, noise=0.05, factor=0.5, random_state=seed)[0]
+        return datasets.make_blobs(n, centers=BLOB_CENTERS, cluster_std=1.0,
+                                   random_state=seed)[0]
+
+    return draw
+
+
+TOY_DATASETS = ("moons", "circles", "blobs")
+
+
 def vector_data(p: VectorParams, streams: Streams,
                 draw_truth: Callable[[np.random.Generator, int], np.ndarray] | None):
     """(real (R, n, d), test (R, m, d), sample_real or None) for a vector task."""
-    if p.dataset == "synthetic":
+    if p.dataset in TOY_DATASETS:
+        draw_truth = _toy(p.dataset)
+    if p.dataset == "synthetic" or p.dataset in TOY_DATASETS:
         gens = streams(0, Role.DATA)
         real = np.stack([draw_truth(g, p.n_samples) for g in gens])
         test = np.stack([draw_truth(g, p.n_test) for g in gens])

@@ -160,7 +160,7 @@ def run(
 @app.command()
 def presets() -> None:
     """List the studies shipped with modelcollapse."""
-    table = Table("preset", "description")
+    table = Table("preset", "source / description", box=None, header_style="bold")
     for name, desc in list_presets().items():
         table.add_row(escape(name), escape(desc))
     console.print(table)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import typing
 from importlib import resources
 from pathlib import Path
@@ -239,13 +240,13 @@ def _first_error(err: ValidationError, prefix: str = "",
 
 
 def list_presets() -> dict[str, str]:
-    """Preset name -> first line of its description."""
+    """Preset name -> the first clause of its description (its source)."""
     out = {}
     for entry in sorted(resources.files("modelcollapse.presets").iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml"):
             data = yaml.safe_load(entry.read_text()) or {}
-            lines = str(data.get("description", "")).strip().splitlines()
-            out[entry.name[:-5]] = lines[0] if lines else ""
+            text = " ".join(str(data.get("description", "")).split())
+            out[entry.name[:-5]] = re.split(r"(?<! al)(?<!Sec)\. |: ", text)[0]
     return out
 
 

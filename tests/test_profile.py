@@ -149,3 +149,17 @@ def test_profile_command(tmp_path):
     assert res.exit_code == 2
     res = runner.invoke(app, ["profile", str(out), "--set", "nonsense=1"])
     assert res.exit_code == 2
+
+
+def test_theory_and_verify_commands():
+    runner = CliRunner()
+    res = runner.invoke(app, ["theory"])
+    assert res.exit_code == 0 and "accumulate_risk" in res.stdout
+    res = runner.invoke(app, ["theory", "replace_risk", "--set", "n_features=10", "--set",
+                              "n_samples=100", "--set", "noise_variance=1", "--iterations", "3"])
+    assert res.exit_code == 0 and "0.224719" in res.stdout  # 2 * 10 / 89
+    res = runner.invoke(app, ["theory", "replace_rsk"])
+    assert res.exit_code == 2 and "replace_risk" in res.output
+    res = runner.invoke(app, ["verify"])
+    assert res.exit_code == 0, res.output
+    assert "checks passed" in res.stdout and "FAIL" not in res.stdout

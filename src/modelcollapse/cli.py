@@ -260,6 +260,92 @@ def profile_command(
         print_profile(profile, f"{directory}: collapse profile")
 
 
+def _parse_sets(items: list[str] | None, what: str) -> dict:
+    import yaml
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--set {item!r}: expected key=value ({what})")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+@app.command()
+def theory(
+    function: Annotated[Optional[str], typer.Argument(
+        help="a closed form, e.g. accumulate_risk (omit to list them all)")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="a parameter, e.g. --set n_features=10 (repeatable)")] = None,
+    iterations: Annotated[int, typer.Option(help="print iterations 0 .. N-1")] = 10,
+) -> None:
+    """Closed-form predictions (modelcollapse.theory), e.g.
+    modelcollapse theory accumulate_risk --set n_features=10 --set n_samples=100
+    --set noise_variance=1"""
+    import difflib
+    import inspect
+
+    from . import theory as th
+
+    names = [n for n in th.__all__ if callable(getattr(th, n)) and not n[0].isupper()]
+    if function is None:
+        table = Table("function", "what (source)", box=None, header_style="bold")
+        for name in names:
+            doc = (inspect.getdoc(getattr(th, name)) or "").splitlines()
+            table.add_row(name, escape(doc[0] if doc else ""))
+        console.print(table)
+        return
+    if function not in names:
+        close = difflib.get_close_matches(function, names, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        _fail(f"theory: unknown function {function!r}.{hint} Allowed: {', '.join(names)}")
+    fn = getattr(th, function)
+    params = _parse_sets(set_, "a parameter of " + function)
+    signature = inspect.signature(fn)
+    try:
+        if "t" in signature.parameters:
+            import numpy as np
+
+            t = np.arange(iterations)
+            values = np.asarray(fn(t, **params), dtype=float)
+            table = Table("iteration", function, box=None, header_style="bold")
+            for it, v in zip(t, values):
+                table.add_row(str(it), f"{v:.6g}")
+            console.print(table)
+        else:
+            console.print(f"{function} = {fn(**params)}", highlight=False)
+    except (TypeError, ValueError) as exc:
+        needed = ", ".join(p for p in signature.parameters if p != "t")
+        _fail(f"theory {function}: {exc} (parameters: {needed})")
+
+
+@app.command()
+def verify(seed: Annotated[int, typer.Option(help="root seed of the simulations")] = 0) -> None:
+    """Run every theory-vs-simulation check at a fast size; print predicted vs simulated values
+    with the tolerance; exit 1 if any check fails."""
+    from rich.progress import Progress
+
+    from .theory.predictions import PREDICTIONS
+    from .theory.verify import run_verify
+
+    with Progress(console=err_console, transient=True) as bar:
+        handle = bar.add_task("theory checks", total=len(PREDICTIONS))
+        table = run_verify(seed=seed, on_check=lambda row: bar.advance(handle))
+    out = Table("check", "predicted", "simulated", "± tolerance", "", box=None,
+                header_style="bold", title=f"theory vs simulation (seed {seed}; sources: "
+                "python -c 'from modelcollapse.theory import PREDICTIONS')",
+                title_justify="left")
+    for r in table.itertuples():
+        out.add_row(r.check, f"{r.predicted:.5g}", f"{r.simulated:.5g}", f"{r.tolerance:.2g}",
+                    "[green]pass[/]" if r.passed else "[red]FAIL[/]")
+    console.print(out)
+    failed = int((~table.passed.astype(bool)).sum())
+    console.print(f"{len(table) - failed}/{len(table)} checks passed", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 

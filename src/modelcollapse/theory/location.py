@@ -11,8 +11,10 @@ median); synthetic data of generation g + 1 are n draws from N(theta_hat_g, sigm
 Iterations are 0-based: our iteration t is Dey & Donoho's generation G = t + 1.  MSEs are in
 squared data units; ratios MSE_t / MSE_0 and relative efficiencies are dimensionless.
 
-Our ``gaussian`` task estimates the variance too (and its variance shrinks), so this model is
-checked by an **independent simulation** (``simulate_mse_ratio``) rather than by the engine.
+In the engine this is the ``gaussian`` task with ``known_covariance: true`` (sample mean;
+``replace`` = discard, ``accumulate`` = augment).  ``PREDICTIONS`` checks the sample mean there and
+both estimators by an **independent simulation** (``simulate_mse_ratio``); the median has no
+engine counterpart.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ to measure it:
   and reduce one metric of one paradigm at one iteration over the replicate chains
   (``statistic``, see ``modelcollapse.theory.verify.STATISTICS``);
 * **independent simulation** checks call ``simulate(seed_sequence) -> (estimate, std_error)``, a
-  self-contained numpy Monte Carlo of a model our engine does not implement (the known-variance
-  location model, sample weighting).
+  self-contained numpy Monte Carlo (``np.random.Generator`` only) of the Dey & Donoho location
+  model (including the sample median, which the engine has no counterpart for) and of He, Xu &
+  Cheng's weighting -- the closed forms checked independently of the engine, whose own
+  known-variance Gaussian and weighted ``mix`` are checked by engine entries as well.
 
 Tolerance rule: a check passes when |simulated - predicted| <= z SE + rel_tol |predicted|
 (+ ``extra``, a bound of the censoring bias where chains may not have finished; one-sided for
@@ -324,6 +326,37 @@ def _discrete() -> list[Prediction]:
     return out
 
 
+def _location_weighting_engine() -> list[Prediction]:
+    """The known-variance Gaussian mean on the engine: ``gaussian`` with ``known_covariance``."""
+    n, tl = 20, 4
+    loc = dict(task="gaussian", task_params=dict(n_features=1, n_samples=n, n_test=4,
+                                                 known_covariance=True),
+               paradigms=["replace", "accumulate"], n_iterations=tl + 1, n_seeds=4000)
+    out = [
+        Prediction("location_augment_mean_mse_engine", _DD,
+                   f"(sigma^2/n) sum_{{g<=t+1}} 1/g^2, n={n}, t={tl} (accumulate, known variance)",
+                   float(location.augment_mse(tl, n_samples=n)), loc, "accumulate",
+                   "mean_sq_error", tl),
+        Prediction("location_discard_mean_mse_engine", _DD,
+                   f"(t+1) sigma^2/n, n={n}, t={tl} (replace, known variance)",
+                   float(location.discard_mse(tl, n_samples=n)), loc, "replace",
+                   "mean_sq_error", tl),
+    ]
+    k, tw = 20, 11  # k fresh real + k synthetic rows, training size N = 2k
+    for w, label in ((weighting.golden_ratio_weight(), "golden"), (0.5, "half")):
+        spec = dict(name="mix", real_fraction=0.5, fresh_real=True, real_weight=w)
+        study = dict(task="gaussian", task_params=dict(n_features=1, n_samples=2 * k, n_test=4,
+                                                       known_covariance=True),
+                     paradigms=[spec], n_iterations=tw + 1, n_seeds=4000)
+        x = weighting.scaled_mse(tw, weight=w, initial_scaled_mse=0.5)
+        out.append(Prediction(
+            f"weighting_{label}_mse_engine", _HXC,
+            f"sigma^2/n x_t, x_t -> [w^2 + (1-w)^2] / (1 - (1-w)^2), w={w:.6f}, n=m={k}, t={tw}",
+            float(x) / k, study, f"mix-0.5-fresh-w{w:g}", "mean_sq_error", tw,
+            note="mix with fresh real data and real_weight w on the known-variance Gaussian"))
+    return out
+
+
 def _independent() -> list[Prediction]:
     out = []
     tl = 4
@@ -357,4 +390,5 @@ def _independent() -> list[Prediction]:
     return out
 
 
-PREDICTIONS: list[Prediction] = _lr() + _gauss() + _discrete() + _independent()
+PREDICTIONS: list[Prediction] = (_lr() + _gauss() + _discrete() + _location_weighting_engine()
+                                 + _independent())

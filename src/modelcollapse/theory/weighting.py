@@ -14,8 +14,12 @@ With x_t = n MSE_t / sigma^2:
 so x_t -> a / (1 - b) = [w^2 + (1 - w)^2 / r] / (1 - (1 - w)^2) for 0 < w <= 1.
 
 Iterations are 0-based.  Scaled MSEs n MSE / sigma^2 are dimensionless (1 = real data alone).
-Our engine has no sample-weight paradigm yet (``mix`` weights by counts and estimates the
-variance), so this model is checked by an **independent simulation** (``simulate_scaled_mse``).
+
+In the engine this is the ``gaussian`` task with ``known_covariance: true`` under ``mix`` with
+``fresh_real: true`` and ``real_weight: w``: a training set of N = ``n_samples`` rows holds
+n = round(rho N) fresh real and N - n synthetic rows (rho = ``real_fraction``), so m = N - n,
+and iteration 0 fits all N real rows (``initial_scaled_mse`` = n / N).  ``PREDICTIONS`` checks
+the formulas both on the engine and by an **independent simulation** (``simulate_scaled_mse``).
 """
 
 from __future__ import annotations
@@ -72,17 +76,22 @@ def stationary_scaled_mse(weight, *, synthetic_to_real: float = 1.0):
     return float(out) if out.ndim == 0 else out
 
 
-def scaled_mse(t, *, weight: float, synthetic_to_real: float = 1.0):
-    """n MSE_t / sigma^2 at iteration t: x_inf + (1 - x_inf) (1 - w)^(2t), exact.
+def scaled_mse(t, *, weight: float, synthetic_to_real: float = 1.0,
+               initial_scaled_mse: float = 1.0):
+    """n MSE_t / sigma^2 at iteration t: x_inf + (x_0 - x_inf) (1 - w)^(2t), exact.
 
     Parameters
     ----------
     t : int or array_like of int
-        0-based iterations (iteration 0: real data only, x_0 = 1).
+        0-based iterations.
     weight : float
         w in (0, 1].
     synthetic_to_real : float
         m / n.
+    initial_scaled_mse : float
+        x_0 = n MSE_0 / sigma^2: 1 when iteration 0 fits n real samples (He, Xu & Cheng), n / N
+        when it fits N real samples (the engine's ``mix``, whose iteration 0 uses the whole
+        training-set size N).
 
     Returns
     -------
@@ -96,7 +105,7 @@ def scaled_mse(t, *, weight: float, synthetic_to_real: float = 1.0):
     t, scalar = iterations(t)
     x_inf = stationary_scaled_mse(weight, synthetic_to_real=synthetic_to_real)
     b = (1 - weight) ** 2
-    return output(x_inf + (1 - x_inf) * b ** t.astype(float), scalar)
+    return output(x_inf + (initial_scaled_mse - x_inf) * b ** t.astype(float), scalar)
 
 
 def optimal_real_weight(*, synthetic_to_real: float = 1.0) -> float:

@@ -95,10 +95,11 @@ def run(
         "--set", help="override a study field, e.g. --set n_seeds=50 "
         "--set task_params.n_samples=200 (repeatable)")] = None,
     jobs: Annotated[int, typer.Option(help="worker processes (>= 1)")] = 1,
-    plots: Annotated[bool, typer.Option(help="write PNG plots")] = True,
+    plots: Annotated[bool, typer.Option(help="write PNG plots and report.html")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
 ) -> None:
-    """Run a study; write DIR/results.parquet, manifest.json, summary.csv, profile.csv, plots/.
+    """Run a study; write DIR/results.parquet, manifest.json, summary.csv, profile.csv,
+    report.html and plots/.
 
     Examples: modelcollapse run; modelcollapse run gaussian-replace-vs-accumulate --set n_seeds=100
     """
@@ -147,14 +148,27 @@ def run(
     profile = collapse_profile(results, profile_specs)
     atomic_write(directory / "profile.csv", lambda p: profile.to_csv(p, index=False))
     if plots:
-        from .report.plots import plot_run
+        from .report.html import write_report
 
-        plot_run(results, directory / "plots")
+        write_report(directory, profile=profile)
     if not quiet:
         print_summary(summary, f"{spec.name}: risk at the last model-fitting iteration vs "
                       f"iteration 0 (mean ± 95% CI half-width over {spec.n_seeds} seeds)")
         print_profile(profile, f"{spec.name}: collapse profile (Schaeffer et al. 2025, Sec. 2)")
     console.print(f"wrote {directory}/ ({len(results)} rows, {elapsed:.1f} s)", highlight=False)
+
+
+@app.command()
+def report(directory: Annotated[Path, typer.Argument(help="run directory")]) -> None:
+    """Write DIR/report.html: one self-contained page with the collapse profile, the summary,
+    the plots (with theory where it applies), provenance and the resolved study."""
+    from .report.html import write_report
+
+    try:
+        path = write_report(directory)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    console.print(f"wrote {path}", highlight=False)
 
 
 @app.command()

@@ -11,7 +11,7 @@ from ..metrics import PROVENANCE, info
 from ..results.store import atomic_write
 from .summary import mean_ci
 
-__all__ = ["plot_task", "plot_run"]
+__all__ = ["plot_task", "plot_run", "plot_provenance"]
 
 
 def _band(frame: pd.DataFrame) -> pd.DataFrame:
@@ -22,8 +22,13 @@ def _band(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["iteration", "mean", "low", "high"])
 
 
-def plot_task(results: pd.DataFrame, task: str, path: Path) -> Path:
-    """One PNG for ``task``: a panel per metric (plus the synthetic-to-real ratio)."""
+def plot_task(results: pd.DataFrame, task: str, path: Path,
+              overlays: dict[str, dict[str, np.ndarray]] | None = None) -> Path:
+    """One PNG for ``task``: a panel per metric (plus the synthetic-to-real ratio).
+
+    ``overlays`` = {metric: {paradigm: expected value per iteration}} are drawn dashed in the
+    paradigm's colour (closed-form theory, see ``report.overlays``).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,6 +52,10 @@ def plot_task(results: pd.DataFrame, task: str, path: Path) -> Path:
             if band.empty:
                 continue
             line, = ax.plot(band.iteration, band["mean"], color=color, label=str(paradigm), lw=1.6)
+            expected = (overlays or {}).get(metric, {}).get(str(paradigm))
+            if expected is not None:
+                ax.plot(np.arange(len(expected)), expected, color=color, ls="--", lw=1.2,
+                        label=f"{paradigm}: theory")
             ax.fill_between(band.iteration, band.low, band.high, color=line.get_color(), alpha=0.2,
                             lw=0)
         meta = info(metric)
@@ -67,9 +76,44 @@ def plot_task(results: pd.DataFrame, task: str, path: Path) -> Path:
     return path
 
 
-def plot_run(results: pd.DataFrame, directory: Path) -> list[Path]:
-    """A PNG per task under ``directory`` (created); returns the paths."""
+def plot_run(results: pd.DataFrame, directory: Path, study: dict | None = None) -> list[Path]:
+    """A PNG per task under ``directory`` (created), with theory overlays where the resolved
+    ``study`` has a closed form; returns the paths."""
+    from .overlays import theory_curves
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    return [plot_task(results, str(task), directory / f"{task}.png")
+    n_iterations = int(results.iteration.max()) + 1
+    return [plot_task(results, str(task), directory / f"{task}.png",
+                      theory_curves(study or {}, str(task), n_iterations))
             for task in results.task.unique()]
+
+
+def plot_provenance(results: pd.DataFrame, path: Path) -> Path:
+    """Real fraction n_real / n_train of the training set per task and paradigm (the
+    synthetic-to-real ratio is (1 - f) / f)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(results.task.unique())
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.2), squeeze=False)
+    prov = results[results.metric.isin(["n_real", "n_train"])]
+    for ax, task in zip(axes[0], tasks):
+        sub = prov[prov.task == task].pivot_table(index=["paradigm", "iteration"],
+                                                  columns="metric", values="value",
+                                                  observed=True, aggfunc="mean")
+        for k, (paradigm, frame) in enumerate(sub.groupby(level=0, sort=False)):
+            it = frame.index.get_level_values(1)
+            ax.plot(it, frame["n_real"] / frame["n_train"], color=f"C{k}", label=str(paradigm))
+        ax.set_title(str(task), fontsize=10)
+        ax.set_xlabel("model-fitting iteration")
+        ax.set_ylabel("real fraction of the training set")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write(Path(path), lambda p: fig.savefig(p, dpi=100, format="png"))
+    plt.close(fig)
+    return Path(path)

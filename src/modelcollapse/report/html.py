@@ -1,0 +1,157 @@
+"""One self-contained HTML report of a run: profile, summary, plots with theory, provenance, study.
+
+Everything is inline (CSS, PNGs as base64 data URIs), so the file can be mailed or archived
+alone.  The PNGs are also written under ``RUN_DIR/plots/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ..results.store import atomic_write, load_manifest, load_results
+
+__all__ = ["write_report"]
+
+SYMBOL = {"occurs": "✓", "does_not_occur": "✗", "not_applicable": "–"}
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+.meta { color: #666; font-size: 0.9em; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: center; }
+th { background: #f5f5f5; } td.name { text-align: left; }
+td.verdict-occurs { background: #fde2e1; color: #a40000; font-weight: bold; }
+td.verdict-does_not_occur { background: #e3f5e1; color: #1e6b1e; }
+td.verdict-not_applicable { color: #999; }
+td small { display: block; font-weight: normal; color: #555; font-size: 0.75em; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+.scroll { overflow-x: auto; }
+pre { background: #f8f8f8; padding: 1em; overflow-x: auto; font-size: 0.85em; }
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img alt="{_e(Path(path).stem)}" src="data:image/png;base64,{data}">'
+
+
+def _num(x: float) -> str:
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return ""
+    return "inf" if np.isinf(x) else f"{x:.3g}"
+
+
+def _profile_table(profile: pd.DataFrame) -> str:
+    from ..profile import DEFINITIONS
+
+    columns = list(dict.fromkeys(zip(profile.task, profile.paradigm)))
+    head = "".join(f"<th>{_e(t)}<br><small>{_e(p)}</small></th>" for t, p in columns)
+    cells = {(r.task, r.paradigm, int(r.definition)): r for r in profile.itertuples()}
+    rows = []
+    for d, name in DEFINITIONS.items():
+        tds = []
+        for t, p in columns:
+            r = cells.get((t, p, d))
+            if r is None:
+                tds.append('<td class="verdict-not_applicable">–</td>')
+                continue
+            bounds = f" [{_num(r.low)}, {_num(r.high)}]" if _num(r.low) else ""
+            tip = f"{r.statistic}: {_num(r.value)}{bounds}; p = {_num(r.p_value)}; {r.detail}"
+            small = f"<small>{_e(_num(r.value))}</small>" if _num(r.value) else ""
+            tds.append(f'<td class="verdict-{_e(r.verdict)}" title="{_e(tip)}">'
+                       f"{SYMBOL.get(r.verdict, '?')}{small}</td>")
+        rows.append(f'<tr><td class="name">{d}. {_e(name)}</td>{"".join(tds)}</tr>')
+    return (f'<div class="scroll"><table id="collapse-profile"><thead><tr><th>definition</th>'
+            f'{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _summary_table(summary: pd.DataFrame) -> str:
+    def fmt(m, lo, hi):
+        return _e(_num(m)) + (f" <small>[{_num(lo)}, {_num(hi)}]</small>" if _num(lo) else "")
+
+    rows = "".join(
+        f'<tr><td class="name">{_e(r.task)}</td><td>{_e(r.paradigm)}</td><td>{_e(r.metric)}</td>'
+        f"<td>{fmt(r.initial, r.initial_low, r.initial_high)}</td>"
+        f"<td>{fmt(r.final, r.final_low, r.final_high)}</td>"
+        f"<td>{fmt(r.ratio, r.ratio_low, r.ratio_high)}</td></tr>"
+        for r in summary.itertuples())
+    return ('<table id="summary"><thead><tr><th>task</th><th>paradigm</th><th>metric</th>'
+            "<th>iteration 0</th><th>last iteration</th><th>last / first</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
+
+
+def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
+                 out: str | Path | None = None) -> Path:
+    """Write ``RUN_DIR/report.html`` (or ``out``) and the PNGs it embeds; return its path.
+
+    Parameters
+    ----------
+    run_dir : a finished run directory (``results.parquet`` + ``manifest.json``)
+    profile : DataFrame, optional
+        A precomputed collapse profile; computed with ``collapse_profile`` otherwise.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``run_dir`` is not a run directory.
+    """
+    from ..profile import collapse_profile
+    from .plots import plot_provenance, plot_run
+    from .summary import final_vs_initial
+
+    run_dir = Path(run_dir)
+    results = load_results(run_dir)
+    manifest = load_manifest(run_dir)
+    specs = manifest.get("profile_specs") or {}
+    study = manifest.get("study", {})
+    if profile is None:
+        profile = collapse_profile(results, specs)
+    summary = final_vs_initial(results, {t: s.get("risk") for t, s in specs.items()})
+    plots = plot_run(results, run_dir / "plots", study)
+    provenance = plot_provenance(results, run_dir / "plots" / "provenance.png")
+
+    versions = ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items())
+    sections = [
+        f"<h1>{_e(study.get('name', run_dir.name))}</h1>",
+        f'<p class="meta">study hash {_e(manifest.get("study_hash", ""))} · created '
+        f'{_e(manifest.get("created", ""))} · {_e(study.get("n_seeds", ""))} seeds × '
+        f'{_e(study.get("n_iterations", ""))} model-fitting iterations · {_e(versions)}</p>',
+        f"<p>{_e(study.get('description', ''))}</p>",
+        "<h2>Collapse profile</h2>",
+        "<p>For each task and paradigm, whether model collapse occurs under each of the eight "
+        "definitions of Schaeffer et al. 2025 (Sec. 2): ✓ occurs, ✗ does not occur, – not "
+        "applicable. Hover a cell for the statistic, its one-sided bounds over seeds and the "
+        "p-value.</p>",
+        _profile_table(profile),
+        "<h2>Risk: last iteration vs iteration 0</h2>",
+        "<p>Mean and 95% confidence interval over seeds.</p>",
+        _summary_table(summary),
+        "<h2>Metrics over model-fitting iterations</h2>",
+        "<p>Mean and 95% band per paradigm; dashed: closed-form theory where it applies.</p>",
+        *[f"<h3>{_e(p.stem)}</h3>{_img(p)}" for p in plots],
+        "<h2>Provenance: real fraction of the training set</h2>",
+        "<p>The synthetic-to-real ratio is (1 − f) / f; replace trains on synthetic data only "
+        "after iteration 0.</p>",
+        _img(provenance),
+        "<h2>Resolved study</h2>",
+        f"<pre>{_e(yaml.safe_dump(study, sort_keys=False))}</pre>",
+        "<h2>Profile specs</h2>",
+        f"<pre>{_e(json.dumps(specs, indent=1))}</pre>",
+    ]
+    page = ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>{_e(study.get('name', 'modelcollapse report'))}</title>"
+            f"<style>{CSS}</style></head><body>{''.join(sections)}</body></html>\n")
+    path = Path(out) if out is not None else run_dir / "report.html"
+    atomic_write(path, lambda p: p.write_text(page, encoding="utf-8"))
+    return path

@@ -163,3 +163,38 @@ def test_theory_and_verify_commands():
     res = runner.invoke(app, ["verify"])
     assert res.exit_code == 0, res.output
     assert "checks passed" in res.stdout and "FAIL" not in res.stdout
+
+
+def test_knn_metrics_detect_collapse_and_hallucination():
+    """k-NN precision/recall (Kynkäänniemi et al. 2019): a collapsed sample keeps precision but
+    loses recall and modes; a shifted sample loses precision (hallucinated data)."""
+    from modelcollapse.metrics.knn import knn_precision_recall
+
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((3, 300, 2))
+    labels = (real[..., 0] > 0).astype(int)
+    same = knn_precision_recall(real, rng.standard_normal((3, 300, 2)), labels=labels)
+    assert (same[0] > 0.9).all() and (same[1] > 0.9).all() and (same[2] == 1).all()
+    collapsed = knn_precision_recall(real, 0.3 * rng.standard_normal((3, 300, 2)) + [1.2, 0],
+                                     labels=labels)
+    assert (collapsed[0] > 0.9).all() and (collapsed[1] < 0.5).all()
+    assert (collapsed[2] == 0.5).all()  # the x < 0 mode is gone
+    shifted = knn_precision_recall(real, rng.standard_normal((3, 300, 2)) + 6)
+    assert (shifted[0] < 0.05).all()
+
+
+def test_mode_and_hallucination_verdicts_on_a_mixture():
+    """A GMM on its own three-mode truth: replace with tiny samples loses modes (Def. 6) and
+    accumulate keeps them; the KDE's bandwidth noise spreads samples off the real manifold."""
+    study = Study.model_validate({
+        "task": "gmm", "n_seeds": 12, "n_iterations": 25,
+        "task_params": {"n_samples": 12, "n_test": 300, "n_components": 3},
+        "paradigms": ["replace", "accumulate"]})
+    profile = profile_of(study)
+    assert verdicts(profile, "replace")[6] == OCC
+    assert verdicts(profile, "accumulate")[6] == NOT
+    kde = Study.model_validate({
+        "task": "kde", "n_seeds": 12, "n_iterations": 15,
+        "task_params": {"dataset": "moons", "bandwidth": 0.3, "n_test": 300},
+        "paradigms": ["replace"]})
+    assert verdicts(profile_of(kde), "replace")[8] == OCC

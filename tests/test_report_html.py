@@ -3,7 +3,9 @@
 import re
 import shutil
 import subprocess
+import sys
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -62,3 +64,40 @@ def test_profile_table_renders_in_chromium(run_dir, tmp_path):
                     f"--screenshot={shot}", "--window-size=1200,900", page.as_uri()],
                    capture_output=True, timeout=60)
     assert shot.is_file() and shot.stat().st_size > 20_000
+
+
+def _hand_made_profile(columns):
+    """A small profile in the collapse_profile schema, with strings that need escaping."""
+    rows = []
+    for k, (task, paradigm) in enumerate(columns):
+        for d in range(1, 9):
+            verdict = ("occurs", "does_not_occur", "not_applicable")[(d + k) % 3]
+            rows.append(dict(task=task, paradigm=paradigm, definition=d, name=f"def <{d}>",
+                             verdict=verdict, statistic="ratio & <b>bold</b>",
+                             value=1.5 * d if verdict != "not_applicable" else float("nan"),
+                             low=1.0 * d, high=float("nan"), p_value=0.01,
+                             detail='"quoted" <script>alert(1)</script>'))
+    return pd.DataFrame(rows)
+
+
+def test_hand_made_profile_is_escaped_and_complete(run_dir, tmp_path):
+    profile = _hand_made_profile([("linear_regression-synthetic", "replace"),
+                                  ("linear_regression-synthetic", "accumulate")])
+    page = write_report(run_dir, profile=profile, out=tmp_path / "r.html").read_text()
+    assert "<script" not in page and "<b>bold</b>" not in page
+    assert "&lt;script&gt;" in page and "ratio &amp; &lt;b&gt;bold&lt;/b&gt;" in page
+    table = re.search(r'<table id="collapse-profile">(.*?)</table>', page, re.S).group(1)
+    rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)
+    assert len(rows) == 8
+    cells = re.findall(r'<td class="verdict-(\w+)" title="([^"]*)">', table)
+    assert len(cells) == 16
+    assert {v for v, _ in cells} == {"occurs", "does_not_occur", "not_applicable"}
+    assert all(tip for _, tip in cells)
+    assert table.count("✓") == sum(v == "occurs" for v, _ in cells)
+
+
+def test_report_without_profile_module_renders_a_note(run_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "modelcollapse.profile", None)  # import fails
+    page = write_report(run_dir, out=tmp_path / "r.html").read_text()
+    assert 'id="collapse-profile"' not in page and "not available" in page
+    assert 'id="summary"' in page

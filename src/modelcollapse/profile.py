@@ -27,7 +27,8 @@ def.  name                                     decided by (defaults in ``Profile
                                                than ``tail_margin``; or the median tail-mass
                                                recall falls below 1 - ``tail_margin`` of its
                                                iteration-0 value
-8     appearance of hallucinated data          mass outside the real support above
+8     appearance of hallucinated data          the hallucinated share (mass off the real support,
+                                               or 1 - k-NN precision) grows by more than
                                                ``hallucination``
 ====  =======================================  ================================================
 
@@ -78,8 +79,9 @@ class ProfileSettings(BaseModel):
     tail_margin: float = Field(
         0.1, gt=0, description="Def. 7: relative growth of tail risk over overall risk (or loss "
         "of tail mass) that counts")
-    hallucination: float = Field(0.01, gt=0, description="Def. 8: tolerated mass off the real "
-                                 "support")
+    hallucination: float = Field(0.02, gt=0, description="Def. 8: tolerated increase of the "
+                                 "hallucinated share (mass off the real support, 1 - k-NN "
+                                 "precision)")
     n_bootstrap: int = Field(200, ge=20, description="bootstrap resamples of the seeds")
     n_bootstrap_growth: int = Field(40, ge=10, description="bootstrap resamples for Def. 3")
     seed: int = Field(0, ge=0, description="seed of the bootstrap")
@@ -325,14 +327,20 @@ def _tail_recall_definition(recall: np.ndarray, settings, rng) -> _Verdict:
                     f"margin {settings.tail_margin:g}")
 
 
-def _hallucination_definition(mass: np.ndarray, settings, rng) -> _Verdict:
-    value = float(mass.mean())
-    boot = _bootstrap(mass[:, None], lambda v: v.mean(), settings, rng)
+def _hallucination_definition(metric: np.ndarray, mode: str, settings, rng) -> _Verdict:
+    """Def. 8: the hallucinated share (mass off the real support, or 1 - k-NN precision)
+    grows from iteration 0 to the last by more than ``hallucination``."""
+    share = metric if mode == "mass" else 1.0 - metric
+    growth = share[:, -1] - share[:, 0]
+    value = float(growth.mean())
+    boot = _bootstrap(growth[:, None], lambda v: v.mean(), settings, rng)
     low, high = _bounds(boot, settings.alpha)
-    p = _one_sided_t(mass, settings.hallucination, "greater")
+    p = _one_sided_t(growth, settings.hallucination, "greater")
+    what = "mass outside the real support" if mode == "mass" else "1 - k-NN precision"
     return _Verdict(8, OCCURS if p < settings.alpha else NOT,
-                    "mean mass outside the real support at the last iteration", value, low, high,
-                    p, f"threshold {settings.hallucination:g}")
+                    f"increase of the hallucinated share ({what}) since iteration 0", value, low,
+                    high, p, f"{share[:, 0].mean():.3g} -> {share[:, -1].mean():.3g}; threshold "
+                    f"{settings.hallucination:g}")
 
 
 def _profile_group(group: pd.DataFrame, spec: dict, settings: ProfileSettings, rng) -> list:
@@ -367,7 +375,8 @@ def _profile_group(group: pd.DataFrame, spec: dict, settings: ProfileSettings, r
         verdicts.append(_Verdict(7, NA, "tail risk", detail="no tail metric"))
     hal = spec.get("hallucination")
     if hal in wide:
-        verdicts.append(_hallucination_definition(wide[hal][:, -1], settings, rng))
+        verdicts.append(_hallucination_definition(wide[hal], spec.get("hallucination_mode",
+                                                                      "mass"), settings, rng))
     else:
         verdicts.append(_Verdict(8, NA, "hallucinated mass",
                                  detail="no off-support metric (e.g. the truth has full support)"))

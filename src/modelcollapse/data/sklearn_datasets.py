@@ -57,12 +57,13 @@ def _standardise(train: np.ndarray, test: np.ndarray):
 
 
 def vector_split(name: str, *, n_features: int, n_samples: int | None, test_size: float,
-                 streams: Streams) -> tuple[np.ndarray, np.ndarray]:
-    """Real training pool (R, n, n_features) and real test set (R, m, n_features)."""
+                 streams: Streams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Real training pool (R, n, n_features), real test set (R, m, n_features) and the test
+    set's class labels (R, m) (wine cultivars, digit classes: the modes of Def. 6)."""
     from sklearn.decomposition import PCA
 
-    X, _ = load_raw(name)
-    trains, tests = [], []
+    X, y = load_raw(name)
+    trains, tests, labels = [], [], []
     for g in streams(0, Role.DATA):
         tr, te = _split(len(X), test_size, n_samples, g)
         Xtr, Xte = _standardise(X[tr], X[te])
@@ -71,7 +72,8 @@ def vector_split(name: str, *, n_features: int, n_samples: int | None, test_size
             Xtr, Xte = pca.transform(Xtr), pca.transform(Xte)
         trains.append(Xtr)
         tests.append(Xte)
-    return np.stack(trains), np.stack(tests)
+        labels.append(y[te].astype(np.int64))
+    return np.stack(trains), np.stack(tests), np.stack(labels)
 
 
 def regression_split(name: str, *, n_samples: int | None, test_size: float, streams: Streams

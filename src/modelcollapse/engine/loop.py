@@ -183,7 +183,7 @@ def run_chain(task: Task, paradigm, *, n_iterations: int,
                                           for p in pieces], axis=1)
             model.fit(X, sample_weight=weights, rngs=streams(t, Role.FIT))
         # 3. record metrics, provenance and status
-        metrics = dict(task.evaluate(model))
+        metrics = dict(task.evaluate(model, t))
         from_real = np.broadcast_to(np.sum([p[0] for p in pieces], axis=0, dtype=float), (R,))
         from_synthetic = np.broadcast_to(np.sum([p[1] for p in pieces], axis=0, dtype=float), (R,))
         metrics["n_train"] = from_real + from_synthetic

@@ -44,7 +44,11 @@ METRICS: dict[str, MetricInfo] = {
     "tail_nll": MetricInfo(False, "nats per sample",
                            "NLL of the 10% held-out real points of lowest reference density"),
     "sq_error": MetricInfo(False, "probability^2", "||p_hat - p_0||^2"),
-    "mode_coverage": MetricInfo(True, "fraction", "real outcomes (modes) still in the support"),
+    "mode_coverage": MetricInfo(True, "fraction", "real modes (outcomes, classes, components) "
+                                "still produced"),
+    "precision": MetricInfo(True, "fraction", "k-NN precision: synthetic samples on the real "
+                            "manifold (1 - hallucinated share)"),
+    "recall": MetricInfo(True, "fraction", "k-NN recall: held-out real points the model covers"),
     "hallucinated_mass": MetricInfo(False, "probability", "mass outside the real support"),
     "tail_mass_recall": MetricInfo(True, "ratio",
                                    "mass on rarer-than-median real outcomes / its true mass"),

@@ -26,13 +26,14 @@ h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #d
 .meta { color: #666; font-size: 0.9em; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: center; }
-th { background: #f5f5f5; } td.name { text-align: left; }
+th { background: #f5f5f5; } td.name { text-align: left; white-space: nowrap; }
 td.verdict-occurs { background: #fde2e1; color: #a40000; font-weight: bold; }
 td.verdict-does_not_occur { background: #e3f5e1; color: #1e6b1e; }
 td.verdict-not_applicable { color: #999; }
 td small { display: block; font-weight: normal; color: #555; font-size: 0.75em; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
 .scroll { overflow-x: auto; }
+.note { color: #a40000; }
 pre { background: #f8f8f8; padding: 1em; overflow-x: auto; font-size: 0.85em; }
 """
 
@@ -46,29 +47,55 @@ def _img(path: Path) -> str:
     return f'<img alt="{_e(Path(path).stem)}" src="data:image/png;base64,{data}">'
 
 
-def _num(x: float) -> str:
-    if x is None or (isinstance(x, float) and np.isnan(x)):
+def _num(x) -> str:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
         return ""
-    return "inf" if np.isinf(x) else f"{x:.3g}"
+    if np.isnan(x):
+        return ""
+    return ("-inf" if x < 0 else "inf") if np.isinf(x) else f"{x:.3g}"
+
+
+def _text(x) -> str:
+    """A free-text field of the profile ('' for missing)."""
+    return "" if x is None or (isinstance(x, float) and np.isnan(x)) else str(x)
+
+
+def _definitions(profile: pd.DataFrame) -> dict[int, str]:
+    try:
+        from ..profile import DEFINITIONS
+    except ImportError:
+        DEFINITIONS = {}
+    names = dict(DEFINITIONS) or {d: "" for d in range(1, 9)}
+    if "name" in profile:
+        for d, name in zip(profile.definition, profile.name):
+            names.setdefault(int(d), _text(name))
+            if not names[int(d)]:
+                names[int(d)] = _text(name)
+    return dict(sorted(names.items()))
 
 
 def _profile_table(profile: pd.DataFrame) -> str:
-    from ..profile import DEFINITIONS
-
     columns = list(dict.fromkeys(zip(profile.task, profile.paradigm)))
     head = "".join(f"<th>{_e(t)}<br><small>{_e(p)}</small></th>" for t, p in columns)
     cells = {(r.task, r.paradigm, int(r.definition)): r for r in profile.itertuples()}
     rows = []
-    for d, name in DEFINITIONS.items():
+    for d, name in _definitions(profile).items():
         tds = []
         for t, p in columns:
             r = cells.get((t, p, d))
             if r is None:
                 tds.append('<td class="verdict-not_applicable">–</td>')
                 continue
-            bounds = f" [{_num(r.low)}, {_num(r.high)}]" if _num(r.low) else ""
-            tip = f"{r.statistic}: {_num(r.value)}{bounds}; p = {_num(r.p_value)}; {r.detail}"
-            small = f"<small>{_e(_num(r.value))}</small>" if _num(r.value) else ""
+            low, high = _num(getattr(r, "low", None)), _num(getattr(r, "high", None))
+            bounds = f" [{low or '-inf'}, {high or 'inf'}]" if low or high else ""
+            p_value = _num(getattr(r, "p_value", None))
+            tip = "; ".join(x for x in (
+                f"{_text(getattr(r, 'statistic', ''))}: {_num(r.value)}{bounds}",
+                f"p = {p_value}" if p_value else "", _text(getattr(r, "detail", ""))) if x)
+            small = (f"<small>{_e(_num(r.value))}{_e(bounds)}</small>" if _num(r.value)
+                     else "")
             tds.append(f'<td class="verdict-{_e(r.verdict)}" title="{_e(tip)}">'
                        f"{SYMBOL.get(r.verdict, '?')}{small}</td>")
         rows.append(f'<tr><td class="name">{d}. {_e(name)}</td>{"".join(tds)}</tr>')
@@ -99,14 +126,18 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     ----------
     run_dir : a finished run directory (``results.parquet`` + ``manifest.json``)
     profile : DataFrame, optional
-        A precomputed collapse profile; computed with ``collapse_profile`` otherwise.
+        A precomputed collapse profile (``modelcollapse.profile.collapse_profile`` columns);
+        computed from the results and the manifest's ``profile_specs`` otherwise, or replaced
+        by a note if ``modelcollapse.profile`` cannot be imported.
+    out : path, optional
+        Where to write the HTML (default ``RUN_DIR/report.html``); the PNGs always go to
+        ``RUN_DIR/plots/``.
 
     Raises
     ------
     FileNotFoundError
         If ``run_dir`` is not a run directory.
     """
-    from ..profile import collapse_profile
     from .plots import plot_provenance, plot_run
     from .summary import final_vs_initial
 
@@ -116,8 +147,18 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     specs = manifest.get("profile_specs") or {}
     study = manifest.get("study", {})
     if profile is None:
-        profile = collapse_profile(results, specs)
-    summary = final_vs_initial(results, {t: s.get("risk") for t, s in specs.items()})
+        try:
+            from ..profile import collapse_profile
+        except ImportError:
+            profile_html = ('<p class="note">The collapse profile is not available '
+                            "(<code>modelcollapse.profile</code> could not be imported).</p>")
+        else:
+            profile = collapse_profile(results, specs)
+    if profile is not None:
+        profile_html = _profile_table(profile)
+    risk_metrics = {t: s["risk"] for t, s in specs.items() if s.get("risk")}
+    risk_metrics.update(manifest.get("risk_metrics") or {})
+    summary = final_vs_initial(results, risk_metrics)
     plots = plot_run(results, run_dir / "plots", study)
     provenance = plot_provenance(results, run_dir / "plots" / "provenance.png")
 
@@ -133,7 +174,7 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
         "definitions of Schaeffer et al. 2025 (Sec. 2): ✓ occurs, ✗ does not occur, – not "
         "applicable. Hover a cell for the statistic, its one-sided bounds over seeds and the "
         "p-value.</p>",
-        _profile_table(profile),
+        profile_html,
         "<h2>Risk: last iteration vs iteration 0</h2>",
         "<p>Mean and 95% confidence interval over seeds.</p>",
         _summary_table(summary),

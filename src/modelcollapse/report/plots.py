@@ -104,9 +104,14 @@ def plot_provenance(results: pd.DataFrame, path: Path) -> Path:
         sub = prov[prov.task == task].pivot_table(index=["paradigm", "iteration"],
                                                   columns="metric", values="value",
                                                   observed=True, aggfunc="mean")
-        for k, (paradigm, frame) in enumerate(sub.groupby(level=0, sort=False)):
-            it = frame.index.get_level_values(1)
-            ax.plot(it, frame["n_real"] / frame["n_train"], color=f"C{k}", label=str(paradigm))
+        # the colours of plot_task: paradigms in order of appearance, C0, C1, ...
+        order = list(dict.fromkeys(results.paradigm[results.task == task].astype(str)))
+        for k, paradigm in enumerate(order):
+            if paradigm not in sub.index.get_level_values(0):
+                continue
+            frame = sub.xs(paradigm, level=0)
+            ax.plot(frame.index, frame["n_real"] / frame["n_train"], color=f"C{k}",
+                    label=paradigm)
         ax.set_title(str(task), fontsize=10)
         ax.set_xlabel("model-fitting iteration")
         ax.set_ylabel("real fraction of the training set")

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from ..data.sklearn_datasets import VECTOR_DATASETS, vector_split
+from ..metrics.knn import knn_precision_recall
 from ..rng import Role, Streams
 from .base import TaskParams, reference_moments  # noqa: F401  (re-exported)
 
 
 #: collapse-profile roles of the density tasks' metrics (see ``Task.profile``)
 VECTOR_PROFILE = {"variance": "cov_trace_ratio", "tail": "tail_nll", "tail_base": "test_nll",
-                  "tail_mode": "difference"}
+                  "tail_mode": "difference", "modes": "mode_coverage",
+                  "hallucination": "precision", "hallucination_mode": "precision"}
 
 
 class VectorParams(TaskParams):
     synthetic_n_features: ClassVar[int] = 2
+    synthetic_has_modes: ClassVar[bool] = False
 
     dataset: Literal["synthetic", "moons", "circles", "blobs", "wine", "digits"] = Field(
         "synthetic", description="'synthetic' = the task's known truth; 'moons', 'circles', "
@@ -32,9 +34,16 @@ class VectorParams(TaskParams):
         "the whole training split)")
     n_test: int = Field(1000, ge=1, description="held-out test samples (synthetic)")
     test_size: float = Field(0.25, gt=0, lt=1, description="held-out fraction (real data)")
+    sample_metrics: bool | None = Field(
+        None, description="record k-NN precision / recall / mode coverage of fresh samples each "
+        "iteration (Defs. 6-8; costs a sample and two distance matrices per replicate); default: "
+        "on for real and toy datasets, off for the Gaussian truth (full support: nothing to "
+        "hallucinate)")
 
     @model_validator(mode="after")
     def _resolve_sizes(self):
+        if self.sample_metrics is None:
+            self.sample_metrics = self.dataset != "synthetic" or self.synthetic_has_modes
         if self.dataset == "synthetic":
             self.n_samples = 100 if self.n_samples is None else self.n_samples
             self.n_features = self.n_features or self.synthetic_n_features
@@ -61,14 +70,13 @@ def _toy(name: str):
     independent ``make_blobs`` calls criticised in research/literature.md Sec. 2b)."""
     from sklearn import datasets
 
-    def draw(g: np.random.Generator, n: int) -> np.ndarray:
+    def draw(g: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         seed = int(g.integers(2**31 - 1))
         if name == "moons":
-            return datasets.make_moons(n, noise=0.05, random_state=seed)[0]
+            return datasets.make_moons(n, noise=0.05, random_state=seed)
         if name == "circles":
-            return datasets.make_circles(n, noise=0.05, factor=0.5, random_state=seed)[0]
-        return datasets.make_blobs(n, centers=BLOB_CENTERS, cluster_std=1.0,
-                                   random_state=seed)[0]
+            return datasets.make_circles(n, noise=0.05, factor=0.5, random_state=seed)
+        return datasets.make_blobs(n, centers=BLOB_CENTERS, cluster_std=1.0, random_state=seed)
 
     return draw
 
@@ -76,20 +84,44 @@ def _toy(name: str):
 TOY_DATASETS = ("moons", "circles", "blobs")
 
 
-def vector_data(p: VectorParams, streams: Streams,
-                draw_truth: Callable[[np.random.Generator, int], np.ndarray] | None):
-    """(real (R, n, d), test (R, m, d), sample_real or None) for a vector task."""
+def vector_data(p: VectorParams, streams: Streams, draw_truth):
+    """(real (R, n, d), test (R, m, d), sample_real or None, test labels (R, m) or None).
+
+    ``draw_truth(generator, n) -> (X, labels or None)`` draws from the known truth.
+    """
     if p.dataset in TOY_DATASETS:
         draw_truth = _toy(p.dataset)
     if p.dataset == "synthetic" or p.dataset in TOY_DATASETS:
         gens = streams(0, Role.DATA)
-        real = np.stack([draw_truth(g, p.n_samples) for g in gens])
-        test = np.stack([draw_truth(g, p.n_test) for g in gens])
+        real = np.stack([draw_truth(g, p.n_samples)[0] for g in gens])
+        tests = [draw_truth(g, p.n_test) for g in gens]
+        test = np.stack([x for x, _ in tests])
+        labels = None if tests[0][1] is None else np.stack([y for _, y in tests])
 
         def sample_real(n, rngs):
-            return np.stack([draw_truth(g, n) for g in rngs])
+            return np.stack([draw_truth(g, n)[0] for g in rngs])
 
-        return real, test, sample_real
-    real, test = vector_split(p.dataset, n_features=p.n_features, n_samples=p.n_samples,
-                              test_size=p.test_size, streams=streams)
-    return real, test, None
+        return real, test, sample_real, labels
+    real, test, labels = vector_split(p.dataset, n_features=p.n_features,
+                                      n_samples=p.n_samples, test_size=p.test_size,
+                                      streams=streams)
+    return real, test, None, labels
+
+
+N_EVAL = 300  #: held-out points (and synthetic samples) for the k-NN metrics
+
+
+def sample_metrics(model, test: np.ndarray, labels: np.ndarray | None, streams: Streams,
+                   iteration: int, enabled: bool = True) -> dict[str, np.ndarray]:
+    """k-NN precision / recall (and mode coverage with labels) of ``N_EVAL`` fresh samples of
+    the model against ``N_EVAL`` held-out real points (Kynkäänniemi et al. 2019, k = 5)."""
+    if not enabled:
+        return {}
+    m = min(N_EVAL, test.shape[1])
+    synthetic = model.sample(m, rngs=streams(iteration, Role.EVAL))
+    precision, recall, coverage = knn_precision_recall(
+        test[:, :m], synthetic, labels=None if labels is None else labels[:, :m])
+    out = {"precision": precision, "recall": recall}
+    if coverage is not None:
+        out["mode_coverage"] = coverage
+    return out

@@ -34,8 +34,9 @@ class Task:
         The real training pool of each replicate; iteration 0 is fitted on it.
     test : ndarray of shape (R, n_test, ...)
         Held-out **real** data, never trained on.
-    evaluate : callable (model) -> dict[str, ndarray of shape (R,)]
-        The task's metrics of a fitted model.
+    evaluate : callable (model, iteration) -> dict[str, ndarray of shape (R,)]
+        The task's metrics of a fitted model (``iteration`` positions the EVAL random streams of
+        metrics that sample from the model).
     risk_metric : str
         The metric that summaries use as population risk (or its test-set estimate).
     sample_real : callable (n, rngs) -> ndarray, optional

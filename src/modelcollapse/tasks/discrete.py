@@ -54,7 +54,7 @@ class DiscreteTask:
         # the tail (Def. 7): outcomes rarer than the median outcome of p_0 (none if p_0 is uniform)
         tail = real_support & (p0 < np.median(p0[real_support]))
 
-        def evaluate(model: Categorical) -> dict[str, np.ndarray]:
+        def evaluate(model: Categorical, iteration: int = 0) -> dict[str, np.ndarray]:
             q = model.probabilities_
             out = {"entropy": entropy(q), "support_size": (q > 0).sum(1).astype(float),
                    "gini_simpson": gini_simpson(q), "tv_distance": 0.5 * np.abs(q - p0).sum(1),

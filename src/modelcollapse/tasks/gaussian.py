@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 from ..families.gaussian import Gaussian, bures_wasserstein_squared, psd_sqrt
 from ..metrics import cov_trace_ratio
 from ..rng import Streams
-from ._vector import VECTOR_PROFILE, VectorParams, vector_data
+from ._vector import VECTOR_PROFILE, VectorParams, sample_metrics, vector_data
 from .base import Task, reference_moments, tail_rows, take_rows
 
 
@@ -44,8 +44,8 @@ class GaussianTask:
     def build(cls, p: Params, streams: Streams) -> Task:
         d = p.n_features
         sd = np.sqrt(p.variance)
-        real, test, sample_real = vector_data(
-            p, streams, lambda g, n: sd * g.standard_normal((n, d)))
+        real, test, sample_real, labels = vector_data(
+            p, streams, lambda g, n: (sd * g.standard_normal((n, d)), None))
         R = real.shape[0]
         if p.dataset == "synthetic":
             mean0, cov0 = np.zeros((R, d)), np.broadcast_to(p.variance * np.eye(d), (R, d, d))
@@ -56,8 +56,9 @@ class GaussianTask:
         test_mean, test_cov = reference_moments(test)
         tail_mean, tail_cov = reference_moments(take_rows(test, tail_rows(test, mean0, cov0)))
 
-        def evaluate(model: Gaussian) -> dict[str, np.ndarray]:
+        def evaluate(model: Gaussian, iteration: int = 0) -> dict[str, np.ndarray]:
             return {
+                **sample_metrics(model, test, labels, streams, iteration, p.sample_metrics),
                 "mean_sq_error": ((model.mean_ - mean0) ** 2).sum(1),
                 "cov_trace_ratio": cov_trace_ratio(model.covariance_, cov0),
                 "w2_squared": bures_wasserstein_squared(model.mean_, model.covariance_, mean0, cov0,

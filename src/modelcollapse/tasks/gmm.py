@@ -12,7 +12,7 @@ from ..families.base import PerReplicate
 from ..families.gmm import GaussianMixture
 from ..metrics import cov_trace_ratio, mean_nll
 from ..rng import Streams
-from ._vector import VECTOR_PROFILE, VectorParams, vector_data
+from ._vector import VECTOR_PROFILE, VectorParams, sample_metrics, vector_data
 from .base import Task, reference_moments, tail_rows, take_rows
 
 
@@ -29,6 +29,7 @@ class GMMTask:
     family = "gmm"
 
     class Params(VectorParams):
+        synthetic_has_modes = True  # the truth's components are its modes (Def. 6)
         n_components: int = Field(3, ge=1, description="mixture components (fit and truth)")
         covariance_type: str = Field("full", pattern="^(full|diag|spherical|tied)$",
                                      description="'full', 'diag', 'spherical' or 'tied'")
@@ -40,9 +41,10 @@ class GMMTask:
         means = _circle_means(k, d)
 
         def draw(g, n):
-            return means[g.integers(k, size=n)] + g.standard_normal((n, d))
+            component = g.integers(k, size=n)
+            return means[component] + g.standard_normal((n, d)), component
 
-        real, test, sample_real = vector_data(p, streams, draw)
+        real, test, sample_real, labels = vector_data(p, streams, draw)
         R = real.shape[0]
         if p.dataset == "synthetic":
             centred = means - means.mean(0)
@@ -54,10 +56,11 @@ class GMMTask:
                  else reference_moments(test)[0])
         tail = tail_rows(test, mean0, cov0)
 
-        def evaluate(model: PerReplicate) -> dict[str, np.ndarray]:
+        def evaluate(model: PerReplicate, iteration: int = 0) -> dict[str, np.ndarray]:
             cov = np.stack([m.covariance() for m in model.models_])
             scores = model.score_samples(test)
-            return {"test_nll": mean_nll(scores),
+            return {**sample_metrics(model, test, labels, streams, iteration, p.sample_metrics),
+                    "test_nll": mean_nll(scores),
                     "tail_nll": mean_nll(take_rows(scores, tail)),
                     "cov_trace_ratio": cov_trace_ratio(cov, cov0)}
 

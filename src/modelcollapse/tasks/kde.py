@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 from ..families.kde import KernelDensity
 from ..metrics import cov_trace_ratio, mean_nll
 from ..rng import Streams
-from ._vector import VECTOR_PROFILE, VectorParams, vector_data
+from ._vector import VECTOR_PROFILE, VectorParams, sample_metrics, vector_data
 from .base import Task, reference_moments, tail_rows, take_rows
 
 
@@ -35,7 +35,8 @@ class KDETask:
     @classmethod
     def build(cls, p: Params, streams: Streams) -> Task:
         d = p.n_features
-        real, test, sample_real = vector_data(p, streams, lambda g, n: g.standard_normal((n, d)))
+        real, test, sample_real, labels = vector_data(
+            p, streams, lambda g, n: (g.standard_normal((n, d)), None))
         R = real.shape[0]
         cov0 = (np.broadcast_to(np.eye(d), (R, d, d)) if p.dataset == "synthetic"
                 else reference_moments(test)[1])
@@ -43,9 +44,10 @@ class KDETask:
         mean0 = np.zeros((R, d)) if p.dataset == "synthetic" else reference_moments(test)[0]
         tail = tail_rows(test, mean0, cov0)
 
-        def evaluate(model: KernelDensity) -> dict[str, np.ndarray]:
+        def evaluate(model: KernelDensity, iteration: int = 0) -> dict[str, np.ndarray]:
             scores = model.score_samples(test)
-            return {"test_nll": mean_nll(scores),
+            return {**sample_metrics(model, test, labels, streams, iteration, p.sample_metrics),
+                    "test_nll": mean_nll(scores),
                     "tail_nll": mean_nll(take_rows(scores, tail)),
                     "cov_trace_ratio": cov_trace_ratio(model.covariance(), cov0)}
 

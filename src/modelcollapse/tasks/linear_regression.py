@@ -100,7 +100,7 @@ class LinearRegressionTask:
                    + (c * (moments["xtx"] @ c[..., None])[..., 0]).sum(1))
             return np.clip(sse, 0.0, None) / moments["count"]
 
-        def evaluate(model: LinearRegression) -> dict[str, np.ndarray]:
+        def evaluate(model: LinearRegression, iteration: int = 0) -> dict[str, np.ndarray]:
             c = model.coef_
             out = {}
             if "coef" in truth:

@@ -101,8 +101,8 @@ def engine_build(study: Study):
 
 
 def engine_run(study: Study, task):
-    frame, risk = run_unit(study, 0, 0, task=task)
-    return frame, risk
+    frame, spec = run_unit(study, 0, 0, task=task)
+    return frame, spec["risk"]
 
 
 def engine_values(frame, metric: str, n_iterations: int, n_seeds: int) -> np.ndarray:

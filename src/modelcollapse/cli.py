@@ -101,7 +101,7 @@ def run(
     """Run a study; write DIR/results.parquet, manifest.json, summary.csv, profile.csv,
     report.html and plots/.
 
-    Examples: modelcollapse run; modelcollapse run gaussian-replace-vs-accumulate --set n_seeds=100
+    Examples: modelcollapse run; modelcollapse run kazdan2024-gaussian --set n_seeds=500
     """
     if jobs < 1:
         _fail(f"--jobs: {jobs} is not allowed; allowed: an integer >= 1")
@@ -110,7 +110,17 @@ def run(
     except StudyError as exc:
         _fail(str(exc))
     directory = _out_dir(out, spec.name)
+    from .results.store import RunLock, RunLocked
 
+    try:
+        with RunLock(directory):
+            _run_into(spec, directory, jobs=jobs, plots=plots, quiet=quiet)
+    except RunLocked as exc:
+        _fail(str(exc))
+
+
+def _run_into(spec, directory: Path, *, jobs: int, plots: bool, quiet: bool) -> None:
+    """Run ``spec`` and write everything into ``directory`` (held under the run lock)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .engine import run_study
@@ -181,9 +191,23 @@ def presets() -> None:
 
 
 @app.command()
-def validate(study: Annotated[str, typer.Argument(help="study YAML file or preset name")],
+def validate(study: Annotated[str, typer.Argument(
+                 help="study YAML file, preset name, or a run directory")],
              set_: Annotated[Optional[list[str]], typer.Option("--set")] = None) -> None:
-    """Check a study file; print the resolved study (exit 2 with one line if invalid)."""
+    """Check a study file and print the resolved study; or check a run directory's files against
+    the checksums in its manifest (exit 2 with one line if invalid)."""
+    if Path(study).is_dir():
+        from .results.store import verify_run
+
+        try:
+            problems = verify_run(study)
+        except FileNotFoundError as exc:
+            _fail(str(exc))
+        if problems:
+            _fail(f"{study}: " + "; ".join(problems))
+        console.print(f"valid run {study}: results match the manifest's checksums",
+                      highlight=False)
+        return
     try:
         spec = load_study(study, set_ or [])
     except StudyError as exc:

@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["COLUMNS", "chain_frame", "write_run", "load_results", "load_manifest", "atomic_write"]
+__all__ = ["COLUMNS", "chain_frame", "write_run", "load_results", "load_manifest", "atomic_write",
+           "RunLock", "RunLocked", "verify_run"]
 
 COLUMNS = ["study", "task", "family", "paradigm", "seed", "iteration", "metric", "value", "status"]
 RESULTS_FILE, MANIFEST_FILE = "results.parquet", "manifest.json"
@@ -123,5 +124,93 @@ def load_results(directory: str | os.PathLike) -> pd.DataFrame:
 
 
 def load_manifest(directory: str | os.PathLike) -> dict:
-    """The manifest of a run directory (resolved study, hash, versions, checksums)."""
-    return json.loads((Path(directory) / MANIFEST_FILE).read_text())
+    """The manifest of a run directory (resolved study, hash, versions, checksums).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``directory`` holds no manifest.
+    """
+    path = Path(directory) / MANIFEST_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory}: no {MANIFEST_FILE} (not a modelcollapse run "
+                                "directory)")
+    return json.loads(path.read_text())
+
+
+LOCK_FILE = ".modelcollapse.lock"
+
+
+class RunLocked(RuntimeError):
+    """Another live process is writing into the run directory."""
+
+
+class RunLock:
+    """Exclusive lock on a run directory for the duration of a run (``with RunLock(dir):``).
+
+    The lock is a file created with O_EXCL holding the owner's PID; a lock left by a process that
+    no longer exists (a killed run) is taken over.
+    """
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.path = Path(directory) / LOCK_FILE
+
+    def __enter__(self) -> "RunLock":
+        self.created = not self.path.parent.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is not None and _alive(owner):
+                    raise RunLocked(f"{self.path.parent}: another run (pid {owner}) is writing "
+                                    "here; wait for it or choose another --out") from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            return self
+        raise RunLocked(f"{self.path.parent}: could not take the run lock")
+
+    def _owner(self) -> int | None:
+        try:
+            return int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def __exit__(self, *exc) -> None:
+        if self._owner() == os.getpid():
+            self.path.unlink(missing_ok=True)
+        if self.created and not any(self.path.parent.iterdir()):
+            self.path.parent.rmdir()  # a run that wrote nothing leaves nothing behind
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def verify_run(directory: str | os.PathLike) -> list[str]:
+    """Problems found checking a run directory against its manifest's checksums (empty: valid).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``directory`` holds no manifest.
+    """
+    directory = Path(directory)
+    manifest = load_manifest(directory)
+    problems = []
+    for name, meta in manifest.get("files", {}).items():
+        path = directory / name
+        if not path.is_file():
+            problems.append(f"{name}: missing")
+        elif _sha256(path) != meta.get("sha256"):
+            problems.append(f"{name}: checksum differs from the manifest (modified or corrupt)")
+    return problems

@@ -1,0 +1,58 @@
+"""``modelcollapse data list | prepare NAME [--force] [--source PATH]``: the real-data cache.
+
+Registered in ``cli.py`` with ``app.add_typer(data_app, name="data")``.  Errors (unknown name,
+missing system package) print one line ``error: ...`` and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .data.prepare import DataUnavailable, UnknownDataset, data_dir, list_datasets, prepare
+
+data_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                       help="Real datasets prepared once from system packages into a local cache "
+                            "($MODELCOLLAPSE_DATA or ~/.cache/modelcollapse).")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@data_app.command("list")
+def list_command() -> None:
+    """The registered datasets, their source and license, and whether they are prepared."""
+    table = Table(title=f"datasets in {data_dir()}", title_justify="left", header_style="bold")
+    for col in ("name", "prepared", "size", "package", "license"):
+        table.add_column(col, overflow="fold", no_wrap=col != "license")
+    for row in list_datasets():
+        table.add_row(escape(row["name"]), "[green]yes[/]" if row["prepared"] else "no",
+                      escape(row["size"]), escape(row["package"]), escape(row["license"]))
+    console.print(table)
+
+
+@data_app.command("prepare")
+def prepare_command(
+    name: Annotated[str, typer.Argument(help="dataset name (see `data list`)")],
+    force: Annotated[bool, typer.Option("--force", help="rebuild even if already prepared")] = False,
+    source: Annotated[Optional[Path], typer.Option(
+        help="read the raw input from here instead of the system package's location")] = None,
+) -> None:
+    """Prepare one dataset into the cache (no-op if already prepared, unless --force)."""
+    t0 = time.perf_counter()
+    try:
+        path = prepare(name, force=force, source=source)
+    except (UnknownDataset, DataUnavailable) as exc:
+        _fail(str(exc))
+    console.print(f"{escape(name)}: {escape(str(path))} ({time.perf_counter() - t0:.1f} s)",
+                  highlight=False, soft_wrap=True)

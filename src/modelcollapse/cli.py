@@ -1,4 +1,5 @@
-"""Command line: ``modelcollapse run | presets | validate | summary``.
+"""Command line: ``modelcollapse run | presets | validate | summary | profile | report | theory |
+verify | data``.
 
 Bad input prints one line ``error: <field>: <what is allowed>`` and exits with code 2, before
 anything is written.
@@ -382,6 +383,16 @@ def verify(seed: Annotated[int, typer.Option(help="root seed of the simulations"
     console.print(f"{len(table) - failed}/{len(table)} checks passed", highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _register_data_commands() -> None:
+    from .cli_data import data_app
+
+    app.add_typer(data_app, name="data", help="Real datasets: list and prepare (no downloads at "
+                  "run time; preparation reads system packages).")
+
+
+_register_data_commands()
 
 
 def main() -> None:

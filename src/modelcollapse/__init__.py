@@ -9,8 +9,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Study", "load_study", "run_study", "run_chain", "load_results", "Streams", "tasks",
-           "paradigms", "__version__"]
+__all__ = ["Study", "load_study", "run_study", "run_chain", "load_results", "collapse_profile",
+           "write_report", "Streams", "tasks", "paradigms", "__version__"]
 
 
 def __getattr__(name: str):
@@ -24,6 +24,12 @@ def __getattr__(name: str):
     if name == "load_results":
         from .results.store import load_results
         return load_results
+    if name == "collapse_profile":
+        from .profile import collapse_profile
+        return collapse_profile
+    if name == "write_report":
+        from .report.html import write_report
+        return write_report
     if name == "Streams":
         from .rng import Streams
         return Streams

@@ -110,7 +110,8 @@ def write_run(directory: Path, frame: pd.DataFrame, manifest: dict) -> None:
 
 
 def load_results(directory: str | os.PathLike) -> pd.DataFrame:
-    """The results of a run directory as a pandas DataFrame (columns ``COLUMNS``).
+    """The results of a run directory as a pandas DataFrame (columns ``COLUMNS``), with the
+    manifest's per-task profile specs in ``attrs["profile_specs"]``.
 
     Raises
     ------
@@ -120,7 +121,11 @@ def load_results(directory: str | os.PathLike) -> pd.DataFrame:
     path = Path(directory) / RESULTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{directory}: no {RESULTS_FILE} (not a modelcollapse run directory)")
-    return pd.read_parquet(path)
+    frame = pd.read_parquet(path)
+    manifest = Path(directory) / MANIFEST_FILE
+    if manifest.is_file():  # as run_study returns it: which metric is each task's risk, etc.
+        frame.attrs["profile_specs"] = json.loads(manifest.read_text()).get("profile_specs", {})
+    return frame
 
 
 def load_manifest(directory: str | os.PathLike) -> dict:

@@ -70,7 +70,8 @@ def base7():
 def test_study_covers_everything(base):
     assert set(base.paradigm) == {"replace", "accumulate", "accumulate-subsample", "mix-0.5",
                                   "mix-0.3-fresh"}
-    assert base.family.nunique() == len(task_registry.names())
+    # every registered family but the torch ones (tested in test_vae.py, optional extra)
+    assert base.family.nunique() == len(set(task_registry.names()) - {"vae"})
     assert sorted(base.iteration.unique()) == list(range(N_ITER))
     assert sorted(base.seed.unique()) == [0, 1, 2]
 

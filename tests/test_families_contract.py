@@ -8,6 +8,8 @@ streams per replicate, finite scores and metrics of a sane fit, and a per-replic
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
@@ -43,11 +45,22 @@ SYNTHETIC = {
     "discrete": {"n_outcomes": 6, "n_samples": 60},
 }
 
+# torch families: tiny networks, and skipped without torch (an optional extra)
+REAL_DATA["vae"] = [{"dataset": "digits", "n_samples": 60, "n_test": 50, "hidden": 16,
+                     "latent": 2, "epochs": 2}]
+NEEDS_TORCH = {"vae"}
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
 CASES = []
 for _name in tasks.names():
-    CASES.append(pytest.param((_name, SYNTHETIC.get(_name, {})), id=f"{_name}-synthetic"))
+    _marks = (pytest.mark.skipif(not HAS_TORCH, reason="torch not installed (extra 'torch')"),
+              ) if _name in NEEDS_TORCH else ()
+    if _name in SYNTHETIC or _name not in REAL_DATA:
+        CASES.append(pytest.param((_name, SYNTHETIC.get(_name, {})), id=f"{_name}-synthetic",
+                                  marks=_marks))
     for _params in REAL_DATA.get(_name, []):
-        CASES.append(pytest.param((_name, _params), id=f"{_name}-{_params['dataset']}"))
+        CASES.append(pytest.param((_name, _params), id=f"{_name}-{_params['dataset']}",
+                                  marks=_marks))
 
 
 def test_every_registered_task_is_covered():

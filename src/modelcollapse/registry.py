@@ -108,6 +108,7 @@ _register_builtins(
         "discrete": "modelcollapse.tasks.discrete:DiscreteTask",
         "kde": "modelcollapse.tasks.kde:KDETask",
         "gmm": "modelcollapse.tasks.gmm:GMMTask",
+        "vae": "modelcollapse.tasks.vae:VAETask",
     },
 )
 _register_builtins(

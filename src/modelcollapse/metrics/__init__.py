@@ -52,6 +52,10 @@ METRICS: dict[str, MetricInfo] = {
     "hallucinated_mass": MetricInfo(False, "probability", "mass outside the real support"),
     "tail_mass_recall": MetricInfo(True, "ratio",
                                    "mass on rarer-than-median real outcomes / its true mass"),
+    "pixel_variance_ratio": MetricInfo(None, "ratio", "total pixel variance of samples / of "
+                                       "held-out images"),
+    "class_coverage": MetricInfo(True, "fraction", "classes receiving >= 10% of their expected "
+                                 "share of samples (a real-data classifier)"),
     "n_train": MetricInfo(None, "samples", "training-set size"),
     "n_real": MetricInfo(None, "samples", "real samples in the training set"),
     "n_synthetic": MetricInfo(None, "samples", "synthetic samples in the training set"),

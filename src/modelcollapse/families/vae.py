@@ -1,0 +1,252 @@
+"""Variational autoencoder (Kingma & Welling 2014) on flat vectors in [0, 1], in PyTorch.
+
+One self-contained file; the only module of modelcollapse that imports torch.
+
+Model
+-----
+MLP encoder ``x (D) -> ReLU(H) -> (mu, logvar) (2L)`` and decoder ``z (L) -> ReLU(H) -> logits (D)``,
+prior ``z ~ N(0, I_L)``, diagonal Gaussian posterior, **Bernoulli likelihood** per pixel::
+
+    log p(x | z) = sum_d  x_d log sigmoid(l_d) + (1 - x_d) log(1 - sigmoid(l_d))   (l = logits)
+
+For grey levels (x_d strictly between 0 and 1) this is the usual binary cross-entropy, which is
+not a normalised density on [0, 1]^D: the ELBO of a grey image is bounded above by minus its
+pixel entropies, not by 0.  It is the standard choice for MNIST-like data and makes ``test_nll``
+comparable across iterations of one task (the quantity model-collapse curves track), not with
+continuous densities of other families.
+
+Parameters (``n_parameters()``; D inputs, H hidden, L latent)::
+
+    encoder  D*H + H  +  H*2L + 2L
+    decoder  L*H + H  +  H*D  + D
+    total    2*D*H + 3*L*H + 2*H + 2*L + D
+
+Randomness and determinism
+--------------------------
+Every random choice (weight initialisation, minibatch order, reparameterisation noise, sampling)
+comes from a ``torch.Generator`` seeded with ``rng.integers(2**63 - 1)`` of the ``rng`` argument
+of ``fit`` / ``sample``; the torch global RNG is never used.  ``score_samples`` takes no rng: its
+Monte-Carlo ELBO uses ``score_mc`` noise vectors from the fixed seed ``score_seed``, shared by all
+rows (so a row's score is a deterministic function of the fitted weights and that row alone).  On CPU, ``fit``, ``sample`` and ``score_samples`` run with
+``torch.use_deterministic_algorithms(True)`` and ``num_threads`` threads (default 1; both restored
+afterwards), so the same rng gives bit-identical weights and samples for the same torch build.  On CUDA
+(chosen automatically when available) cuBLAS may reorder float reductions between runs: results
+agree only to rounding.
+
+Feedback loops
+--------------
+``init="fresh"`` re-initialises the network at every ``fit``; ``init="warm_start"`` keeps the
+network of the previous ``fit`` of the same object and continues training (a new Adam optimiser
+each fit).  ``sample`` returns decoder means (``sample_output="mean"``, default: smooth grey
+images; dropping the pixel noise is itself a variance-reducing step of the loop) or Bernoulli
+draws of them (``"bernoulli"``, binary images).  A non-finite training loss stops the fit with
+``status_ = "non_finite"`` (collapse is data, never a crash).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["VAE"]
+
+
+class _Net(nn.Module):
+    def __init__(self, n_features: int, hidden: int, latent: int) -> None:
+        super().__init__()
+        self.enc_hidden = nn.Linear(n_features, hidden)
+        self.enc_out = nn.Linear(hidden, 2 * latent)
+        self.dec_hidden = nn.Linear(latent, hidden)
+        self.dec_out = nn.Linear(hidden, n_features)
+
+    def encode(self, x):
+        h = F.relu(self.enc_hidden(x))                       # (B, H)
+        mu, logvar = self.enc_out(h).chunk(2, dim=-1)        # (B, L), (B, L)
+        return mu, logvar
+
+    def decode(self, z):
+        return self.dec_out(F.relu(self.dec_hidden(z)))      # (B, D) logits
+
+    def elbo(self, x, generator=None, eps=None):
+        """Single-sample ELBO per row, (B, D) -> (B,) nats; noise ``eps`` (B, L) or (L,) is
+        drawn from ``generator`` when not given."""
+        mu, logvar = self.encode(x)                          # (B, L)
+        if eps is None:
+            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps               # (B, L)
+        logits = self.decode(z)                              # (B, D)
+        log_lik = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)  # (B,)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)                         # (B,)
+        return log_lik - kl                                  # (B,)
+
+
+def _init_(net: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from ``generator``."""
+    with torch.no_grad():
+        for layer in net.children():
+            bound = 1.0 / math.sqrt(layer.in_features)
+            for p in (layer.weight, layer.bias):
+                u = torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+                p.copy_((2.0 * u - 1.0) * bound)
+
+
+class _Deterministic:
+    """On CPU, for the duration of a block: ``torch.use_deterministic_algorithms(True)`` and
+    ``torch.set_num_threads(num_threads)`` (both restored afterwards)."""
+
+    def __init__(self, device: torch.device, num_threads: int | None) -> None:
+        self.on = device.type == "cpu"
+        self.num_threads = num_threads
+
+    def __enter__(self):
+        self.prev = torch.are_deterministic_algorithms_enabled()
+        self.prev_threads = torch.get_num_threads()
+        if self.on:
+            torch.use_deterministic_algorithms(True)
+            if self.num_threads:
+                torch.set_num_threads(self.num_threads)
+
+    def __exit__(self, *exc):
+        if self.on:
+            torch.use_deterministic_algorithms(self.prev)
+            if self.num_threads and torch.get_num_threads() != self.prev_threads:
+                torch.set_num_threads(self.prev_threads)
+
+
+class VAE:
+    """A single-replicate ``GenerativeModel`` (wrap with ``PerReplicate`` to batch).
+
+    Parameters
+    ----------
+    hidden : int
+        Hidden units of the encoder and of the decoder MLP (one hidden layer each).
+    latent : int
+        Latent dimension L.
+    epochs : int
+        Passes over the training set per ``fit``.
+    batch_size : int
+    lr : float
+        Adam learning rate.
+    init : {"fresh", "warm_start"}
+        Re-initialise at every fit, or continue from this object's previous weights.
+    sample_output : {"mean", "bernoulli"}
+        What ``sample`` returns: decoder means in [0, 1] or Bernoulli draws of them.
+    score_mc : int
+        Monte-Carlo samples averaged in ``score_samples``' ELBO estimate.
+    score_seed : int
+        Fixed seed of ``score_samples``' noise (it has no rng argument).
+    device : str, optional
+        Default: "cuda" if available, else "cpu".
+    num_threads : int or None
+        CPU threads torch uses inside ``fit`` / ``sample`` / ``score_samples`` (restored
+        afterwards).  Default 1: these small MLPs run ~10-30x faster single-threaded than with
+        intra-op parallelism (minibatches of 64 rows), and the result does not depend on the
+        machine's core count.  None keeps torch's setting.
+
+    Attributes
+    ----------
+    net_ : torch.nn.Module; status_ : str; loss_history_ : list of float (mean negative weighted
+    ELBO per epoch, nats per row)
+    """
+
+    def __init__(self, *, hidden: int = 128, latent: int = 8, epochs: int = 100,
+                 batch_size: int = 64, lr: float = 3e-3, init: str = "fresh",
+                 sample_output: str = "mean", score_mc: int = 16, score_seed: int = 0,
+                 device: str | None = None, num_threads: int | None = 1) -> None:
+        if init not in ("fresh", "warm_start"):
+            raise ValueError(f"init: {init!r}; allowed: 'fresh', 'warm_start'")
+        if sample_output not in ("mean", "bernoulli"):
+            raise ValueError(f"sample_output: {sample_output!r}; allowed: 'mean', 'bernoulli'")
+        self.hidden, self.latent, self.epochs = hidden, latent, epochs
+        self.batch_size, self.lr, self.init = batch_size, lr, init
+        self.sample_output, self.score_mc, self.score_seed = sample_output, score_mc, score_seed
+        self.num_threads = num_threads
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.net_: _Net | None = None
+        self.status_ = "ok"
+        self.loss_history_: list[float] = []
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def count_parameters(n_features: int, hidden: int, latent: int) -> int:
+        """2*D*H + 3*L*H + 2*H + 2*L + D."""
+        D, H, L = n_features, hidden, latent
+        return 2 * D * H + 3 * L * H + 2 * H + 2 * L + D
+
+    def n_parameters(self) -> int:
+        if self.net_ is None:
+            raise RuntimeError("VAE is not fitted; use VAE.count_parameters(D, hidden, latent)")
+        return sum(p.numel() for p in self.net_.parameters())
+
+    def _generator(self, rng: np.random.Generator) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(int(rng.integers(2**63 - 1)))
+
+    def _tensor(self, X) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(X, dtype=np.float32), device=self.device)
+
+    # ------------------------------------------------------------------ protocol
+    def fit(self, X, *, sample_weight=None, rng: np.random.Generator) -> "VAE":
+        g = self._generator(rng)
+        x = self._tensor(X)                                  # (n, D)
+        n, D = x.shape
+        w = torch.ones(n, device=self.device) if sample_weight is None else self._tensor(
+            sample_weight)                                   # (n,)
+        w = w * (n / w.sum())                                # mean 1: loss = weighted mean
+        with _Deterministic(self.device, self.num_threads):
+            fresh = (self.init == "fresh" or self.net_ is None
+                     or self.net_.dec_out.out_features != D)
+            if fresh:
+                self.net_ = _Net(D, self.hidden, self.latent).to(self.device)
+                _init_(self.net_, g)
+            net = self.net_
+            net.train()
+            opt = torch.optim.Adam(net.parameters(), lr=self.lr)
+            self.status_, self.loss_history_ = "ok", []
+            for _ in range(self.epochs):
+                perm = torch.randperm(n, generator=g, device=self.device)  # (n,)
+                total = torch.zeros((), device=self.device)
+                for i in range(0, n, self.batch_size):
+                    idx = perm[i:i + self.batch_size]                       # (B,)
+                    loss = -(w[idx] * net.elbo(x[idx], g)).mean()           # ()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total = total + loss.detach() * len(idx)
+                epoch_loss = float(total) / n                # one sync per epoch
+                self.loss_history_.append(epoch_loss)
+                if not math.isfinite(epoch_loss):
+                    self.status_ = "non_finite"
+                    break
+            net.eval()
+        return self
+
+    @torch.no_grad()
+    def sample(self, n_samples: int, *, rng: np.random.Generator) -> np.ndarray:
+        g = self._generator(rng)
+        with _Deterministic(self.device, self.num_threads):
+            z = torch.randn((n_samples, self.latent), generator=g, device=self.device)  # (n, L)
+            p = torch.sigmoid(self.net_.decode(z))                                      # (n, D)
+            if self.sample_output == "bernoulli":
+                p = torch.bernoulli(p, generator=g)                                     # (n, D)
+        return p.cpu().numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def score_samples(self, X) -> np.ndarray:
+        """Per-row ELBO in nats, shape (n,): the mean of ``score_mc`` single-sample estimates.
+
+        The K standard-normal noise vectors (K, L) come from ``score_seed`` and are shared by all
+        rows, and scoring runs in float64, so a row's score depends on that row only (not on the
+        batch it is scored in: float32 GEMM rounding differs with the batch size).
+        """
+        g = torch.Generator(device=self.device).manual_seed(self.score_seed)
+        x = self._tensor(X).double()                                         # (n, D)
+        with _Deterministic(self.device, self.num_threads):
+            eps = torch.randn((self.score_mc, self.latent), generator=g, device=self.device)
+            net = copy.deepcopy(self.net_).double()                          # float64 copy
+            elbo = torch.stack([net.elbo(x, eps=e) for e in eps.double()])   # (K, n)
+        return elbo.mean(0).cpu().numpy()                                    # (n,)

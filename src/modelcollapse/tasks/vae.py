@@ -1,0 +1,209 @@
+"""VAE task: a PyTorch variational autoencoder (``families.vae.VAE``) on flattened images in
+[0, 1], one network per replicate.
+
+Data (per replicate, from the replicate's DATA stream of iteration 0)
+--------------------------------------------------------------------
+* ``digits``: scikit-learn's 1,797 8x8 digits, pixels / 16 (D = 64).  A random permutation gives
+  ``n_test`` held-out test images and the next ``n_samples`` training images.
+* ``fashion-mnist``: the prepared arrays (``modelcollapse data prepare fashion-mnist``), pixels /
+  255 (D = 784); ``n_samples`` random images of the official training split and ``n_test`` of the
+  official test split.
+
+Metrics (each iteration)
+------------------------
+* ``test_nll``: negative ELBO of the held-out real images, nats per image (an upper bound on the
+  Bernoulli NLL; the risk metric).
+* ``tail_nll``: the same on the 10% test images farthest from the test set's mean in Mahalanobis
+  distance (``tasks.base.tail_rows`` on pixel space with the test set's mean and pseudo-inverse
+  covariance): the rare-looking images (Def. 7).
+* ``precision`` / ``recall`` / ``mode_coverage``: k-NN metrics (``tasks._vector.sample_metrics``)
+  of 300 samples against 300 test images in pixel space, modes = image classes.
+* ``pixel_variance_ratio``: total pixel variance of those samples / that of the test images
+  (diversity; the profile's variance metric, Def. 4).
+* ``class_coverage``: a multinomial logistic regression trained on each replicate's real training
+  pool labels the same samples; the share of classes receiving at least 10% of their expected
+  share (their share of the training pool) of the samples (the profile's modes metric, Def. 6).
+  Samples with non-finite pixels count as no class.
+
+The samples of the last three metrics are one draw from the EVAL stream of the iteration (drawn
+by ``sample_metrics`` and redrawn identically from the reset stream here).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from ..families.base import PerReplicate
+from ..metrics import mean_nll
+from ..rng import Role, Streams
+from ._vector import N_EVAL, VECTOR_PROFILE, sample_metrics
+from .base import Task, TaskParams, reference_moments, tail_rows, take_rows
+
+__all__ = ["VAETask", "VAE_PROFILE"]
+
+#: collapse-profile roles of the VAE task's metrics
+VAE_PROFILE = {**VECTOR_PROFILE, "variance": "pixel_variance_ratio", "modes": "class_coverage"}
+
+MIN_SHARE = 0.1  #: a class is covered when it receives >= 10% of its expected share of samples
+
+_DEFAULTS = {"digits": (500, 300), "fashion-mnist": (2000, 1000)}  # n_samples, n_test
+
+
+def load_images(dataset: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{"train": (X, y), "test": (X, y)} with X of shape (n, D) float32 in [0, 1]; for
+    ``digits`` both entries are the whole dataset (the task splits it)."""
+    if dataset == "digits":
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        X, y = (bunch.data / 16.0).astype(np.float32), bunch.target.astype(np.int64)
+        return {"train": (X, y), "test": (X, y)}
+    from ..data.prepare import dataset_path
+
+    root = dataset_path("fashion-mnist")
+    out = {}
+    for split in ("train", "test"):
+        images, labels = root / f"{split}_images.npy", root / f"{split}_labels.npy"
+        if not (images.is_file() and labels.is_file()):
+            raise ValueError(f"dataset: fashion-mnist is not prepared ({images} missing); run "
+                             "`modelcollapse data prepare fashion-mnist`")
+        X = np.load(images)
+        out[split] = ((X.reshape(len(X), -1) / 255.0).astype(np.float32),
+                      np.load(labels).astype(np.int64))
+    return out
+
+
+class KeepModels(PerReplicate):
+    """``PerReplicate`` that fits each replicate's existing model object again (so a
+    ``warm_start`` VAE continues from its previous weights) instead of a fresh one per fit."""
+
+    def fit(self, X, *, sample_weight=None, rngs):
+        for r, rng in enumerate(rngs):
+            model = self.models_[r] if self.models_[r] is not None else self.factory()
+            w = None if sample_weight is None else sample_weight[r]
+            try:
+                model.fit(X[r], sample_weight=w, rng=rng)
+            except Exception as exc:  # collapse is data: record and go on
+                if self.models_[r] is None:
+                    raise
+                self.status_[r] = "fit_failed"
+                self.messages_[r] = f"{type(exc).__name__}: {exc}"
+                continue
+            self.models_[r] = model
+            self.status_[r] = getattr(model, "status_", "ok")
+            self.messages_[r] = ""
+        return self
+
+
+def class_coverage(classifiers, samples: np.ndarray, train_labels: np.ndarray) -> np.ndarray:
+    """Share of classes whose share of the samples is >= ``MIN_SHARE`` x their share of the
+    training pool, per replicate: (R, s, D), (R, n) -> (R,)."""
+    out = np.empty(len(classifiers))
+    for r, clf in enumerate(classifiers):
+        finite = np.isfinite(samples[r]).all(1)
+        predicted = clf.predict(samples[r][finite]) if finite.any() else np.empty(0, np.int64)
+        classes, counts = np.unique(train_labels[r], return_counts=True)
+        expected = counts / counts.sum()
+        got = np.array([(predicted == c).sum() for c in classes]) / len(samples[r])
+        out[r] = np.mean(got >= MIN_SHARE * expected)
+    return out
+
+
+def pixel_variance_ratio(samples: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """Total per-pixel variance of samples / of test images: (R, s, D), (R, m, D) -> (R,)."""
+    return samples.var(1).sum(-1) / test.var(1).sum(-1)
+
+
+class VAETask:
+    family = "vae"
+
+    class Params(TaskParams):
+        dataset: Literal["digits", "fashion-mnist"] = Field(
+            "digits", description="'digits' (scikit-learn 8x8, pixels/16) or 'fashion-mnist' "
+            "(28x28, pixels/255; needs `modelcollapse data prepare fashion-mnist`)")
+        n_samples: int | None = Field(
+            None, ge=2, description="real training images (default: digits 500, fashion-mnist 2000)")
+        n_test: int | None = Field(
+            None, ge=10, description="held-out real test images (default: digits 300, "
+            "fashion-mnist 1000)")
+        hidden: int = Field(128, ge=1, description="hidden units of encoder and decoder")
+        latent: int = Field(8, ge=1, description="latent dimension")
+        epochs: int = Field(100, ge=1, description="training epochs per fit")
+        batch_size: int = Field(64, ge=1, description="minibatch size")
+        lr: float = Field(3e-3, gt=0, description="Adam learning rate")
+        init: Literal["fresh", "warm_start"] = Field(
+            "fresh", description="'fresh': new weights each fit; 'warm_start': continue from the "
+            "previous iteration's network")
+        sample_output: Literal["mean", "bernoulli"] = Field(
+            "mean", description="synthetic images: decoder means or Bernoulli draws")
+        sample_metrics: bool = Field(
+            True, description="record k-NN precision / recall / mode coverage, pixel variance "
+            "ratio and class coverage of fresh samples each iteration")
+
+        @model_validator(mode="after")
+        def _resolve_sizes(self):
+            n, m = _DEFAULTS[self.dataset]
+            self.n_samples = n if self.n_samples is None else self.n_samples
+            self.n_test = m if self.n_test is None else self.n_test
+            if self.dataset == "digits" and self.n_samples + self.n_test > 1797:
+                raise ValueError(f"n_samples + n_test = {self.n_samples + self.n_test}: digits "
+                                 "has 1797 images")
+            return self
+
+    @classmethod
+    def build(cls, p: Params, streams: Streams) -> Task:
+        from sklearn.linear_model import LogisticRegression
+
+        data = load_images(p.dataset)
+        (Xtr, ytr), (Xte, yte) = data["train"], data["test"]
+        if p.dataset != "digits" and (p.n_samples > len(Xtr) or p.n_test > len(Xte)):
+            raise ValueError(f"n_samples / n_test exceed the {len(Xtr)} / {len(Xte)} images")
+        real, test, train_labels, labels = [], [], [], []
+        for g in streams(0, Role.DATA):
+            if p.dataset == "digits":
+                perm = g.permutation(len(Xtr))
+                te, tr = perm[:p.n_test], perm[p.n_test:p.n_test + p.n_samples]
+            else:
+                tr = g.choice(len(Xtr), p.n_samples, replace=False)
+                te = g.choice(len(Xte), p.n_test, replace=False)
+            real.append(Xtr[tr])
+            train_labels.append(ytr[tr])
+            test.append(Xte[te])
+            labels.append(yte[te])
+        real, test = np.stack(real), np.stack(test)                  # (R, n, D), (R, m, D)
+        train_labels, labels = np.stack(train_labels), np.stack(labels)
+        R = real.shape[0]
+        mean0, cov0 = reference_moments(test.astype(np.float64))
+        tail = tail_rows(test, mean0, cov0)                          # (R, k)
+        classifiers = []
+        if p.sample_metrics:
+            for r in range(R):
+                classifiers.append(LogisticRegression(max_iter=1000).fit(real[r], train_labels[r]))
+
+        def evaluate(model: PerReplicate, iteration: int = 0) -> dict[str, np.ndarray]:
+            scores = model.score_samples(test)                       # (R, m)
+            out = {"test_nll": mean_nll(scores), "tail_nll": mean_nll(take_rows(scores, tail))}
+            if p.sample_metrics:
+                out.update(sample_metrics(model, test, labels, streams, iteration))
+                m = min(N_EVAL, test.shape[1])
+                samples = model.sample(m, rngs=streams(iteration, Role.EVAL))  # same draw
+                out["pixel_variance_ratio"] = pixel_variance_ratio(samples, test[:, :m])
+                out["class_coverage"] = class_coverage(classifiers, samples, train_labels)
+            return out
+
+        def make_model():
+            from ..families.vae import VAE  # torch is imported only when a model is built
+
+            wrapper = KeepModels if p.init == "warm_start" else PerReplicate
+            return wrapper(lambda: VAE(
+                hidden=p.hidden, latent=p.latent, epochs=p.epochs, batch_size=p.batch_size,
+                lr=p.lr, init=p.init, sample_output=p.sample_output), R)
+
+        return Task(
+            name=f"vae-{p.dataset}", family=cls.family, make_model=make_model,
+            real=real, test=test, evaluate=evaluate, risk_metric="test_nll",
+            truth={"n_features": real.shape[2]}, profile=VAE_PROFILE,
+        )

@@ -75,6 +75,9 @@ class PerReplicate:
         Builds a fresh, unfitted model (hyperparameters only).
     n_replicates : int
         R, the number of replicates.
+    warm_start : bool
+        Refit each replicate's existing model object (``init: warm_start``: iterative retraining
+        from the predecessor) instead of a fresh one from ``factory`` (``init: fresh``).
 
     Notes
     -----
@@ -82,16 +85,19 @@ class PerReplicate:
     previous fitted model (so the chain can go on); the error text is kept in ``messages_``.
     """
 
-    def __init__(self, factory: Callable[[], Any], n_replicates: int) -> None:
+    def __init__(self, factory: Callable[[], Any], n_replicates: int, *,
+                 warm_start: bool = False) -> None:
         self.factory = factory
         self.n_replicates = n_replicates
+        self.warm_start = warm_start
         self.models_: list[Any] = [None] * n_replicates
         self.status_ = np.full(n_replicates, STATUS_OK, dtype=object)
         self.messages_: list[str] = [""] * n_replicates
 
     def fit(self, X, *, sample_weight=None, rngs):
         for r, rng in enumerate(rngs):
-            model = self.factory()
+            reuse = self.warm_start and self.models_[r] is not None
+            model = self.models_[r] if reuse else self.factory()
             w = None if sample_weight is None else sample_weight[r]
             try:
                 model.fit(X[r], sample_weight=w, rng=rng)

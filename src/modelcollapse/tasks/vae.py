@@ -76,28 +76,6 @@ def load_images(dataset: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-class KeepModels(PerReplicate):
-    """``PerReplicate`` that fits each replicate's existing model object again (so a
-    ``warm_start`` VAE continues from its previous weights) instead of a fresh one per fit."""
-
-    def fit(self, X, *, sample_weight=None, rngs):
-        for r, rng in enumerate(rngs):
-            model = self.models_[r] if self.models_[r] is not None else self.factory()
-            w = None if sample_weight is None else sample_weight[r]
-            try:
-                model.fit(X[r], sample_weight=w, rng=rng)
-            except Exception as exc:  # collapse is data: record and go on
-                if self.models_[r] is None:
-                    raise
-                self.status_[r] = "fit_failed"
-                self.messages_[r] = f"{type(exc).__name__}: {exc}"
-                continue
-            self.models_[r] = model
-            self.status_[r] = getattr(model, "status_", "ok")
-            self.messages_[r] = ""
-        return self
-
-
 def class_coverage(classifiers, samples: np.ndarray, train_labels: np.ndarray) -> np.ndarray:
     """Share of classes whose share of the samples is >= ``MIN_SHARE`` x their share of the
     training pool, per replicate: (R, s, D), (R, n) -> (R,)."""
@@ -197,10 +175,10 @@ class VAETask:
         def make_model():
             from ..families.vae import VAE  # torch is imported only when a model is built
 
-            wrapper = KeepModels if p.init == "warm_start" else PerReplicate
-            return wrapper(lambda: VAE(
+            return PerReplicate(lambda: VAE(
                 hidden=p.hidden, latent=p.latent, epochs=p.epochs, batch_size=p.batch_size,
-                lr=p.lr, init=p.init, sample_output=p.sample_output), R)
+                lr=p.lr, init=p.init, sample_output=p.sample_output), R,
+                warm_start=p.init == "warm_start")
 
         return Task(
             name=f"vae-{p.dataset}", family=cls.family, make_model=make_model,

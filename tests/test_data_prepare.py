@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from modelcollapse.cli_data import data_app
 from modelcollapse.data import prepare as P
 from modelcollapse.data.sources import austen, brown, fashion_mnist, wehi
+from modelcollapse.results.store import sha256_file
 
 
 @pytest.fixture(autouse=True)
@@ -115,7 +116,7 @@ def test_fashion_mnist(cache, fmnist_dir, monkeypatch):
     assert set(meta["files"]) == {"train_images.npy", "train_labels.npy", "test_images.npy",
                                   "test_labels.npy"}
     for name, info in meta["files"].items():
-        assert info["sha256"] == P._sha256(path / name) and info["bytes"] > 0
+        assert info["sha256"] == sha256_file(path / name) and info["bytes"] > 0
 
 
 def test_idx_rejects_bad_file(tmp_path):

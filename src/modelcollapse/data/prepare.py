@@ -25,7 +25,6 @@ Datasets (``modelcollapse data list``): ``fashion-mnist``, ``austen``, ``brown``
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..results.store import sha256_file
 from .sources import DataUnavailable, austen, brown, fashion_mnist, wehi
 
 __all__ = ["DataUnavailable", "UnknownDataset", "DATASETS", "data_dir", "dataset_path",
@@ -105,14 +105,6 @@ def list_datasets() -> list[dict]:
     return rows
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def prepare(name: str, *, force: bool = False, source: str | Path | None = None) -> Path:
     """Prepare dataset ``name`` into ``data_dir()/name`` and return that directory.
 
@@ -135,7 +127,7 @@ def prepare(name: str, *, force: bool = False, source: str | Path | None = None)
         for p in sorted(tmp.rglob("*")):
             if p.is_file():
                 files[p.relative_to(tmp).as_posix()] = {"bytes": p.stat().st_size,
-                                                         "sha256": _sha256(p)}
+                                                         "sha256": sha256_file(p)}
         meta = {"name": d.name, "description": d.description, "source": d.source,
                 "license": d.license, "counts": counts, "files": files,
                 "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -89,7 +89,8 @@ def _umask() -> int:
     return mask
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -103,7 +104,7 @@ def write_run(directory: Path, frame: pd.DataFrame, manifest: dict) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     results = directory / RESULTS_FILE
     atomic_write(results, lambda p: _categorise(frame).to_parquet(p, index=False))
-    manifest = dict(manifest, files={RESULTS_FILE: {"sha256": _sha256(results),
+    manifest = dict(manifest, files={RESULTS_FILE: {"sha256": sha256_file(results),
                                                     "rows": int(len(frame))}})
     atomic_write(directory / MANIFEST_FILE,
                  lambda p: p.write_text(json.dumps(manifest, indent=2, default=str) + "\n"))
@@ -216,6 +217,6 @@ def verify_run(directory: str | os.PathLike) -> list[str]:
         path = directory / name
         if not path.is_file():
             problems.append(f"{name}: missing")
-        elif _sha256(path) != meta.get("sha256"):
+        elif sha256_file(path) != meta.get("sha256"):
             problems.append(f"{name}: checksum differs from the manifest (modified or corrupt)")
     return problems

@@ -313,8 +313,9 @@ def _mode_definition(coverage: np.ndarray, settings, rng) -> _Verdict:
 
 
 def _tail_recall_definition(recall: np.ndarray, settings, rng) -> _Verdict:
-    """Def. 7 from tail-mass recall.  Its mean is a martingale under replace (Wright-Fisher), so
-    the median chain is what shows the tail vanishing."""
+    """Def. 7 from a tail recall (tail mass, or share of tail types still produced).  Tail
+    mass is a martingale under replace (Wright-Fisher), so the median chain is what shows the
+    tail vanishing."""
     def ratio(x):
         first = np.median(x[:, 0])
         return np.median(x[:, 1]) / first if first > 0 else np.nan
@@ -325,7 +326,7 @@ def _tail_recall_definition(recall: np.ndarray, settings, rng) -> _Verdict:
     low, high = _bounds(boot, settings.alpha)
     p = float(np.mean(boot >= 1 - settings.tail_margin))
     return _Verdict(7, OCCURS if high < 1 - settings.tail_margin else NOT,
-                    "median tail-mass recall, last / first iteration", value, low, high, p,
+                    "median tail recall, last / first iteration", value, low, high, p,
                     f"margin {settings.tail_margin:g}")
 
 

@@ -52,6 +52,8 @@ METRICS: dict[str, MetricInfo] = {
     "hallucinated_mass": MetricInfo(False, "probability", "mass outside the real support"),
     "tail_mass_recall": MetricInfo(True, "ratio",
                                    "mass on rarer-than-median real outcomes / its true mass"),
+    "tail_support_recall": MetricInfo(True, "fraction",
+                                      "rarer-than-median real outcomes still produced"),
     "pixel_variance_ratio": MetricInfo(None, "ratio", "total pixel variance of samples / of "
                                        "held-out images"),
     "class_coverage": MetricInfo(True, "fraction", "classes receiving >= 10% of their expected "

@@ -50,7 +50,7 @@ def theory_curves(study: dict, task_label: str, n_iterations: int) -> dict[str, 
         add("cov_trace_ratio", "accumulate", th.accumulate_cov_trace_ratio(t, **kw))
         add("mean_sq_error", "replace", th.replace_mean_sq_error(t, trace_cov=trace, **kw))
         add("mean_sq_error", "accumulate", th.accumulate_mean_sq_error(t, trace_cov=trace, **kw))
-    elif task == "discrete":
+    elif task == "discrete" and p.get("probabilities") is not None:
         kw = dict(probabilities=p["probabilities"], n_samples=p["n_samples"], n_synthetic=m)
         add("gini_simpson", "replace", th.gini_simpson_replace(t, **kw))
         add("gini_simpson", "accumulate", th.gini_simpson_accumulate(t, **kw))

@@ -130,3 +130,33 @@ def test_fashion_mnist_unprepared_is_a_clear_error(tmp_path, monkeypatch):
     params = VAETask.Params(dataset="fashion-mnist")
     with pytest.raises(ValueError, match="modelcollapse data prepare fashion-mnist"):
         VAETask.build(params, Streams(0, range(1)))
+
+
+class _FixedImages:
+    """A stand-in fitted model whose samples are given images (a perfect or a collapsed VAE)."""
+
+    def __init__(self, images):
+        self.images = images                                  # (R, s, D)
+
+    def sample(self, n_samples, *, rngs):
+        return self.images[:, :n_samples]
+
+    def score_samples(self, X):
+        return np.zeros(X.shape[:2])
+
+
+def test_feature_space_metrics_separate_real_from_collapsed():
+    """Held-out-like real images are recalled in the classifier's feature space; one repeated
+    mean image is not, and covers one class at most."""
+    from modelcollapse.rng import Streams
+    from modelcollapse.tasks.vae import VAETask
+
+    task = VAETask.build(VAETask.Params(dataset="digits", n_samples=900, n_test=300),
+                         Streams(0, range(2)))
+    real = task.evaluate(_FixedImages(task.real[:, :300]))
+    mean = np.broadcast_to(task.real.mean(1, keepdims=True), (2, 300, 64))
+    collapsed = task.evaluate(_FixedImages(np.ascontiguousarray(mean)))
+    assert (real["recall"] > 0.6).all() and (real["precision"] > 0.8).all()
+    assert (real["class_coverage"] == 1).all() and (real["mode_coverage"] >= 0.9).all()
+    assert (collapsed["recall"] < 0.05).all() and (collapsed["class_coverage"] <= 0.1).all()
+    assert (collapsed["pixel_variance_ratio"] < 1e-9).all()

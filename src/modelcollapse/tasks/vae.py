@@ -16,21 +16,25 @@ Metrics (each iteration)
 * ``tail_nll``: the same on the 10% test images farthest from the test set's mean in Mahalanobis
   distance (``tasks.base.tail_rows`` on pixel space with the test set's mean and pseudo-inverse
   covariance): the rare-looking images (Def. 7).
-* ``precision`` / ``recall`` / ``mode_coverage``: k-NN metrics (``tasks._vector.sample_metrics``)
-  of 300 samples against 300 test images in pixel space, modes = image classes.
-* ``pixel_variance_ratio``: total pixel variance of those samples / that of the test images
+* A classifier trained on real data: per replicate, a one-hidden-layer MLP (scikit-learn
+  ``MLPClassifier``, ``FEATURES`` ReLU units) fitted to the replicate's real training images and
+  their class labels.  Its hidden layer is the **feature space** of the k-NN metrics (the role
+  the Inception network plays in FID and in Kynkäänniemi et al. 2019; pixel distances between
+  blurry and sharp images say little) and its predictions give the class coverage.
+* ``precision`` / ``recall`` / ``mode_coverage``: k-NN metrics (``metrics.knn``, k = 5) of 300
+  samples against 300 test images in that feature space, modes = image classes (Defs. 6-8).
+* ``pixel_variance_ratio``: total pixel variance of the samples / that of the test images
   (diversity; the profile's variance metric, Def. 4).
-* ``class_coverage``: a multinomial logistic regression trained on each replicate's real training
-  pool labels the same samples; the share of classes receiving at least 10% of their expected
-  share (their share of the training pool) of the samples (the profile's modes metric, Def. 6).
-  Samples with non-finite pixels count as no class.
+* ``class_coverage``: the share of classes receiving at least 10% of their expected share (their
+  share of the training pool) of the samples, as labelled by the classifier (the profile's modes
+  metric, Def. 6).  Samples with non-finite pixels count as no class.
 
-The samples of the last three metrics are one draw from the EVAL stream of the iteration (drawn
-by ``sample_metrics`` and redrawn identically from the reset stream here).
+All sample metrics use one draw of 300 samples from the EVAL stream of the iteration.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -39,7 +43,8 @@ from pydantic import Field, model_validator
 from ..families.base import PerReplicate
 from ..metrics import mean_nll
 from ..rng import Role, Streams
-from ._vector import N_EVAL, VECTOR_PROFILE, sample_metrics
+from ..metrics.knn import knn_precision_recall
+from ._vector import N_EVAL, VECTOR_PROFILE
 from .base import Task, TaskParams, reference_moments, tail_rows, take_rows
 
 __all__ = ["VAETask", "VAE_PROFILE"]
@@ -48,6 +53,7 @@ __all__ = ["VAETask", "VAE_PROFILE"]
 VAE_PROFILE = {**VECTOR_PROFILE, "variance": "pixel_variance_ratio", "modes": "class_coverage"}
 
 MIN_SHARE = 0.1  #: a class is covered when it receives >= 10% of its expected share of samples
+FEATURES = 64    #: hidden units of the real-data classifier whose activations are the features
 
 _DEFAULTS = {"digits": (500, 300), "fashion-mnist": (2000, 1000)}  # n_samples, n_test
 
@@ -88,6 +94,15 @@ def class_coverage(classifiers, samples: np.ndarray, train_labels: np.ndarray) -
         got = np.array([(predicted == c).sum() for c in classes]) / len(samples[r])
         out[r] = np.mean(got >= MIN_SHARE * expected)
     return out
+
+
+def classifier_features(clf, X: np.ndarray) -> np.ndarray:
+    """Hidden-layer activations of a fitted scikit-learn ``MLPClassifier`` (ReLU), (n, D) ->
+    (n, FEATURES); non-finite pixels are set to 0 and pixels clipped to [0, 1] first."""
+    h = np.clip(np.nan_to_num(X, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    for W, b in zip(clf.coefs_[:-1], clf.intercepts_[:-1]):
+        h = np.maximum(h @ W + b, 0.0)
+    return h
 
 
 def pixel_variance_ratio(samples: np.ndarray, test: np.ndarray) -> np.ndarray:
@@ -133,13 +148,14 @@ class VAETask:
 
     @classmethod
     def build(cls, p: Params, streams: Streams) -> Task:
-        from sklearn.linear_model import LogisticRegression
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPClassifier
 
         data = load_images(p.dataset)
         (Xtr, ytr), (Xte, yte) = data["train"], data["test"]
         if p.dataset != "digits" and (p.n_samples > len(Xtr) or p.n_test > len(Xte)):
             raise ValueError(f"n_samples / n_test exceed the {len(Xtr)} / {len(Xte)} images")
-        real, test, train_labels, labels = [], [], [], []
+        real, test, train_labels, labels, clf_seeds = [], [], [], [], []
         for g in streams(0, Role.DATA):
             if p.dataset == "digits":
                 perm = g.permutation(len(Xtr))
@@ -151,23 +167,34 @@ class VAETask:
             train_labels.append(ytr[tr])
             test.append(Xte[te])
             labels.append(yte[te])
+            clf_seeds.append(int(g.integers(2**31 - 1)))
         real, test = np.stack(real), np.stack(test)                  # (R, n, D), (R, m, D)
         train_labels, labels = np.stack(train_labels), np.stack(labels)
         R = real.shape[0]
         mean0, cov0 = reference_moments(test.astype(np.float64))
         tail = tail_rows(test, mean0, cov0)                          # (R, k)
-        classifiers = []
+        classifiers, test_features = [], None
+        m = min(N_EVAL, test.shape[1])
         if p.sample_metrics:
             for r in range(R):
-                classifiers.append(LogisticRegression(max_iter=1000).fit(real[r], train_labels[r]))
+                with warnings.catch_warnings():  # a feature map need not converge fully
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    classifiers.append(MLPClassifier(
+                        hidden_layer_sizes=(FEATURES,), max_iter=300, random_state=clf_seeds[r]
+                    ).fit(real[r], train_labels[r]))
+            test_features = np.stack([classifier_features(c, x[:m])
+                                      for c, x in zip(classifiers, test)])   # (R, m, FEATURES)
 
         def evaluate(model: PerReplicate, iteration: int = 0) -> dict[str, np.ndarray]:
             scores = model.score_samples(test)                       # (R, m)
             out = {"test_nll": mean_nll(scores), "tail_nll": mean_nll(take_rows(scores, tail))}
             if p.sample_metrics:
-                out.update(sample_metrics(model, test, labels, streams, iteration))
-                m = min(N_EVAL, test.shape[1])
-                samples = model.sample(m, rngs=streams(iteration, Role.EVAL))  # same draw
+                samples = model.sample(m, rngs=streams(iteration, Role.EVAL))   # (R, m, D)
+                features = np.stack([classifier_features(c, x)
+                                     for c, x in zip(classifiers, samples)])
+                precision, recall, coverage = knn_precision_recall(
+                    test_features, features, labels=labels[:, :m])
+                out.update(precision=precision, recall=recall, mode_coverage=coverage)
                 out["pixel_variance_ratio"] = pixel_variance_ratio(samples, test[:, :m])
                 out["class_coverage"] = class_coverage(classifiers, samples, train_labels)
             return out

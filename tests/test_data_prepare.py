@@ -337,3 +337,8 @@ def test_real_fetched(name):
     except P.DataUnavailable as exc:
         pytest.skip(str(exc))
     assert json.loads((path / "meta.json").read_text())["counts"]
+    from modelcollapse.data.text import word_counts
+
+    words, counts = word_counts(name)  # the numbers the corpus presets and docs quote
+    assert (len(words), int(counts.sum())) == {"austen": (14072, 724858),
+                                               "brown": (43202, 1013640)}[name]

@@ -1,5 +1,5 @@
-"""Command line: ``modelcollapse run | presets | validate | summary | profile | report | theory |
-verify | data``.
+"""Command line: ``modelcollapse run | sweep | presets | validate | summary | profile | report |
+theory | verify | data``.
 
 Bad input prints one line ``error: <field>: <what is allowed>`` and exits with code 2, before
 anything is written.
@@ -98,9 +98,17 @@ def run(
     jobs: Annotated[int, typer.Option(help="worker processes (>= 1)")] = 1,
     plots: Annotated[bool, typer.Option(help="write PNG plots and report.html")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="continue the interrupted run in --out (default runs/<study name>) from "
+        "its last checkpoint; the same study and --set options are required. Without an "
+        "interrupted run there, runs normally")] = False,
 ) -> None:
     """Run a study; write DIR/results.parquet, manifest.json, summary.csv, profile.csv,
     report.html and plots/.
+
+    A run checkpoints as it goes (DIR/.checkpoints, removed at the end); after an interruption
+    (Ctrl-C, a kill, a crash), the same command with --resume continues it, with results
+    identical to an uninterrupted run.
 
     Examples: modelcollapse run; modelcollapse run kazdan2024-gaussian --set n_seeds=500
     """
@@ -110,17 +118,56 @@ def run(
         spec = load_study(study, set_ or [])
     except StudyError as exc:
         _fail(str(exc))
-    directory = _out_dir(out, spec.name)
+    directory = _resume_dir(out, spec.name) if resume else _out_dir(out, spec.name)
+    from .results.checkpoint import RunCheckpoints
     from .results.store import RunLock, RunLocked
 
     try:
         with RunLock(directory):
-            _run_into(spec, directory, jobs=jobs, plots=plots, quiet=quiet)
+            checkpoints = _checkpoints(RunCheckpoints(directory, "run", study_hash(spec)),
+                                       resume)
+            _run_into(spec, directory, jobs=jobs, plots=plots, quiet=quiet,
+                      checkpoints=checkpoints)
     except RunLocked as exc:
         _fail(str(exc))
 
 
-def _run_into(spec, directory: Path, *, jobs: int, plots: bool, quiet: bool) -> None:
+def _resume_dir(out: Optional[Path], name: str) -> Path:
+    """The run directory to resume: --out, else runs/<name>."""
+    directory = out if out is not None else Path("runs") / name
+    if (directory / "results.parquet").exists():
+        _fail(f"--resume: {directory} already holds finished results (nothing to resume; "
+              "finished results are never overwritten)")
+    if directory.exists() and not directory.is_dir():
+        _fail(f"--out {directory}: exists and is not a directory")
+    return directory
+
+
+def _interrupted(directory: Path) -> None:
+    _fail(f"interrupted; {directory}/.checkpoints holds the progress: run the same command with "
+          f"--resume --out {directory} to continue", code=130)
+
+
+def _checkpoints(checkpoints, resume: bool):
+    """Check (resume) or start the checkpoints of a run directory (under its lock)."""
+    from .results.checkpoint import CheckpointMismatch
+
+    if checkpoints.exists():
+        if not resume:
+            run_dir = checkpoints.directory.parent
+            _fail(f"{run_dir}: holds an interrupted run; continue it with --resume, or choose "
+                  f"another --out (or delete {run_dir}/.checkpoints to start over)")
+        try:
+            checkpoints.check()
+        except CheckpointMismatch as exc:
+            _fail(str(exc))
+    else:
+        checkpoints.start()
+    return checkpoints
+
+
+def _run_into(spec, directory: Path, *, jobs: int, plots: bool, quiet: bool,
+              checkpoints=None) -> None:
     """Run ``spec`` and write everything into ``directory`` (held under the run lock)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -134,9 +181,14 @@ def _run_into(spec, directory: Path, *, jobs: int, plots: bool, quiet: bool) -> 
                   TimeElapsedColumn(), console=err_console, disable=quiet, transient=True) as bar:
         handle = bar.add_task(f"{spec.name}: model-fitting iterations", total=total)
         try:
-            results = run_study(spec, jobs=jobs, on_iteration=lambda t: bar.advance(handle))
+            results = run_study(spec, jobs=jobs, on_iteration=lambda t: bar.advance(handle),
+                                checkpoints=checkpoints)
         except (ValueError, StudyError) as exc:
+            if checkpoints is not None:  # deterministic: resuming would fail the same way
+                checkpoints.remove()
             _fail(str(exc))
+        except KeyboardInterrupt:
+            _interrupted(directory)
     elapsed = time.time() - start
 
     profile_specs = results.attrs.get("profile_specs", {})
@@ -152,6 +204,8 @@ def _run_into(spec, directory: Path, *, jobs: int, plots: bool, quiet: bool) -> 
         "command": sys.argv,
     }
     write_run(directory, results, manifest)
+    if checkpoints is not None:
+        checkpoints.remove()
     summary = final_vs_initial(results, risk_metrics)
     atomic_write(directory / "summary.csv", lambda p: summary.to_csv(p, index=False))
     from .profile import collapse_profile
@@ -167,6 +221,130 @@ def _run_into(spec, directory: Path, *, jobs: int, plots: bool, quiet: bool) -> 
                       f"iteration 0 (mean ± 95% CI half-width over {spec.n_seeds} seeds)")
         print_profile(profile, f"{spec.name}: collapse profile (Schaeffer et al. 2025, Sec. 2)")
     console.print(f"wrote {directory}/ ({len(results)} rows, {elapsed:.1f} s)", highlight=False)
+
+
+@app.command()
+def sweep(
+    file: Annotated[str, typer.Argument(
+        help="sweep file: a study file (extends: allowed) plus grid: a mapping of study fields "
+        "to lists of values")],
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="run directory (default: runs/<name>, never overwritten)")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="override a field of the base study, e.g. --set n_seeds=50 "
+        "(repeatable)")] = None,
+    jobs: Annotated[int, typer.Option(
+        help="local: worker processes; ray: CPUs of the local Ray instance it starts")] = 1,
+    executor: Annotated[str, typer.Option(help="local | ray")] = "local",
+    address: Annotated[Optional[str], typer.Option(
+        help="ray: the cluster to attach to (auto, HOST:6379 or ray://HOST:10001; default "
+        "$RAY_ADDRESS, else a local instance)")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="continue the interrupted sweep in --out from its checkpoints")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+) -> None:
+    """Run a grid of studies into one results store: DIR/results.parquet (the store's columns
+    plus point and grid.<key>) and manifest.json (every point's study and hash).
+
+    Example: modelcollapse sweep examples/sweep.yaml --jobs 2
+    """
+    import importlib.util
+
+    from .engine.sweep import load_sweep
+
+    if jobs < 1:
+        _fail(f"--jobs: {jobs} is not allowed; allowed: an integer >= 1")
+    if executor not in ("local", "ray"):
+        _fail(f"--executor: {executor!r} is not allowed; allowed: local, ray")
+    if address is not None and executor != "ray":
+        _fail("--address: only with --executor ray")
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        _fail("--executor ray: Ray is not installed; pip install 'modelcollapse[ray]'")
+    try:
+        grid = load_sweep(file, set_ or [])
+    except StudyError as exc:
+        _fail(str(exc))
+    directory = _resume_dir(out, grid.name) if resume else _out_dir(out, grid.name)
+    from .results.checkpoint import RunCheckpoints
+    from .results.store import RunLock, RunLocked
+
+    try:
+        with RunLock(directory):
+            checkpoints = _checkpoints(RunCheckpoints(directory, "sweep", grid.hash), resume)
+            _sweep_into(grid, directory, checkpoints, jobs=jobs, executor=executor,
+                        address=address, quiet=quiet, file=file, overrides=set_ or [])
+    except RunLocked as exc:
+        _fail(str(exc))
+
+
+def _consistent(maps: list[dict]) -> dict:
+    """Keys whose value is the same in every map that has them."""
+    out: dict = {}
+    clash = set()
+    for m in maps:
+        for k, v in m.items():
+            if k in out and out[k] != v:
+                clash.add(k)
+            out.setdefault(k, v)
+    return {k: v for k, v in out.items() if k not in clash}
+
+
+def _sweep_into(grid, directory: Path, checkpoints, *, jobs: int, executor: str,
+                address: Optional[str], quiet: bool, file: str, overrides: list[str]) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .engine.executors import make_executor
+    from .engine.sweep import run_sweep
+    from .results.store import write_run
+
+    n_units = sum(len(s.tasks) * len(s.paradigms) for s in grid.points)
+    total = sum(len(s.tasks) * len(s.paradigms) * s.n_iterations for s in grid.points)
+    start = time.time()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("iterations · {task.fields[units]}/%d units" % n_units),
+                  TimeElapsedColumn(), console=err_console, disable=quiet, transient=True) as bar:
+        handle = bar.add_task(f"{grid.name}: {len(grid.points)} points", total=total, units=0)
+        done = [0]
+
+        def unit_done(key) -> None:
+            done[0] += 1
+            bar.update(handle, units=done[0])
+
+        try:
+            results = run_sweep(grid, executor=make_executor(executor, jobs=jobs,
+                                                             address=address),
+                                checkpoints=checkpoints,
+                                on_iteration=lambda t: bar.advance(handle), on_unit=unit_done)
+        except (ValueError, StudyError) as exc:
+            checkpoints.remove()
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            _interrupted(directory)
+    elapsed = time.time() - start
+    specs = results.attrs.get("profile_specs", [])
+    points = grid.manifest_points()
+    for point, spec in zip(points, specs):
+        point["profile_specs"] = spec
+        point["risk_metrics"] = {task: s["risk"] for task, s in spec.items()}
+    profile_specs = _consistent(specs)
+    manifest = {
+        "sweep": {"name": grid.name, "file": str(file), "overrides": overrides,
+                  "grid": grid.grid},
+        "sweep_hash": grid.hash,
+        "points": points,
+        "risk_metrics": {task: s["risk"] for task, s in profile_specs.items()},
+        "profile_specs": profile_specs,
+        "executor": {"kind": executor, "jobs": jobs, "address": address},
+        "versions": _versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "elapsed_seconds": round(elapsed, 3),
+        "command": sys.argv,
+    }
+    results.attrs = {}
+    write_run(directory, results, manifest)
+    checkpoints.remove()
+    console.print(f"wrote {directory}/ ({len(grid.points)} points, {n_units} units, "
+                  f"{len(results)} rows, {elapsed:.1f} s)", highlight=False)
 
 
 @app.command()

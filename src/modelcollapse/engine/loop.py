@@ -122,7 +122,7 @@ MAX_POOL_BYTES = 8 * 2**30
 def run_chain(task: Task, paradigm, *, n_iterations: int,
               n_synthetic: int | Sequence[int] | None = None, streams: Streams,
               on_iteration: Callable[[int], None] | None = None,
-              stop_when_collapsed: bool = False) -> ChainResult:
+              stop_when_collapsed: bool = False, checkpoint=None) -> ChainResult:
     """Run R chains (one per replicate stream) of one paradigm on one task.
 
     Parameters
@@ -142,7 +142,16 @@ def run_chain(task: Task, paradigm, *, n_iterations: int,
     streams : Streams
         Random streams, one per replicate.
     on_iteration : callable, optional
-        Called with t after each model-fitting iteration (progress bars).
+        Called with t after each model-fitting iteration (progress bars); on resume, first for
+        each iteration restored from the checkpoint.
+    checkpoint : UnitCheckpoint, optional
+        Where to save the chain state after model-fitting iterations (``due()`` decides when;
+        ``modelcollapse.results.checkpoint``) and to resume from: if it holds a state, the chain
+        continues after its last iteration, with results identical to an uninterrupted run.
+        A model whose ``fit`` reads state left by its previous fit must offer ``get_state`` /
+        ``set_state`` (see ``families.base``) to be checkpointed; otherwise (``get_state``
+        raising ``NotImplementedError``) nothing is saved and a resumed unit starts again at
+        iteration 0 (same results: the random streams are counter-based).
 
     Returns
     -------
@@ -163,8 +172,16 @@ def run_chain(task: Task, paradigm, *, n_iterations: int,
     sources = _Sources(task, model, paradigm, capacity=capacity)
     values: dict[str, list[np.ndarray]] = {}
     status = np.empty((n_iterations, R), dtype=object)
+    start, saveable = 0, True
+    if checkpoint is not None:
+        saved = checkpoint.load_state()
+        if saved is not None:
+            start = _restore(*saved, values, status, sources, model)
+            for t in range(start):
+                if on_iteration is not None:
+                    on_iteration(t)
 
-    for t in range(n_iterations):
+    for t in range(start, n_iterations):
         # 1. training set: the paradigm's parts, resolved to data or sufficient statistics
         view = ChainView(t, n_real, sources.pool_size, sources.latest_size, streams,
                          task.sample_real)
@@ -205,5 +222,86 @@ def run_chain(task: Task, paradigm, *, n_iterations: int,
         # 4. sample the next synthetic batch (not after the last iteration)
         if t < n_iterations - 1:
             sources.add_batch(model, sizes[t], streams(t, Role.SAMPLE))
+            if checkpoint is not None and checkpoint.due(
+                    sources.pool_rows, n_real, sources.pool_size) and saveable:
+                state = _capture(t + 1, values, status, sources, model)
+                if state is None:  # the model cannot be checkpointed: never try again
+                    saveable = False
+                else:
+                    checkpoint.save_state(state, sources.pool_rows, n_real, sources.pool_size)
 
     return ChainResult({k: np.stack(v) for k, v in values.items()}, status)
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+
+def _model_state(model) -> dict[str, np.ndarray] | None:
+    """What the next fit needs of the model: {} when its fit reads nothing left by an earlier
+    fit (``stateless_fit``), its ``get_state()``, or None if it cannot be saved."""
+    if getattr(model, "stateless_fit", False):
+        return {}
+    get_state = getattr(model, "get_state", None)
+    if get_state is None:
+        return None
+    try:
+        return get_state()
+    except NotImplementedError:
+        return None
+
+
+def _capture(n_done: int, values, status, sources: _Sources, model) -> dict | None:
+    """The chain state after ``n_done`` model-fitting iterations and the batch drawn after the
+    last of them, as flat arrays (no objects: loadable without pickle)."""
+    model_state = _model_state(model)
+    if model_state is None:
+        return None
+    names = list(values)
+    state = {
+        "n_done": np.array(n_done),
+        "metric_names": np.array(names, dtype=str),
+        "values": np.stack([np.stack(values[k]) for k in names]),     # (M, n_done, R)
+        "status": status[:n_done].astype(str),                          # (n_done, R)
+        "latest_size": np.array(sources.latest_size),
+        "pool_size": np.array(sources.pool_size),
+    }
+    if sources.pool_rows is not None:
+        state["pool_dtype"] = np.array(sources.pool_rows.dtype.str)
+    if sources.latest is not None:
+        state["latest"] = sources.latest
+    elif sources.latest_stats is not None:
+        state.update({f"latest_stats.{k}": v for k, v in sources.latest_stats.items()})
+    if sources.pool_stats is not None:
+        state.update({f"pool_stats.{k}": v for k, v in sources.pool_stats.items()})
+    state.update({f"model.{k}": np.asarray(v) for k, v in model_state.items()})
+    return state
+
+
+def _prefixed(state: dict, prefix: str) -> dict | None:
+    out = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return out or None
+
+
+def _restore(state: dict, pool: np.ndarray | None, values, status, sources: _Sources,
+             model) -> int:
+    """Put a captured chain state back; returns the number of iterations done."""
+    n_done = int(state["n_done"])
+    for name, v in zip(state["metric_names"].tolist(), state["values"]):
+        values[name] = list(v)
+    status[:n_done] = state["status"].astype(object)
+    sources.latest = state.get("latest")
+    sources.latest_stats = _prefixed(state, "latest_stats.")
+    sources.latest_size = int(state["latest_size"])
+    sources.pool_size = int(state["pool_size"])
+    pool_stats = _prefixed(state, "pool_stats.")
+    if pool_stats is not None:
+        sources.pool_stats = pool_stats
+    if sources.pool_rows is not None:
+        dtype = np.dtype(str(state["pool_dtype"]))
+        if sources.pool_rows.dtype != dtype:
+            sources.pool_rows = sources.pool_rows.astype(dtype)
+        if pool is not None:
+            sources.pool_rows[:, sources.n_real:sources.n_real + pool.shape[1]] = pool
+    model_state = _prefixed(state, "model.")
+    if model_state is not None:
+        model.set_state(model_state)
+    return n_done

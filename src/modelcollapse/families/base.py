@@ -20,6 +20,19 @@ own family implements only this::
   iteration instead of refitting a growing pool.
 
 ``PerReplicate`` turns any ``GenerativeModel`` factory into a ``BatchedModel`` by looping.
+
+Checkpoints (optional)
+----------------------
+For ``modelcollapse run --resume`` a model may offer an exact round trip of its fitted state::
+
+    get_state() -> dict[str, ndarray]    # plain numeric / str arrays (saved without pickle)
+    set_state(state) -> self             # on a fresh, unfitted model from the same factory
+
+so that a resumed chain continues from the last checkpointed model-fitting iteration.  A family
+whose ``fit`` never reads anything left by a previous fit may instead declare the class attribute
+``stateless_fit = True`` (nothing about the model is saved).  A model with neither is simply not
+checkpointed: on resume its (task, paradigm) unit runs again from iteration 0, with the same
+results (random streams are counter-based, ``modelcollapse.rng``).
 """
 
 from __future__ import annotations
@@ -114,6 +127,37 @@ class PerReplicate:
 
     def sample(self, n_samples, *, rngs):
         return np.stack([m.sample(n_samples, rng=g) for m, g in zip(self.models_, rngs)])
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Every replicate model's ``get_state()`` (keys prefixed ``"<r>."``), plus ``status_``
+        and ``messages_``.
+
+        Raises
+        ------
+        NotImplementedError
+            If the replicate models have no ``get_state`` (the unit is then not checkpointed).
+        """
+        state = {"fitted": np.array([m is not None for m in self.models_]),
+                 "status_": np.asarray(self.status_).astype(str),
+                 "messages_": np.array(self.messages_, dtype=str)}
+        for r, model in enumerate(self.models_):
+            if model is None:
+                continue
+            get_state = getattr(model, "get_state", None)
+            if get_state is None:
+                raise NotImplementedError(f"{type(model).__name__} has no get_state")
+            state.update({f"{r}.{k}": np.asarray(v) for k, v in get_state().items()})
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> "PerReplicate":
+        """Inverse of ``get_state``: replicate models built by ``factory`` and ``set_state``."""
+        for r, fitted in enumerate(np.asarray(state["fitted"]).tolist()):
+            prefix = f"{r}."
+            sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            self.models_[r] = self.factory().set_state(sub) if fitted else None
+        self.status_ = np.asarray(state["status_"]).astype(object)
+        self.messages_ = [str(m) for m in np.asarray(state["messages_"]).tolist()]
+        return self
 
     def score_samples(self, X):
         return np.stack([m.score_samples(x) for m, x in zip(self.models_, X)])

@@ -28,6 +28,9 @@ class Categorical:
     status_ : ndarray of shape (R,) of str; ``"single_outcome"`` when one outcome holds all mass.
     """
 
+    #: a fit reads nothing left by an earlier fit: checkpoints need no model state (families.base)
+    stateless_fit = True
+
     def __init__(self, n_outcomes: int) -> None:
         self.n_outcomes = int(n_outcomes)
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from ._linalg import spd_factor
+from ._linalg import SPDFactor, spd_factor
 from .base import STATUS_OK, Stats, stack_draws
 
 __all__ = ["Gaussian", "bures_wasserstein_squared", "psd_sqrt"]
@@ -147,6 +147,26 @@ class Gaussian:
         bad = ~(np.isfinite(self.mean_).all(1) & np.isfinite(self.covariance_).all((1, 2)))
         status[bad] = "non_finite"
         self.factor_, self.status_ = f, status
+
+    # -- checkpoints (families.base) ---------------------------------------------------------
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The fitted state (exact round trip with ``set_state``): ``mean_`` (R, d),
+        ``covariance_`` (R, d, d), ``status_`` (R,) and the factorisation ``factor.root`` /
+        ``factor.precision`` (R, d, d), ``factor.logdet`` / ``factor.singular`` (R,).  (With
+        ``known_covariance`` the factorisation of the first fit is reused by later fits.)"""
+        f = self.factor_
+        return {"mean_": self.mean_, "covariance_": self.covariance_,
+                "status_": np.asarray(self.status_).astype(str), "factor.root": f.root,
+                "factor.precision": f.precision, "factor.logdet": f.logdet,
+                "factor.singular": f.singular}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> "Gaussian":
+        """Restore ``get_state()``; returns self."""
+        self.mean_, self.covariance_ = state["mean_"], state["covariance_"]
+        self.status_ = np.asarray(state["status_"]).astype(object)
+        self.factor_ = SPDFactor(state["factor.root"], state["factor.precision"],
+                                 state["factor.logdet"], state["factor.singular"])
+        return self
 
     # -- protocol ----------------------------------------------------------------------------
     def sample(self, n_samples: int, *, rngs) -> np.ndarray:

@@ -80,6 +80,38 @@ class GaussianMixture:
             self.status_ = STATUS_OK
         return self
 
+    # -- checkpoints (families.base) ---------------------------------------------------------
+    _SK_FITTED = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_",
+                  "converged_", "n_iter_", "lower_bound_", "n_features_in_")
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The fitted state (exact round trip with ``set_state``): the mixture (``weights_``
+        (k,), ``means_`` (k, d), ``covariances_`` (k, d, d)), ``status_``, and scikit-learn's
+        fitted attributes (``sk.<name>``, in scikit-learn's shapes for ``covariance_type``), and the
+        Cholesky factors ``roots`` (k, d, d) used by ``sample``."""
+        state = {"weights_": self.weights_, "means_": self.means_,
+                 "covariances_": self.covariances_, "roots": self._roots,
+                 "status_": np.array(self.status_)}
+        state.update({f"sk.{k}": np.asarray(getattr(self._model, k)) for k in self._SK_FITTED
+                      if hasattr(self._model, k)})
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> "GaussianMixture":
+        """Restore ``get_state()`` into this (fresh) object; returns self."""
+        self.weights_, self.means_ = state["weights_"], state["means_"]
+        self.covariances_ = state["covariances_"]
+        self._roots = state["roots"]
+        self.status_ = str(state["status_"])
+        model = _SkGaussianMixture(n_components=len(self.weights_),
+                                   covariance_type=self.covariance_type, reg_covar=self.reg_covar,
+                                   max_iter=self.max_iter, init_params=self.init_params)
+        for key in self._SK_FITTED:
+            if f"sk.{key}" in state:
+                value = state[f"sk.{key}"]
+                setattr(model, key, value.item() if value.ndim == 0 else value)
+        self._model = model
+        return self
+
     def sample(self, n_samples: int, *, rng) -> np.ndarray:
         comp = rng.choice(len(self.weights_), size=n_samples, p=self.weights_)
         z = rng.standard_normal((n_samples, self.means_.shape[1]))

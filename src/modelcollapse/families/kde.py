@@ -48,6 +48,9 @@ class KernelDensity:
     data_ : ndarray of shape (R, n, d); weights_ : (R, n) summing to 1; bandwidth_ : (R,)
     """
 
+    #: a fit reads nothing left by an earlier fit: checkpoints need no model state (families.base)
+    stateless_fit = True
+
     def __init__(self, *, bandwidth: str | float = "scott", chunk_size: int = 4_000_000) -> None:
         self.bandwidth = bandwidth
         self.chunk_size = chunk_size

@@ -41,6 +41,9 @@ class LinearRegression:
         (the minimum-norm solution is used), ``"zero_variance"`` when the fitted noise is 0.
     """
 
+    #: a fit reads nothing left by an earlier fit: checkpoints need no model state (families.base)
+    stateless_fit = True
+
     def __init__(self, design: np.ndarray, *, noise_variance: float | None = None) -> None:
         self.design = np.asarray(design, dtype=float)
         self.noise_variance = noise_variance

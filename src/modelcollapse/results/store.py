@@ -67,15 +67,20 @@ def _categorise(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then fsync and rename onto ``path`` (never half-written)."""
+def atomic_write(path: Path, write, *, fsync: bool = True) -> None:
+    """Call ``write(tmp_path)`` then fsync and rename onto ``path`` (never half-written).
+
+    ``fsync=False`` skips the flush to disk (~0.3 ms instead of ~5 ms): the file is still
+    complete or absent after a killed process, but may be lost or empty after a power failure
+    (checkpoints, which are re-computable, use it)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(Path(tmp))
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        if fsync:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:

@@ -49,6 +49,8 @@ METRICS: dict[str, MetricInfo] = {
     "precision": MetricInfo(True, "fraction", "k-NN precision: synthetic samples on the real "
                             "manifold (1 - hallucinated share)"),
     "recall": MetricInfo(True, "fraction", "k-NN recall: held-out real points the model covers"),
+    "tail_recall": MetricInfo(True, "fraction", "k-NN recall of the 10% held-out real points "
+                              "farthest from their mean (Mahalanobis)"),
     "hallucinated_mass": MetricInfo(False, "probability", "mass outside the real support"),
     "tail_mass_recall": MetricInfo(True, "ratio",
                                    "mass on rarer-than-median real outcomes / its true mass"),

@@ -162,7 +162,7 @@ POLICIES = [{"policy": "verify"}, {"policy": "detect", "recall": 0.5},
 def test_every_policy_with_every_family(task):
     if task == "vae" and not HAS_TORCH:
         pytest.skip("torch not installed (extra 'torch')")
-    policies = [p for p in POLICIES if not (task == "discrete" and p.get("detector"))]
+    policies = POLICIES
     paradigms = [{"name": "accumulate", "curation": [p]} for p in policies]
     s = study(paradigms, task=task, params=FAMILIES[task], n_iterations=3, n_seeds=2)
     df = run_study(s)
@@ -171,3 +171,61 @@ def test_every_policy_with_every_family(task):
     values = df[df.metric == risk]
     assert len(values) == len(policies) * 3 * 2 and np.isfinite(values.value).all()
     assert not df.status.isin(["fit_failed"]).any()
+
+
+def test_gmm_weighted_em_matches_duplicated_rows_and_scores_match_sklearn():
+    from sklearn.mixture import GaussianMixture as Sk
+
+    from modelcollapse.families.gmm import GaussianMixture
+
+    g = np.random.default_rng(0)
+    X = np.concatenate([g.normal(-4, 1, (150, 2)), g.normal(4, 0.5, (150, 2))])
+    w = np.where(np.arange(300) % 3 == 0, 2.0, 1.0)          # every third row counts twice
+    weighted = GaussianMixture(n_components=2).fit(X, sample_weight=w,
+                                                   rng=np.random.default_rng(1))
+    doubled = GaussianMixture(n_components=2).fit(np.concatenate([X, X[w == 2]]),
+                                                  rng=np.random.default_rng(1))
+    order = np.argsort(weighted.means_[:, 0]), np.argsort(doubled.means_[:, 0])
+    np.testing.assert_allclose(weighted.means_[order[0]], doubled.means_[order[1]], atol=1e-3)
+    np.testing.assert_allclose(weighted.covariances_[order[0]], doubled.covariances_[order[1]],
+                               atol=1e-3)
+    # a dropped row (weight 0) is exactly absent
+    w0 = np.ones(300)
+    w0[:10] = 0
+    a = GaussianMixture(n_components=2).fit(X, sample_weight=w0, rng=np.random.default_rng(2))
+    b = GaussianMixture(n_components=2).fit(X[10:], rng=np.random.default_rng(2))
+    np.testing.assert_array_equal(a.means_, b.means_)
+    # our mixture log-density equals scikit-learn's on the same parameters
+    sk = Sk(n_components=2, random_state=0).fit(X)
+    ours = GaussianMixture(n_components=2).fit(X, rng=np.random.default_rng(3))
+    ours.weights_, ours.means_, ours.covariances_ = sk.weights_, sk.means_, sk.covariances_
+    ours._roots = np.linalg.cholesky(sk.covariances_)
+    np.testing.assert_allclose(ours.score_samples(X), sk.score_samples(X), rtol=1e-10)
+
+
+def test_ledger_command(tmp_path):
+    from typer.testing import CliRunner
+
+    from modelcollapse.cli import app
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: l\ntask: gaussian\ntask_params: {n_features: 2, n_samples: 30}\n"
+                    "n_iterations: 4\nn_seeds: 3\nparadigms:\n  - accumulate\n"
+                    "  - {name: accumulate, curation: [{policy: detect, recall: 0.5}, "
+                    "{policy: ratio_cap, max_ratio: 1}]}\n")
+    runner = CliRunner()
+    out = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(path), "--out", str(out), "-q", "--no-plots"]
+                         ).exit_code == 0
+    result = runner.invoke(app, ["ledger", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "ledger.csv")
+    curated = table[table.paradigm == "accumulate+detect-r0.5+cap1"]
+    assert list(curated.iteration) == [0, 1, 2, 3] and (curated.real == 30).all()
+    assert (curated.synthetic <= 30).all() and {"from_0", "from_2", "detect_flagged",
+                                                "ratio_cap_dropped"} <= set(table.columns)
+    plain = table[table.paradigm == "accumulate"]
+    assert list(plain.synthetic) == [0, 30, 60, 90]
+    assert "ledger.csv" in result.output and "accumulate+detect" in result.output.replace("\n", "")
+    missing = runner.invoke(app, ["ledger", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and len(missing.output.strip().splitlines()) == 1

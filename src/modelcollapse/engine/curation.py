@@ -197,9 +197,9 @@ class Detect(Policy):
 
     ``detector: oracle`` (default) flags each synthetic row with probability ``recall`` and each
     real row with probability ``fpr`` (a detector of stated quality; provenance drives it).
-    ``detector: learned`` (vector data of shape (R, k, d)): per replicate, a scikit-learn
-    classifier (standardised quadratic features + logistic regression, so it sees covariance as
-    well as mean differences) is trained each iteration on the real pool vs ``n_train`` fresh
+    ``detector: learned``: per replicate, a scikit-learn logistic regression -- on standardised
+    quadratic features of float rows (so it sees covariance as well as mean differences), on
+    one-hot features of integer rows (outcomes, tokens) -- is trained each iteration on the real pool vs ``n_train`` fresh
     samples of the current model (a lab can always sample its own model), and flags rows with
     P(synthetic) > ``threshold``; ``detect_auc`` is its ROC AUC on the incoming rows (or, for a
     synthetic-only batch, incoming vs the held-out real test set), and its ``detect_fpr`` counts
@@ -217,28 +217,37 @@ class Detect(Policy):
         self.recall, self.fpr, self.action, self.factor = recall, fpr, action, factor
         self.detector, self.threshold, self.n_train = detector, threshold, n_train
 
-    def _learned(self, batch: Batch, ctx: Context):
+    def _classifier(self, integer: bool):
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+        from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures, StandardScaler
 
+        head = LogisticRegression(max_iter=500, class_weight="balanced")
+        if integer:  # outcomes / tokens: one-hot features
+            return make_pipeline(OneHotEncoder(handle_unknown="ignore"), head)
+        return make_pipeline(StandardScaler(), PolynomialFeatures(2), head)
+
+    def _learned(self, batch: Batch, ctx: Context):
         real, test = ctx.task.real, ctx.task.test
-        if real.ndim != 3:
-            raise ValueError("detect: detector 'learned' needs vector data (R, n, d); use "
-                             "detector 'oracle' for this task")
+        R = len(real)
+        integer = np.issubdtype(real.dtype, np.integer)
+
+        def rows(X):  # (R, k, ...) -> (R, k, features)
+            X = np.asarray(X).reshape(R, X.shape[1], -1)
+            return X if integer else np.nan_to_num(X.astype(float))
+
         n_train = self.n_train or real.shape[1]
-        fake = np.asarray(ctx.model.sample(n_train, rngs=ctx.rngs()), dtype=float)
-        flags, aucs = np.zeros(batch.weight.shape, bool), np.empty(len(real))
+        fake = rows(ctx.model.sample(n_train, rngs=ctx.rngs()))
+        real, test, incoming = rows(real), rows(test), rows(batch.X)
+        flags, aucs = np.zeros(batch.weight.shape, bool), np.empty(R)
         test_flags = np.zeros(test.shape[:2], bool)
-        for r in range(len(real)):
-            clf = make_pipeline(StandardScaler(), PolynomialFeatures(2),
-                                LogisticRegression(max_iter=500, class_weight="balanced"))
-            X = np.nan_to_num(np.concatenate([real[r], fake[r]]))
-            y = np.r_[np.zeros(len(real[r])), np.ones(len(fake[r]))]
-            clf.fit(X, y)
-            p = clf.predict_proba(np.nan_to_num(batch.X[r].astype(float)))[:, 1]
+        for r in range(R):
+            clf = self._classifier(integer)
+            clf.fit(np.concatenate([real[r], fake[r]]),
+                    np.r_[np.zeros(len(real[r])), np.ones(len(fake[r]))])
+            p = clf.predict_proba(incoming[r])[:, 1]
             flags[r] = p > self.threshold
-            p_real = clf.predict_proba(np.nan_to_num(test[r].astype(float)))[:, 1]
+            p_real = clf.predict_proba(test[r])[:, 1]
             test_flags[r] = p_real > self.threshold
             if batch.synthetic.all():
                 aucs[r] = _auc(p, p_real)

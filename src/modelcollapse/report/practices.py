@@ -106,8 +106,8 @@ def plot_tail_vs_synthetic_share(results: pd.DataFrame, specs: dict[str, dict],
                 continue
             frame = means.xs(paradigm, level=0)
             share = frame["n_synthetic"] / frame["n_train"]
-            ax.plot(share, frame[metric], marker="o", ms=3, color=f"C{k % 10}",
-                    ls="-" if k < 10 else "--", label=paradigm)
+            ax.plot(share, frame[metric], marker="o", ms=3, color=plt.cm.tab20(k % 20),
+                    label=paradigm)
         ax.set_title(str(task), fontsize=10)
         ax.set_xlabel("synthetic share of the training set")
         ax.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")

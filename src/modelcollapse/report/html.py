@@ -103,29 +103,27 @@ def _profile_table(profile: pd.DataFrame) -> str:
             f'{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
-def _summary_table(summary: pd.DataFrame) -> str:
-    def fmt(m, lo, hi):
-        return _e(_num(m)) + (f" <small>[{_num(lo)}, {_num(hi)}]</small>" if _num(lo) else "")
+def _ci_cell(row, name: str) -> str:
+    """``row.<name>`` with its interval ``<name>_low`` / ``<name>_high`` (empty if absent)."""
+    m = getattr(row, name, np.nan)
+    lo, hi = getattr(row, f"{name}_low", np.nan), getattr(row, f"{name}_high", np.nan)
+    if m != m:
+        return ""
+    return _e(_num(m)) + (f" <small>[{_num(lo)}, {_num(hi)}]</small>" if _num(lo) else "")
 
+
+def _summary_table(summary: pd.DataFrame) -> str:
     rows = "".join(
         f'<tr><td class="name">{_e(r.task)}</td><td>{_e(r.paradigm)}</td><td>{_e(r.metric)}</td>'
-        f"<td>{fmt(r.initial, r.initial_low, r.initial_high)}</td>"
-        f"<td>{fmt(r.final, r.final_low, r.final_high)}</td>"
-        f"<td>{fmt(r.ratio, r.ratio_low, r.ratio_high)}</td></tr>"
-        for r in summary.itertuples())
+        f"<td>{_ci_cell(r, 'initial')}</td><td>{_ci_cell(r, 'final')}</td>"
+        f"<td>{_ci_cell(r, 'ratio')}</td></tr>" for r in summary.itertuples())
     return ('<table id="summary"><thead><tr><th>task</th><th>paradigm</th><th>metric</th>'
             "<th>iteration 0</th><th>last iteration</th><th>last / first</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>")
 
 
 def _practices_table(effects: pd.DataFrame, baseline: str) -> str:
-    def fmt(row, name):
-        m, lo, hi = (getattr(row, name, np.nan), getattr(row, f"{name}_low", np.nan),
-                     getattr(row, f"{name}_high", np.nan))
-        if m != m:
-            return ""
-        return _e(_num(m)) + (f" <small>[{_num(lo)}, {_num(hi)}]</small>" if _num(lo) else "")
-
+    fmt = _ci_cell
     rows = "".join(
         f'<tr><td class="name">{_e(r.task)}</td><td class="name">{_e(r.paradigm)}</td>'
         f"<td>{_e(r.risk_metric or '')}</td><td>{fmt(r, 'risk_ratio')}</td>"

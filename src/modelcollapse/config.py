@@ -254,6 +254,11 @@ class Study(_Strict):
     stop_when_collapsed: bool = Field(
         False, description="end a chain early once every replicate has collapsed to a point "
         "(single_outcome / zero_variance); n_iterations is then the cap")
+    scale: str = Field("cpu", description="a named size defined under `scales` (e.g. paper); "
+                       "'cpu' is the study as written")
+    scales: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="named sizes: {name: {dotted.key: value}}, applied "
+        "by load_study when `scale` names one (explicit --set values win)")
 
     @model_validator(mode="before")
     @classmethod
@@ -275,6 +280,9 @@ class Study(_Strict):
 
     @model_validator(mode="after")
     def _labels(self):
+        if self.scale != "cpu" and self.scale not in self.scales:
+            raise ValueError(f"scale: {self.scale!r} is not defined by this study; allowed: "
+                             + ", ".join(["cpu", *self.scales]))
         for entry in self.tasks:
             if entry.label is None:
                 ds = entry.task_params.get("dataset")
@@ -407,6 +415,11 @@ def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:
         value = raw
+    return _set_path(data, key, value)
+
+
+def _set_path(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """Set the dotted ``key`` (list items by index) of a raw study dict to ``value``, in place."""
     parts = key.split(".")
     node: Any = data
     for i, part in enumerate(parts):
@@ -447,6 +460,12 @@ def load_study(source: str | None = None, overrides: list[str] | tuple[str, ...]
         data["tasks"] = [{"task": data.pop("task"), "task_params": data.pop("task_params", None) or {}}]
     for assignment in overrides:
         apply_override(data, assignment)
+    scale, scales = data.get("scale", "cpu"), data.get("scales") or {}
+    if scale != "cpu" and isinstance(scales, dict) and isinstance(scales.get(scale), dict):
+        for key, value in scales[scale].items():  # the named size, then the user's --set again
+            _set_path(data, str(key), value)
+        for assignment in overrides:
+            apply_override(data, assignment)
     try:
         return Study.model_validate(data)
     except ValidationError as err:

@@ -331,6 +331,6 @@ def test_named_scales(tmp_path):
 
 
 def test_deep_presets_define_a_paper_scale():
-    for name in ("gerstgrasser2024-vae",):
+    for name in ("gerstgrasser2024-vae", "gerstgrasser2024-lm", "gerstgrasser2024-diffusion"):
         study = load_study(name, ["scale=paper"])
         assert study.scale == "paper" and study.n_seeds >= 3

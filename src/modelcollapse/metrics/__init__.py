@@ -60,6 +60,18 @@ METRICS: dict[str, MetricInfo] = {
                                        "held-out images"),
     "class_coverage": MetricInfo(True, "fraction", "classes receiving >= 10% of their expected "
                                  "share of samples (a real-data classifier)"),
+    "test_ce": MetricInfo(False, "nats per token", "cross-entropy of held-out real text"),
+    "tail_ce": MetricInfo(False, "nats per token", "cross-entropy of the 10% held-out tokens "
+                          "rarest in the real training windows (Def. 7)"),
+    "distinct_1": MetricInfo(None, "fraction", "distinct unigrams / unigrams of a model sample"),
+    "distinct_2": MetricInfo(None, "fraction", "distinct bigrams / bigrams of a model sample"),
+    "unigram_entropy": MetricInfo(None, "nats", "entropy of a model sample's token frequencies"),
+    "unigram_entropy_ratio": MetricInfo(None, "ratio", "sample unigram entropy / that of as "
+                                        "many real tokens"),
+    "rare_token_recall": MetricInfo(True, "fraction", "rarest-decile real token types present "
+                                    "in a model sample"),
+    "novel_ngram_share": MetricInfo(False, "fraction", "sample 3-grams absent from the real "
+                                    "training text (Def. 8)"),
     "n_train": MetricInfo(None, "samples", "training-set size"),
     "n_real": MetricInfo(None, "samples", "real samples in the training set"),
     "n_synthetic": MetricInfo(None, "samples", "synthetic samples in the training set"),

@@ -312,3 +312,25 @@ def test_resolved_fills_defaults_and_hash_is_stable(tmp_path):
     assert [p["label"] for p in resolved["paradigms"]] == ["replace", "accumulate"]
     assert study_hash(a) == study_hash(b)
     assert study_hash(a) != study_hash(load_study(str(path), ["n_seeds=11"]))
+
+
+def test_named_scales(tmp_path):
+    path = write(tmp_path / "s.yaml", """
+        task: gaussian
+        task_params: {n_features: 2, n_samples: 50}
+        n_seeds: 3
+        scales:
+          paper: {n_seeds: 100, task_params.n_samples: 500}
+        """)
+    assert load_study(str(path)).n_seeds == 3
+    paper = load_study(str(path), ["scale=paper"])
+    assert (paper.n_seeds, paper.tasks[0].task_params["n_samples"]) == (100, 500)
+    assert load_study(str(path), ["scale=paper", "n_seeds=7"]).n_seeds == 7  # --set wins
+    message = study_error(path, ["scale=gpu"])
+    assert "scale" in message and "cpu, paper" in message
+
+
+def test_deep_presets_define_a_paper_scale():
+    for name in ("gerstgrasser2024-vae", "gerstgrasser2024-lm", "gerstgrasser2024-diffusion"):
+        study = load_study(name, ["scale=paper"])
+        assert study.scale == "paper" and study.n_seeds >= 3

@@ -71,7 +71,7 @@ def test_study_covers_everything(base):
     assert set(base.paradigm) == {"replace", "accumulate", "accumulate-subsample", "mix-0.5",
                                   "mix-0.3-fresh"}
     # every registered family but the torch ones (tested in test_vae.py, optional extra)
-    assert base.family.nunique() == len(set(task_registry.names()) - {"vae"})
+    assert base.family.nunique() == len(set(task_registry.names()) - {"vae", "lm", "diffusion"})
     assert sorted(base.iteration.unique()) == list(range(N_ITER))
     assert sorted(base.seed.unique()) == [0, 1, 2]
 
@@ -125,7 +125,8 @@ def _stochastic(df: pd.DataFrame) -> pd.DataFrame:
     """Rows whose value is random (provenance counts are the same for every seed; the
     categorical fit never puts mass outside the real support; outcomes rarely vanish here)."""
     return df[~df.metric.isin(["n_train", "n_real", "n_synthetic", "synthetic_to_real_ratio",
-                               "support_size", "mode_coverage", "hallucinated_mass"])]
+                               "support_size", "mode_coverage", "hallucinated_mass",
+                               "tail_recall"])]  # a share of ~30 tail points: often 1
 
 
 def test_different_root_seeds_differ(base):

@@ -48,13 +48,28 @@ SYNTHETIC = {
 # torch families: tiny networks, and skipped without torch (an optional extra)
 REAL_DATA["vae"] = [{"dataset": "digits", "n_samples": 60, "n_test": 50, "hidden": 16,
                      "latent": 2, "epochs": 2}]
-NEEDS_TORCH = {"vae"}
+REAL_DATA["lm"] = [{"dataset": "toy", "vocab_size": 300, "context": 16, "n_samples": 40,
+                    "n_test": 30, "n_layer": 1, "n_head": 2, "d_model": 16, "epochs": 1}]
+REAL_DATA["diffusion"] = [{
+    "dataset": "smiles", "smiles": ["CCCCO", "CCOCC", "OCCOCCO", "CCN(CC)CC", "CC(C)CC(=O)O",
+                                    "NCCCCN", "CCCOC(=O)C", "CCSCCC", "CCCCCCl", "OCCCc1ccccc1",
+                                    "CCOc1ccncc1", "C1CCCCCC1"],  # flexible: diversity defined
+    "n_molecules": 6, "n_test_molecules": 4, "n_conformers": 3, "n_eval_molecules": 2,
+    "hidden": 8, "n_layers": 2, "n_steps": 8, "train_steps": 3, "batch_size": 8}]
+NEEDS_TORCH = {"vae", "lm", "diffusion"}
 HAS_TORCH = importlib.util.find_spec("torch") is not None
+HAS_TOKENIZERS = importlib.util.find_spec("tokenizers") is not None
+HAS_RDKIT = importlib.util.find_spec("rdkit") is not None
 
 CASES = []
 for _name in tasks.names():
     _marks = (pytest.mark.skipif(not HAS_TORCH, reason="torch not installed (extra 'torch')"),
               ) if _name in NEEDS_TORCH else ()
+    if _name == "lm":
+        _marks += (pytest.mark.skipif(not HAS_TOKENIZERS,
+                                      reason="tokenizers not installed (extra 'text')"),)
+    if _name == "diffusion":
+        _marks += (pytest.mark.skipif(not HAS_RDKIT, reason="rdkit not installed (extra 'chem')"),)
     if _name in SYNTHETIC or _name not in REAL_DATA:
         CASES.append(pytest.param((_name, SYNTHETIC.get(_name, {})), id=f"{_name}-synthetic",
                                   marks=_marks))

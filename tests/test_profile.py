@@ -198,3 +198,14 @@ def test_mode_and_hallucination_verdicts_on_a_mixture():
         "task_params": {"dataset": "moons", "bandwidth": 0.3, "n_test": 300},
         "paradigms": ["replace"]})
     assert verdicts(profile_of(kde), "replace")[8] == OCC
+
+
+@pytest.mark.parametrize("c", [0.0, 0.35, 1.0, 2.2])
+def test_growth_fit_recovers_the_exponent(c):
+    """The profiled (variable-projection) fit finds the exact Box-Cox exponent of a noiseless
+    power law, including the logarithm (c = 0), on a 60-iteration curve."""
+    t = np.arange(60.0)
+    x = t + 1
+    y = 3 + 0.5 * (np.log(x) if c == 0 else (x**c - 1) / c)
+    unbounded, exponent, delta = growth_verdict(y)
+    assert unbounded and delta < 0 and abs(exponent - c) < 1e-3

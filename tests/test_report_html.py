@@ -37,6 +37,12 @@ def test_run_writes_a_self_contained_report(run_dir):
     assert all(src.startswith("data:image/png;base64,") for src in images)
     assert (run_dir / "plots" / "provenance.png").is_file()
     assert "theory" in page  # linear regression has closed forms to overlay
+    # the practices section: replace's last risk vs accumulate's, paired by seed, is positive
+    practices = re.search(r'<table id="practices">(.*?)</table>', page, re.S).group(1)
+    replace_row = next(r for r in practices.split("<tr>") if ">replace<" in r)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", replace_row)
+    assert float(cells[4].split()[0]) > 0
+    assert (run_dir / "plots" / "tail_vs_synthetic_share.png").is_file()
 
 
 def test_report_command_rewrites_and_escapes(run_dir, tmp_path):

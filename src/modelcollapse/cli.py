@@ -579,3 +579,44 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+_LEDGER_HEADERS = {"iteration": "it", "synthetic_to_real_ratio": "syn/real",
+                   "real_weight_share": "real wt share"}
+
+
+@app.command()
+def ledger(directory: Annotated[Path, typer.Argument(help="run directory")],
+           csv: Annotated[Optional[Path], typer.Option(
+               "--csv", help="where to write the CSV (default: RUN_DIR/ledger.csv)")] = None
+           ) -> None:
+    """Print the provenance ledger of a run (and write it as CSV): per iteration, the real and
+    synthetic rows trained on, synthetic rows by source iteration, what each curation policy
+    flagged or dropped, and the synthetic-to-real ratio (means over seeds)."""
+    from .report.ledger import ledger_table
+    from .results.store import atomic_write, load_results
+
+    try:
+        results = load_results(directory)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    table = ledger_table(results)
+    target = Path(csv) if csv is not None else Path(directory) / "ledger.csv"
+    atomic_write(target, lambda tmp: table.to_csv(tmp, index=False))
+    for (task, paradigm), rows in table.groupby(["task", "paradigm"], sort=False, observed=True):
+        rows = rows.dropna(axis=1, how="all")
+        sources = [c for c in rows if c.startswith("from_")]
+        cols = [c for c in rows if c not in ("task", "paradigm", "n_seeds", *sources)]
+        out = Table(title=f"{task} / {paradigm} (means over {int(rows.n_seeds.max())} seeds)",
+                    title_justify="left", box=None, header_style="bold", pad_edge=False)
+        for c in cols:
+            out.add_column(_LEDGER_HEADERS.get(c, c.replace("_", " ")), justify="right")
+        if sources:
+            out.add_column(f"synthetic by source iteration {sources[0][5:]}..{sources[-1][5:]}")
+        for _, row in rows.iterrows():
+            cells = [f"{row[c]:.3g}" for c in cols]
+            if sources:
+                cells.append(" ".join(f"{row[c]:.3g}" for c in sources if row[c] == row[c]))
+            out.add_row(*cells)
+        console.print(out)
+    console.print(f"wrote {target}")

@@ -33,52 +33,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ParadigmSpec(_Strict):
-    """One data paradigm of a study; a bare string ``"replace"`` is short for ``{name: replace}``."""
-
-    name: str = Field(description="replace | accumulate | accumulate-subsample | mix")
-    real_fraction: float | None = Field(
-        None, ge=0, le=1, description="mix only: real fraction lambda of each training set")
-    fresh_real: bool = Field(False, description="mix only: draw the real part anew each iteration")
-    real_weight: float | None = Field(
-        None, ge=0, le=1, description="mix only: total sample weight of the real part (the rest "
-        "goes to the synthetic part); default proportional to counts")
-    label: str | None = Field(None, description="name in results (default derived from settings)")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_string(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, name: str) -> str:
-        if name not in paradigms:
-            raise ValueError(f"{name!r} is not a paradigm; allowed: {', '.join(paradigms.names())}")
-        return name
-
-    @model_validator(mode="after")
-    def _mix_fields(self):
-        if self.name == "mix":
-            if self.real_fraction is None:
-                raise ValueError("real_fraction is required for mix (a number in [0, 1])")
-        elif self.real_fraction is not None or self.fresh_real or self.real_weight is not None:
-            raise ValueError(f"real_fraction, fresh_real and real_weight apply only to mix, "
-                             f"not {self.name}")
-        if self.label is None:
-            self.label = self.name
-            if self.name == "mix":
-                self.label = (f"mix-{self.real_fraction:g}{'-fresh' if self.fresh_real else ''}"
-                              + (f"-w{self.real_weight:g}" if self.real_weight is not None else ""))
-        return self
-
-    def build(self):
-        cls = paradigms.get(self.name)
-        if self.name == "mix":
-            return cls(self.real_fraction, self.fresh_real, self.real_weight)
-        return cls()
-
-
 class GrowthSpec(_Strict):
     """How many synthetic samples each model-fitting iteration adds (position paper, Sec. 4).
 
@@ -103,6 +57,151 @@ class GrowthSpec(_Strict):
         if self.kind == "geometric":
             return [max(1, int(round(m * self.rate**i))) for i in t]
         return [m for _ in t]
+
+
+class _Policy(_Strict):
+    """Base of the curation policy specs (``modelcollapse.engine.curation``)."""
+
+    def build(self):
+        from .engine.curation import build_policy
+
+        return build_policy(self.model_dump())
+
+
+class VerifySpec(_Policy):
+    policy: Literal["verify"]
+    quantile: float = Field(0.05, gt=0, lt=1, description="real log-likelihood quantile a row "
+                            "must reach under a real-data model")
+    verifier: str | None = Field(None, pattern=r"^[\w.]+:[\w]+$", description="a user's "
+                                 "'module:function' (X of one replicate -> bool per row)")
+
+
+class DetectSpec(_Policy):
+    policy: Literal["detect"]
+    recall: float = Field(0.9, ge=0, le=1, description="oracle: P(flag | synthetic)")
+    fpr: float = Field(0.0, ge=0, le=1, description="oracle: P(flag | real)")
+    action: Literal["drop", "downweight", "label"] = "drop"
+    factor: float = Field(0.1, ge=0, le=1, description="downweight: weight multiplier")
+    detector: Literal["oracle", "learned"] = "oracle"
+    threshold: float = Field(0.5, gt=0, lt=1, description="learned: P(synthetic) to flag")
+    n_train: int | None = Field(None, ge=2, description="learned: fresh model samples to "
+                                "train on (default: the real pool size)")
+
+
+class TailOversampleSpec(_Policy):
+    policy: Literal["tail_oversample"]
+    fraction: float = Field(0.1, gt=0, le=1, description="share of real rows that are the tail")
+    factor: float = Field(3.0, gt=0, description="weight of a tail row")
+
+
+class RatioCapSpec(_Policy):
+    policy: Literal["ratio_cap"]
+    max_ratio: float = Field(1.0, ge=0, description="synthetic rows per real row, at most")
+
+
+class WeightsSpec(_Policy):
+    policy: Literal["weights"]
+    real_weight: float = Field(0.5, ge=0, le=1, description="share of the total sample weight "
+                               "carried by real rows")
+
+
+PolicySpec = typing.Annotated[
+    VerifySpec | DetectSpec | TailOversampleSpec | RatioCapSpec | WeightsSpec,
+    Field(discriminator="policy")]
+
+
+class ParadigmSpec(_Strict):
+    """One data paradigm of a study; a bare string ``"replace"`` is short for ``{name: replace}``."""
+
+    name: str = Field(description="replace | accumulate | accumulate-subsample | mix")
+    real_fraction: float | None = Field(
+        None, ge=0, le=1, description="mix only: real fraction lambda of each training set")
+    fresh_real: bool = Field(False, description="mix only: draw the real part anew each iteration")
+    real_weight: float | None = Field(
+        None, ge=0, le=1, description="mix only: total sample weight of the real part (the rest "
+        "goes to the synthetic part); default proportional to counts")
+    curation: list[PolicySpec] = Field(
+        default_factory=list, description="policies applied in order: verify | detect | "
+        "tail_oversample | ratio_cap | weights")
+    real_arrival: int = Field(0, ge=0, description="real rows joining the data at each "
+                              "iteration t >= 1 (taken from the task's real pool)")
+    initial_real: int | None = Field(None, ge=2, description="real rows at iteration 0 "
+                                     "(default: the real pool minus the arrivals)")
+    scraping: bool = Field(False, description="new data is an unlabelled mix: only a detect "
+                           "policy tells synthetic from real")
+    synthetic_growth: GrowthSpec | None = Field(
+        None, description="this paradigm's synthetic growth (default: the study's)")
+    label: str | None = Field(None, description="name in results (default derived from settings)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @property
+    def curated(self) -> bool:
+        """Whether the chain runs through the curated data pool (``engine.curation``)."""
+        return bool(self.curation or self.real_arrival or self.initial_real is not None
+                    or self.scraping)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in paradigms:
+            raise ValueError(f"{name!r} is not a paradigm; allowed: {', '.join(paradigms.names())}")
+        return name
+
+    @model_validator(mode="after")
+    def _mix_fields(self):
+        if self.name == "mix":
+            if self.real_fraction is None:
+                raise ValueError("real_fraction is required for mix (a number in [0, 1])")
+        elif self.real_fraction is not None or self.fresh_real or self.real_weight is not None:
+            raise ValueError(f"real_fraction, fresh_real and real_weight apply only to mix, "
+                             f"not {self.name}")
+        kinds = [p.policy for p in self.curation]
+        if len(set(kinds)) < len(kinds):
+            raise ValueError(f"curation: each policy at most once, got {', '.join(kinds)}")
+        if self.label is None:
+            self.label = self.name
+            if self.name == "mix":
+                self.label = (f"mix-{self.real_fraction:g}{'-fresh' if self.fresh_real else ''}"
+                              + (f"-w{self.real_weight:g}" if self.real_weight is not None else ""))
+            for p in self.curation:
+                self.label += "+" + _policy_label(p)
+            if self.real_arrival:
+                self.label += f"+arrival{self.real_arrival}"
+            if self.scraping:
+                self.label += "+scraping"
+            if self.synthetic_growth is not None:
+                self.label += f"+{self.synthetic_growth.kind}"
+        return self
+
+    def build(self):
+        cls = paradigms.get(self.name)
+        paradigm = (cls(self.real_fraction, self.fresh_real, self.real_weight)
+                    if self.name == "mix" else cls())
+        if self.curated:
+            from .engine.curation import Curation
+
+            paradigm.curation = Curation([p.build() for p in self.curation], self.real_arrival,
+                                         self.initial_real, self.scraping)
+        return paradigm
+
+
+def _policy_label(p) -> str:
+    """Short label of a policy for default paradigm labels, e.g. ``detect-r0.9``."""
+    if p.policy == "detect":
+        return (f"detect-{'learned' if p.detector == 'learned' else f'r{p.recall:g}'}"
+                + (f"-fpr{p.fpr:g}" if p.fpr else "") + ("" if p.action == "drop"
+                                                         else f"-{p.action}"))
+    if p.policy == "ratio_cap":
+        return f"cap{p.max_ratio:g}"
+    if p.policy == "weights":
+        return f"w{p.real_weight:g}"
+    if p.policy == "tail_oversample":
+        return f"tail{p.factor:g}x{p.fraction:g}"
+    return "verify"
 
 
 class TaskEntry(_Strict):
@@ -155,6 +254,11 @@ class Study(_Strict):
     stop_when_collapsed: bool = Field(
         False, description="end a chain early once every replicate has collapsed to a point "
         "(single_outcome / zero_variance); n_iterations is then the cap")
+    scale: str = Field("cpu", description="a named size defined under `scales` (e.g. paper); "
+                       "'cpu' is the study as written")
+    scales: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="named sizes: {name: {dotted.key: value}}, applied "
+        "by load_study when `scale` names one (explicit --set values win)")
 
     @model_validator(mode="before")
     @classmethod
@@ -176,6 +280,9 @@ class Study(_Strict):
 
     @model_validator(mode="after")
     def _labels(self):
+        if self.scale != "cpu" and self.scale not in self.scales:
+            raise ValueError(f"scale: {self.scale!r} is not defined by this study; allowed: "
+                             + ", ".join(["cpu", *self.scales]))
         for entry in self.tasks:
             if entry.label is None:
                 ds = entry.task_params.get("dataset")
@@ -308,6 +415,11 @@ def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:
         value = raw
+    return _set_path(data, key, value)
+
+
+def _set_path(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """Set the dotted ``key`` (list items by index) of a raw study dict to ``value``, in place."""
     parts = key.split(".")
     node: Any = data
     for i, part in enumerate(parts):
@@ -348,6 +460,12 @@ def load_study(source: str | None = None, overrides: list[str] | tuple[str, ...]
         data["tasks"] = [{"task": data.pop("task"), "task_params": data.pop("task_params", None) or {}}]
     for assignment in overrides:
         apply_override(data, assignment)
+    scale, scales = data.get("scale", "cpu"), data.get("scales") or {}
+    if scale != "cpu" and isinstance(scales, dict) and isinstance(scales.get(scale), dict):
+        for key, value in scales[scale].items():  # the named size, then the user's --set again
+            _set_path(data, str(key), value)
+        for assignment in overrides:
+            apply_override(data, assignment)
     try:
         return Study.model_validate(data)
     except ValidationError as err:

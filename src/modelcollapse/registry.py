@@ -109,6 +109,8 @@ _register_builtins(
         "kde": "modelcollapse.tasks.kde:KDETask",
         "gmm": "modelcollapse.tasks.gmm:GMMTask",
         "vae": "modelcollapse.tasks.vae:VAETask",
+        "lm": "modelcollapse.tasks.lm:LMTask",
+        "diffusion": "modelcollapse.tasks.diffusion:DiffusionTask",
     },
 )
 _register_builtins(

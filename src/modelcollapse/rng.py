@@ -37,6 +37,7 @@ class Role(IntEnum):
     SUBSAMPLE = 3  #: paradigm choices (accumulate-subsample rows, mixed real rows)
     REAL = 4  #: fresh real data drawn during the loop
     EVAL = 5  #: randomness inside metrics
+    CURATE = 6  #: curation policies (detector errors, reference fits, ratio-cap choices)
 
 
 class Streams:

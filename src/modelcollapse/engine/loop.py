@@ -169,8 +169,18 @@ def run_chain(task: Task, paradigm, *, n_iterations: int,
                              f"iterations; need {n_iterations - 1}")
     model = task.make_model()
     capacity = n_real + sum(sizes[:max(n_iterations - 1, 0)])
-    sources = _Sources(task, model, paradigm, capacity=capacity)
+    curation = getattr(paradigm, "curation", None)
+    if curation is not None:
+        from .curation import CuratedPool
+
+        sources = CuratedPool(task, model, curation, capacity, n_iterations, streams)
+        # a curated pool is not checkpointed: a resumed curated unit reruns from iteration 0,
+        # with identical results (the random streams are counter-based)
+        checkpoint = None
+    else:
+        sources = _Sources(task, model, paradigm, capacity=capacity)
     values: dict[str, list[np.ndarray]] = {}
+    ledger: list[dict[str, np.ndarray]] = []  # curation and provenance metrics (may be NaN)
     status = np.empty((n_iterations, R), dtype=object)
     start, saveable = 0, True
     if checkpoint is not None:
@@ -183,26 +193,39 @@ def run_chain(task: Task, paradigm, *, n_iterations: int,
 
     for t in range(start, n_iterations):
         # 1. training set: the paradigm's parts, resolved to data or sufficient statistics
-        view = ChainView(t, n_real, sources.pool_size, sources.latest_size, streams,
-                         task.sample_real)
-        pieces = [sources.resolve(part) for part in paradigm.parts(view)]
-        # 2. fit
-        if sources.stats_of is not None:
-            stats = pieces[0][3]
-            for piece in pieces[1:]:
-                stats = sources.combine(stats, piece[3])
-            model.fit_statistics(stats)
+        if curation is not None:
+            view = ChainView(t, *sources.view_sizes(), streams, task.sample_real)
+            X, weights, from_real, from_synthetic, extra = sources.training_set(
+                paradigm.parts(view), t)
+            ledger.append(extra)
+            # 2. fit (always on rows here: curation needs them)
+            if hasattr(model, "fit_statistics") and hasattr(model, "statistics"):
+                model.fit_statistics(model.statistics(X, weights))
+            else:
+                model.fit(X, sample_weight=weights, rngs=streams(t, Role.FIT))
         else:
-            X = np.concatenate([p[2] for p in pieces], axis=1)
-            weights = None
-            if any(p[4] is not None for p in pieces):
-                weights = np.concatenate([p[4] if p[4] is not None else np.ones(p[2].shape[:2])
-                                          for p in pieces], axis=1)
-            model.fit(X, sample_weight=weights, rngs=streams(t, Role.FIT))
+            view = ChainView(t, n_real, sources.pool_size, sources.latest_size, streams,
+                             task.sample_real)
+            pieces = [sources.resolve(part) for part in paradigm.parts(view)]
+            # 2. fit
+            if sources.stats_of is not None:
+                stats = pieces[0][3]
+                for piece in pieces[1:]:
+                    stats = sources.combine(stats, piece[3])
+                model.fit_statistics(stats)
+            else:
+                X = np.concatenate([p[2] for p in pieces], axis=1)
+                weights = None
+                if any(p[4] is not None for p in pieces):
+                    weights = np.concatenate([p[4] if p[4] is not None
+                                              else np.ones(p[2].shape[:2]) for p in pieces], axis=1)
+                model.fit(X, sample_weight=weights, rngs=streams(t, Role.FIT))
+            from_real = np.sum([p[0] for p in pieces], axis=0, dtype=float)
+            from_synthetic = np.sum([p[1] for p in pieces], axis=0, dtype=float)
         # 3. record metrics, provenance and status
         metrics = dict(task.evaluate(model, t))
-        from_real = np.broadcast_to(np.sum([p[0] for p in pieces], axis=0, dtype=float), (R,))
-        from_synthetic = np.broadcast_to(np.sum([p[1] for p in pieces], axis=0, dtype=float), (R,))
+        from_real = np.broadcast_to(from_real, (R,))
+        from_synthetic = np.broadcast_to(from_synthetic, (R,))
         metrics["n_train"] = from_real + from_synthetic
         metrics["n_real"] = from_real
         metrics["n_synthetic"] = from_synthetic
@@ -221,7 +244,10 @@ def run_chain(task: Task, paradigm, *, n_iterations: int,
             break
         # 4. sample the next synthetic batch (not after the last iteration)
         if t < n_iterations - 1:
-            sources.add_batch(model, sizes[t], streams(t, Role.SAMPLE))
+            if curation is not None:
+                sources.add_batch(model, sizes[t], t)
+            else:
+                sources.add_batch(model, sizes[t], streams(t, Role.SAMPLE))
             if checkpoint is not None and checkpoint.due(
                     sources.pool_rows, n_real, sources.pool_size) and saveable:
                 state = _capture(t + 1, values, status, sources, model)
@@ -230,6 +256,9 @@ def run_chain(task: Task, paradigm, *, n_iterations: int,
                 else:
                     checkpoint.save_state(state, sources.pool_rows, n_real, sources.pool_size)
 
+    for name in dict.fromkeys(k for row in ledger for k in row):  # NaN where not applicable
+        values[name] = [np.broadcast_to(np.asarray(row.get(name, np.nan), dtype=float), (R,))
+                        for row in ledger]
     return ChainResult({k: np.stack(v) for k, v in values.items()}, status)
 
 

@@ -87,8 +87,9 @@ def compute_unit(study: Study, task_index: int, paradigm_index: int, *, task=Non
     # units may run side by side with --jobs); results do not depend on it
     with threadpool_limits(limits=1, user_api="blas"):
         m = study.n_synthetic or task.n_real
+        growth = spec.synthetic_growth or study.synthetic_growth
         chain = run_chain(task, spec.build(), n_iterations=study.n_iterations,
-                          n_synthetic=study.synthetic_growth.sizes(m, study.n_iterations),
+                          n_synthetic=growth.sizes(m, study.n_iterations),
                           streams=streams, on_iteration=on_iteration,
                           stop_when_collapsed=study.stop_when_collapsed, checkpoint=checkpoint)
     labels = {"study": study.name, "task": task.name, "family": task.family,

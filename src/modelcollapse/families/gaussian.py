@@ -121,6 +121,10 @@ class Gaussian:
             if getattr(self, "factor_", None) is None:
                 self.covariance_ = np.array(self.known_covariance, dtype=float)
                 self._factorise()
+            else:  # the factor of the fixed covariance is reused; the mean's status is new
+                base = np.where(self.status_ == "non_finite", STATUS_OK, self.status_)
+                self.status_ = np.where(np.isfinite(self.mean_).all(1), base,
+                                        "non_finite").astype(object)
             return self
         with np.errstate(divide="ignore", invalid="ignore"):
             self.covariance_ = stats["scatter"] / np.maximum(denom, 1e-300)[:, None, None]

@@ -49,9 +49,16 @@ class GaussianMixture:
         self.init_params = init_params
 
     def fit(self, X, *, sample_weight=None, rng) -> "GaussianMixture":
-        if sample_weight is not None and not np.allclose(sample_weight, sample_weight[0]):
-            raise ValueError("gmm does not support unequal sample weights")
+        """EM fit; unequal ``sample_weight`` (n,) -- 0 drops a row -- refines scikit-learn's
+        unweighted fit of the rows with positive weight by weighted EM (``_weighted_em``)."""
         X = np.asarray(X, dtype=float)
+        weighted = False
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=float)
+            X, w = X[w > 0], w[w > 0]
+            weighted = len(w) > 0 and not np.allclose(w, w[0])
+            if weighted and self.covariance_type != "full":
+                raise ValueError("gmm: unequal sample weights need covariance_type 'full'")
         k = min(self.n_components, len(np.unique(X, axis=0)))
         model = _SkGaussianMixture(
             n_components=max(k, 1), covariance_type=self.covariance_type, reg_covar=self.reg_covar,
@@ -61,7 +68,6 @@ class GaussianMixture:
         with warnings.catch_warnings():  # non-convergence is recorded in status_, not printed
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(X)
-        self._model = model
         d = X.shape[1]
         cov = model.covariances_
         if self.covariance_type == "tied":
@@ -71,30 +77,26 @@ class GaussianMixture:
         elif self.covariance_type == "spherical":
             cov = cov[:, None, None] * np.eye(d)
         self.weights_, self.means_, self.covariances_ = model.weights_, model.means_, np.array(cov)
+        converged = model.converged_
+        if weighted:
+            converged = self._weighted_em(X, w / w.mean())
         self._roots = np.linalg.cholesky(self.covariances_)
         if k < self.n_components:
             self.status_ = "merged_components"  # fewer distinct points than components
-        elif not model.converged_:
+        elif not converged:
             self.status_ = "not_converged"
         else:
             self.status_ = STATUS_OK
         return self
 
     # -- checkpoints (families.base) ---------------------------------------------------------
-    _SK_FITTED = ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_",
-                  "converged_", "n_iter_", "lower_bound_", "n_features_in_")
-
     def get_state(self) -> dict[str, np.ndarray]:
         """The fitted state (exact round trip with ``set_state``): the mixture (``weights_``
-        (k,), ``means_`` (k, d), ``covariances_`` (k, d, d)), ``status_``, and scikit-learn's
-        fitted attributes (``sk.<name>``, in scikit-learn's shapes for ``covariance_type``), and the
-        Cholesky factors ``roots`` (k, d, d) used by ``sample``."""
-        state = {"weights_": self.weights_, "means_": self.means_,
-                 "covariances_": self.covariances_, "roots": self._roots,
-                 "status_": np.array(self.status_)}
-        state.update({f"sk.{k}": np.asarray(getattr(self._model, k)) for k in self._SK_FITTED
-                      if hasattr(self._model, k)})
-        return state
+        (k,), ``means_`` (k, d), ``covariances_`` (k, d, d)), ``status_`` and the Cholesky
+        factors ``roots`` (k, d, d) that ``sample`` and ``score_samples`` use."""
+        return {"weights_": self.weights_, "means_": self.means_,
+                "covariances_": self.covariances_, "roots": self._roots,
+                "status_": np.array(self.status_)}
 
     def set_state(self, state: dict[str, np.ndarray]) -> "GaussianMixture":
         """Restore ``get_state()`` into this (fresh) object; returns self."""
@@ -102,14 +104,6 @@ class GaussianMixture:
         self.covariances_ = state["covariances_"]
         self._roots = state["roots"]
         self.status_ = str(state["status_"])
-        model = _SkGaussianMixture(n_components=len(self.weights_),
-                                   covariance_type=self.covariance_type, reg_covar=self.reg_covar,
-                                   max_iter=self.max_iter, init_params=self.init_params)
-        for key in self._SK_FITTED:
-            if f"sk.{key}" in state:
-                value = state[f"sk.{key}"]
-                setattr(model, key, value.item() if value.ndim == 0 else value)
-        self._model = model
         return self
 
     def sample(self, n_samples: int, *, rng) -> np.ndarray:
@@ -117,8 +111,46 @@ class GaussianMixture:
         z = rng.standard_normal((n_samples, self.means_.shape[1]))
         return self.means_[comp] + np.einsum("nde,ne->nd", self._roots[comp], z)
 
+    def _log_joint(self, X: np.ndarray, roots: np.ndarray) -> np.ndarray:
+        """log weight_k + log N(x | mean_k, covariance_k), (n, d) -> (n, k), nats."""
+        d = X.shape[1]
+        out = np.empty((len(X), len(self.weights_)))
+        for k, (mean, root) in enumerate(zip(self.means_, roots)):
+            z = np.linalg.solve(root, (X - mean).T)                        # (d, n)
+            log_det = 2 * np.log(np.diag(root)).sum()
+            out[:, k] = (np.log(self.weights_[k]) - 0.5 * (z**2).sum(0)
+                         - 0.5 * (log_det + d * np.log(2 * np.pi)))
+        return out
+
+    def _weighted_em(self, X: np.ndarray, w: np.ndarray, tol: float = 1e-3) -> bool:
+        """Weighted EM from the current parameters (Dempster, Laird & Rubin 1977; frequency
+        weights w (n,) with mean 1): the M-step's sums are weighted.  Returns convergence of the
+        weighted mean log-likelihood within ``tol`` (scikit-learn's criterion)."""
+        from scipy.special import logsumexp
+
+        previous = -np.inf
+        eye = np.eye(X.shape[1])
+        for _ in range(self.max_iter):
+            log_joint = self._log_joint(X, np.linalg.cholesky(self.covariances_))
+            norm = logsumexp(log_joint, axis=1)                             # (n,)
+            resp = np.exp(log_joint - norm[:, None]) * w[:, None]           # (n, k)
+            nk = resp.sum(0) + 10 * np.finfo(float).eps
+            self.weights_ = nk / nk.sum()
+            self.means_ = resp.T @ X / nk[:, None]
+            centred = X[:, None, :] - self.means_[None]                     # (n, k, d)
+            self.covariances_ = (np.einsum("nk,nkd,nke->kde", resp, centred, centred)
+                                 / nk[:, None, None] + self.reg_covar * eye)
+            current = (w * norm).sum() / w.sum()
+            if abs(current - previous) < tol:
+                return True
+            previous = current
+        return False
+
     def score_samples(self, X) -> np.ndarray:
-        return self._model.score_samples(X)
+        """Log-density of the mixture, (n, d) -> (n,), nats."""
+        from scipy.special import logsumexp
+
+        return logsumexp(self._log_joint(np.asarray(X, dtype=float), self._roots), axis=1)
 
     def covariance(self) -> np.ndarray:
         """Covariance of the mixture (law of total covariance), (d, d)."""

@@ -83,7 +83,8 @@ class KernelDensity:
         step = max(1, self.chunk_size // max(n, 1))
         for r in range(R):
             h2 = self.bandwidth_[r] ** 2
-            data, logw = self.data_[r], np.log(self.weights_[r])
+            with np.errstate(divide="ignore"):  # a dropped row (weight 0) has log weight -inf
+                data, logw = self.data_[r], np.log(self.weights_[r])
             sq_data = (data**2).sum(1)
             for s in range(0, m, step):
                 x = X[r, s:s + step]

@@ -49,6 +49,8 @@ METRICS: dict[str, MetricInfo] = {
     "precision": MetricInfo(True, "fraction", "k-NN precision: synthetic samples on the real "
                             "manifold (1 - hallucinated share)"),
     "recall": MetricInfo(True, "fraction", "k-NN recall: held-out real points the model covers"),
+    "tail_recall": MetricInfo(True, "fraction", "k-NN recall of the 10% held-out real points "
+                              "farthest from their mean (Mahalanobis)"),
     "hallucinated_mass": MetricInfo(False, "probability", "mass outside the real support"),
     "tail_mass_recall": MetricInfo(True, "ratio",
                                    "mass on rarer-than-median real outcomes / its true mass"),
@@ -58,6 +60,18 @@ METRICS: dict[str, MetricInfo] = {
                                        "held-out images"),
     "class_coverage": MetricInfo(True, "fraction", "classes receiving >= 10% of their expected "
                                  "share of samples (a real-data classifier)"),
+    "test_ce": MetricInfo(False, "nats per token", "cross-entropy of held-out real text"),
+    "tail_ce": MetricInfo(False, "nats per token", "cross-entropy of the 10% held-out tokens "
+                          "rarest in the real training windows (Def. 7)"),
+    "distinct_1": MetricInfo(None, "fraction", "distinct unigrams / unigrams of a model sample"),
+    "distinct_2": MetricInfo(None, "fraction", "distinct bigrams / bigrams of a model sample"),
+    "unigram_entropy": MetricInfo(None, "nats", "entropy of a model sample's token frequencies"),
+    "unigram_entropy_ratio": MetricInfo(None, "ratio", "sample unigram entropy / that of as "
+                                        "many real tokens"),
+    "rare_token_recall": MetricInfo(True, "fraction", "rarest-decile real token types present "
+                                    "in a model sample"),
+    "novel_ngram_share": MetricInfo(False, "fraction", "sample 3-grams absent from the real "
+                                    "training text (Def. 8)"),
     "n_train": MetricInfo(None, "samples", "training-set size"),
     "n_real": MetricInfo(None, "samples", "real samples in the training set"),
     "n_synthetic": MetricInfo(None, "samples", "synthetic samples in the training set"),

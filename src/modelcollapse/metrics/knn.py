@@ -28,7 +28,8 @@ def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def knn_precision_recall(real: np.ndarray, synthetic: np.ndarray, *, k: int = 5,
-                         labels: np.ndarray | None = None, min_recall: float = 0.1):
+                         labels: np.ndarray | None = None, min_recall: float = 0.1,
+                         tail: np.ndarray | None = None):
     """Precision, recall and mode coverage per replicate.
 
     Parameters
@@ -37,15 +38,19 @@ def knn_precision_recall(real: np.ndarray, synthetic: np.ndarray, *, k: int = 5,
     synthetic : ndarray of shape (R, s, d) -- samples of the model
     k : int -- neighbourhood size
     labels : ndarray of shape (R, m) of int, optional -- classes (modes) of the real points
+    tail : ndarray of shape (R, k_tail) of int, optional -- rows of ``real`` that form its tail;
+        when given, a fourth value is returned: the recall of those rows only (Def. 7)
 
     Returns
     -------
     precision, recall : ndarrays of shape (R,) in [0, 1]
     coverage : ndarray of shape (R,) in [0, 1], or None without labels
+    tail_recall : ndarray of shape (R,) in [0, 1], only with ``tail``
     """
     R = real.shape[0]
     precision, recall = np.empty(R), np.empty(R)
     coverage = None if labels is None else np.empty(R)
+    tail_recall = np.empty(R)
     for r in range(R):
         x, y = real[r], synthetic[r]
         real_radius = _radii(_sq_dist(x, x), k)
@@ -58,4 +63,8 @@ def knn_precision_recall(real: np.ndarray, synthetic: np.ndarray, *, k: int = 5,
             classes = np.unique(labels[r])
             coverage[r] = np.mean([recalled[labels[r] == c].mean() >= min_recall
                                    for c in classes])
+        if tail is not None:
+            tail_recall[r] = recalled[tail[r]].mean()
+    if tail is not None:
+        return precision, recall, coverage, tail_recall
     return precision, recall, coverage

@@ -103,19 +103,38 @@ def _profile_table(profile: pd.DataFrame) -> str:
             f'{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
-def _summary_table(summary: pd.DataFrame) -> str:
-    def fmt(m, lo, hi):
-        return _e(_num(m)) + (f" <small>[{_num(lo)}, {_num(hi)}]</small>" if _num(lo) else "")
+def _ci_cell(row, name: str) -> str:
+    """``row.<name>`` with its interval ``<name>_low`` / ``<name>_high`` (empty if absent)."""
+    m = getattr(row, name, np.nan)
+    lo, hi = getattr(row, f"{name}_low", np.nan), getattr(row, f"{name}_high", np.nan)
+    if m != m:
+        return ""
+    return _e(_num(m)) + (f" <small>[{_num(lo)}, {_num(hi)}]</small>" if _num(lo) else "")
 
+
+def _summary_table(summary: pd.DataFrame) -> str:
     rows = "".join(
         f'<tr><td class="name">{_e(r.task)}</td><td>{_e(r.paradigm)}</td><td>{_e(r.metric)}</td>'
-        f"<td>{fmt(r.initial, r.initial_low, r.initial_high)}</td>"
-        f"<td>{fmt(r.final, r.final_low, r.final_high)}</td>"
-        f"<td>{fmt(r.ratio, r.ratio_low, r.ratio_high)}</td></tr>"
-        for r in summary.itertuples())
+        f"<td>{_ci_cell(r, 'initial')}</td><td>{_ci_cell(r, 'final')}</td>"
+        f"<td>{_ci_cell(r, 'ratio')}</td></tr>" for r in summary.itertuples())
     return ('<table id="summary"><thead><tr><th>task</th><th>paradigm</th><th>metric</th>'
             "<th>iteration 0</th><th>last iteration</th><th>last / first</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>")
+
+
+def _practices_table(effects: pd.DataFrame, baseline: str) -> str:
+    fmt = _ci_cell
+    rows = "".join(
+        f'<tr><td class="name">{_e(r.task)}</td><td class="name">{_e(r.paradigm)}</td>'
+        f"<td>{_e(r.risk_metric or '')}</td><td>{fmt(r, 'risk_ratio')}</td>"
+        f"<td>{fmt(r, 'risk_vs_baseline')}</td><td>{_e(r.tail_metric or '')}</td>"
+        f"<td>{fmt(r, 'tail_ratio')}</td><td>{_e(_num(getattr(r, 'synthetic_share', np.nan)))}"
+        "</td></tr>" for r in effects.itertuples())
+    return ('<div class="scroll"><table id="practices"><thead><tr><th>task</th><th>paradigm'
+            "</th><th>risk</th><th>risk last / first</th>"
+            f"<th>last risk − {_e(baseline)}</th><th>tail metric</th><th>tail last / first</th>"
+            "<th>synthetic share (last)</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></div>")
 
 
 def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
@@ -161,6 +180,12 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     summary = final_vs_initial(results, risk_metrics)
     plots = plot_run(results, run_dir / "plots", study)
     provenance = plot_provenance(results, run_dir / "plots" / "provenance.png")
+    from .practices import plot_tail_vs_synthetic_share, practice_effects
+
+    baseline = "accumulate"
+    effects = practice_effects(results, specs, baseline)
+    tail_plot = plot_tail_vs_synthetic_share(results, specs,
+                                             run_dir / "plots" / "tail_vs_synthetic_share.png")
 
     versions = ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items())
     sections = [
@@ -178,6 +203,13 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
         "<h2>Risk: last iteration vs iteration 0</h2>",
         "<p>Mean and 95% confidence interval over seeds.</p>",
         _summary_table(summary),
+        "<h2>Practices: what each paradigm and policy changes</h2>",
+        "<p>Per paradigm (and curation policy): the risk and the tail metric at the last "
+        "iteration relative to iteration 0, the paired difference of the last risk from "
+        f"<code>{_e(baseline)}</code> (same seeds, same real data), and the synthetic share of "
+        "the last training set. Means with 95% confidence intervals over seeds.</p>",
+        _practices_table(effects, baseline),
+        *([_img(tail_plot)] if tail_plot is not None else []),
         "<h2>Metrics over model-fitting iterations</h2>",
         "<p>Mean and 95% band per paradigm; dashed: closed-form theory where it applies.</p>",
         *[f"<h3>{_e(p.stem)}</h3>{_img(p)}" for p in plots],

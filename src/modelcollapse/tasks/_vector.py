@@ -10,13 +10,14 @@ from pydantic import Field, model_validator
 from ..data.sklearn_datasets import VECTOR_DATASETS, vector_split
 from ..metrics.knn import knn_precision_recall
 from ..rng import Role, Streams
-from .base import TaskParams, reference_moments  # noqa: F401  (re-exported)
+from .base import TaskParams, reference_moments, tail_rows  # noqa: F401  (re-exported)
 
 
 #: collapse-profile roles of the density tasks' metrics (see ``Task.profile``)
 VECTOR_PROFILE = {"variance": "cov_trace_ratio", "tail": "tail_nll", "tail_base": "test_nll",
                   "tail_mode": "difference", "modes": "mode_coverage",
-                  "hallucination": "precision", "hallucination_mode": "precision"}
+                  "hallucination": "precision", "hallucination_mode": "precision",
+                  "tail_recall": "tail_recall"}
 
 
 class VectorParams(TaskParams):
@@ -114,14 +115,18 @@ N_EVAL = 300  #: held-out points (and synthetic samples) for the k-NN metrics
 def sample_metrics(model, test: np.ndarray, labels: np.ndarray | None, streams: Streams,
                    iteration: int, enabled: bool = True) -> dict[str, np.ndarray]:
     """k-NN precision / recall (and mode coverage with labels) of ``N_EVAL`` fresh samples of
-    the model against ``N_EVAL`` held-out real points (Kynkäänniemi et al. 2019, k = 5)."""
+    the model against ``N_EVAL`` held-out real points (Kynkäänniemi et al. 2019, k = 5), and
+    ``tail_recall``: the recall of the 10% of those real points farthest from their mean in
+    Mahalanobis distance (``tasks.base.tail_rows``; Def. 7)."""
     if not enabled:
         return {}
     m = min(N_EVAL, test.shape[1])
     synthetic = model.sample(m, rngs=streams(iteration, Role.EVAL))
-    precision, recall, coverage = knn_precision_recall(
-        test[:, :m], synthetic, labels=None if labels is None else labels[:, :m])
-    out = {"precision": precision, "recall": recall}
+    real = test[:, :m]
+    tail = tail_rows(real, *reference_moments(np.asarray(real, dtype=float)))
+    precision, recall, coverage, tail_recall = knn_precision_recall(
+        real, synthetic, labels=None if labels is None else labels[:, :m], tail=tail)
+    out = {"precision": precision, "recall": recall, "tail_recall": tail_recall}
     if coverage is not None:
         out["mode_coverage"] = coverage
     return out

@@ -22,7 +22,9 @@ Metrics (each iteration)
   the Inception network plays in FID and in Kynkäänniemi et al. 2019; pixel distances between
   blurry and sharp images say little) and its predictions give the class coverage.
 * ``precision`` / ``recall`` / ``mode_coverage``: k-NN metrics (``metrics.knn``, k = 5) of 300
-  samples against 300 test images in that feature space, modes = image classes (Defs. 6-8).
+  samples against 300 test images in that feature space, modes = image classes (Defs. 6-8);
+  ``tail_recall``: the recall of the 10% of those test images that are tail images in pixel
+  space (as for ``tail_nll``).
 * ``pixel_variance_ratio``: total pixel variance of the samples / that of the test images
   (diversity; the profile's variance metric, Def. 4).
 * ``class_coverage``: the share of classes receiving at least 10% of their expected share (their
@@ -184,6 +186,8 @@ class VAETask:
                     ).fit(real[r], train_labels[r]))
             test_features = np.stack([classifier_features(c, x[:m])
                                       for c, x in zip(classifiers, test)])   # (R, m, FEATURES)
+            tail_m = tail_rows(test[:, :m], *reference_moments(
+                test[:, :m].astype(np.float64)))                           # (R, m / 10)
 
         def evaluate(model: PerReplicate, iteration: int = 0) -> dict[str, np.ndarray]:
             scores = model.score_samples(test)                       # (R, m)
@@ -192,9 +196,10 @@ class VAETask:
                 samples = model.sample(m, rngs=streams(iteration, Role.EVAL))   # (R, m, D)
                 features = np.stack([classifier_features(c, x)
                                      for c, x in zip(classifiers, samples)])
-                precision, recall, coverage = knn_precision_recall(
-                    test_features, features, labels=labels[:, :m])
-                out.update(precision=precision, recall=recall, mode_coverage=coverage)
+                precision, recall, coverage, tail_recall = knn_precision_recall(
+                    test_features, features, labels=labels[:, :m], tail=tail_m)
+                out.update(precision=precision, recall=recall, mode_coverage=coverage,
+                           tail_recall=tail_recall)
                 out["pixel_variance_ratio"] = pixel_variance_ratio(samples, test[:, :m])
                 out["class_coverage"] = class_coverage(classifiers, samples, train_labels)
             return out

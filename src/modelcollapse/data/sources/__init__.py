@@ -35,7 +35,8 @@ def run_tool(cmd: list[str], cwd: Path, *, timeout: float = 300) -> subprocess.C
     return proc if proc.returncode == 0 else None
 
 
-from . import austen, brown, fashion_mnist, wehi  # noqa: E402  (they import the helpers above)
+# they import the helpers above
+from . import austen, brown, fashion_mnist, wehi, wehi_conformers  # noqa: E402
 
 __all__ = ["DataUnavailable", "require_module", "run_tool", "austen", "brown", "fashion_mnist",
-           "wehi"]
+           "wehi", "wehi_conformers"]

@@ -95,6 +95,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ._torch import Deterministic, uniform_linear_init_
+
 __all__ = ["ConformerDiffusion", "N_EDGE_FEATURES", "cosine_schedule", "edge_features"]
 
 N_BOND_TYPES = 5       #: none, single, double, triple, aromatic
@@ -187,42 +189,6 @@ class _Denoiser(nn.Module):
             h, x = layer(h, x, e, pair, n_atoms)
             h = h * m.unsqueeze(-1)
         return _centre(x - x0, mask)
-
-
-def _init_(net: nn.Module, generator: torch.Generator) -> None:
-    """PyTorch's default Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from ``generator``."""
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, nn.Linear):
-                bound = 1.0 / math.sqrt(module.in_features)
-                for p in (module.weight, module.bias):
-                    if p is not None:
-                        u = torch.rand(p.shape, generator=generator, device=p.device,
-                                       dtype=p.dtype)
-                        p.copy_((2.0 * u - 1.0) * bound)
-
-
-class _Deterministic:
-    """On CPU, for the duration of a block: ``torch.use_deterministic_algorithms(True)`` and
-    ``torch.set_num_threads(num_threads)`` (both restored afterwards)."""
-
-    def __init__(self, device: torch.device, num_threads: int | None) -> None:
-        self.on = device.type == "cpu"
-        self.num_threads = num_threads
-
-    def __enter__(self):
-        self.prev = torch.are_deterministic_algorithms_enabled()
-        self.prev_threads = torch.get_num_threads()
-        if self.on:
-            torch.use_deterministic_algorithms(True)
-            if self.num_threads:
-                torch.set_num_threads(self.num_threads)
-
-    def __exit__(self, *exc):
-        if self.on:
-            torch.use_deterministic_algorithms(self.prev)
-            if self.num_threads and torch.get_num_threads() != self.prev_threads:
-                torch.set_num_threads(self.prev_threads)
 
 
 class ConformerDiffusion:
@@ -397,11 +363,11 @@ class ConformerDiffusion:
         w = w * (n / w.sum())
         mols, counts = np.unique(idx_all.cpu().numpy(), return_counts=True)
         self.train_molecules_, self.train_counts_ = mols, counts
-        with _Deterministic(self.device, self.num_threads):
+        with Deterministic(self.device, self.num_threads):
             if self.init == "fresh" or self.net_ is None:
                 self.net_ = _Denoiser(len(self.elements), self.hidden, self.n_layers).to(
                     self.device)
-                _init_(self.net_, g)
+                uniform_linear_init_(self.net_, g)
             net = self.net_
             net.train()
             opt = torch.optim.Adam(net.parameters(), lr=self.lr)
@@ -469,7 +435,7 @@ class ConformerDiffusion:
         betas = self._betas
         abar = self._abar
         abar_prev = np.concatenate([[1.0], abar[:-1]])
-        with _Deterministic(self.device, self.num_threads):
+        with Deterministic(self.device, self.num_threads):
             for i in range(0, len(idx_all), chunk):
                 idx = idx_all[i:i + chunk]
                 mask = self._mask[idx]
@@ -507,7 +473,7 @@ class ConformerDiffusion:
         n = len(idx)
         ts = np.unique(np.round(np.linspace(1, self.n_steps, self.score_timesteps)).astype(int))
         g = torch.Generator(device=self.device).manual_seed(self.score_seed)
-        with _Deterministic(self.device, self.num_threads):
+        with Deterministic(self.device, self.num_threads):
             noise = torch.randn((len(ts), self.n_atoms_max, 3), generator=g, device=self.device,
                                 dtype=torch.float64)                  # (S, A, 3) shared
             net = copy.deepcopy(self.net_).double()

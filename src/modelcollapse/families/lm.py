@@ -75,6 +75,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ._torch import Deterministic
+
 __all__ = ["LM"]
 
 
@@ -185,34 +187,6 @@ def _generate(net: _GPT, noise, bos_id: int, temperature: float, use_cache: bool
             logits = net(rows[:, :t + 1])[:, -1]                        # (B, V)
         rows[:, t + 1] = _inverse_cdf(logits, noise[:, t], temperature)
     return rows
-
-
-class _Deterministic:
-    """On CPU, for the duration of a block: ``torch.use_deterministic_algorithms(True)`` and
-    ``torch.set_num_threads(num_threads)`` (both restored afterwards)."""
-
-    def __init__(self, device: torch.device, num_threads: int | None) -> None:
-        self.on = device.type == "cpu"
-        self.num_threads = num_threads
-
-    def __enter__(self):
-        self.prev = torch.are_deterministic_algorithms_enabled()
-        self.prev_fill = torch.utils.deterministic.fill_uninitialized_memory
-        self.prev_threads = torch.get_num_threads()
-        if self.on:
-            torch.use_deterministic_algorithms(True)
-            # no NaN-filling of every torch.empty (10% of a training step): nothing here reads
-            # uninitialised memory (the key/value cache is read only where written)
-            torch.utils.deterministic.fill_uninitialized_memory = False
-            if self.num_threads:
-                torch.set_num_threads(self.num_threads)
-
-    def __exit__(self, *exc):
-        if self.on:
-            torch.use_deterministic_algorithms(self.prev)
-            torch.utils.deterministic.fill_uninitialized_memory = self.prev_fill
-            if self.num_threads and torch.get_num_threads() != self.prev_threads:
-                torch.set_num_threads(self.prev_threads)
 
 
 _ARCH = ("vocab_size", "context", "n_layer", "n_head", "d_model")
@@ -338,7 +312,7 @@ class LM:
         w = torch.ones(n, device=self.device) if sample_weight is None else torch.as_tensor(
             np.asarray(sample_weight, dtype=np.float32), device=self.device)  # (n,)
         w = w * (n / w.sum())                                           # mean 1
-        with _Deterministic(self.device, self.num_threads):
+        with Deterministic(self.device, self.num_threads, fill_uninitialized=False):
             if self.init == "fresh" or self.net_ is None:
                 self.net_ = self._new_net()
                 _init_(self.net_, g)
@@ -384,7 +358,7 @@ class LM:
             raise RuntimeError("LM is not fitted")
         g = self._generator(rng)
         out = np.empty((n_samples, self.context + 1), dtype=np.int64)
-        with _Deterministic(self.device, self.num_threads):
+        with Deterministic(self.device, self.num_threads, fill_uninitialized=False):
             noise = torch.rand((n_samples, self.context), generator=g,
                                device=self.device)                      # (n, L)
             for i in range(0, n_samples, self.gen_batch_size):
@@ -401,7 +375,7 @@ class LM:
             raise RuntimeError("LM is not fitted")
         x = self._rows(X)                                               # (n, L+1)
         out = np.empty((x.shape[0], self.context), dtype=np.float64)
-        with _Deterministic(self.device, self.num_threads):
+        with Deterministic(self.device, self.num_threads, fill_uninitialized=False):
             net = copy.deepcopy(self.net_).double()                     # float64 copy
             for i in range(0, x.shape[0], self.score_batch_size):
                 rows = x[i:i + self.score_batch_size]                   # (B, L+1)

@@ -53,6 +53,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ._torch import Deterministic, uniform_linear_init_
+
 __all__ = ["VAE"]
 
 
@@ -83,39 +85,6 @@ class _Net(nn.Module):
         log_lik = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)  # (B,)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)                         # (B,)
         return log_lik - kl                                  # (B,)
-
-
-def _init_(net: nn.Module, generator: torch.Generator) -> None:
-    """PyTorch's default Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from ``generator``."""
-    with torch.no_grad():
-        for layer in net.children():
-            bound = 1.0 / math.sqrt(layer.in_features)
-            for p in (layer.weight, layer.bias):
-                u = torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
-                p.copy_((2.0 * u - 1.0) * bound)
-
-
-class _Deterministic:
-    """On CPU, for the duration of a block: ``torch.use_deterministic_algorithms(True)`` and
-    ``torch.set_num_threads(num_threads)`` (both restored afterwards)."""
-
-    def __init__(self, device: torch.device, num_threads: int | None) -> None:
-        self.on = device.type == "cpu"
-        self.num_threads = num_threads
-
-    def __enter__(self):
-        self.prev = torch.are_deterministic_algorithms_enabled()
-        self.prev_threads = torch.get_num_threads()
-        if self.on:
-            torch.use_deterministic_algorithms(True)
-            if self.num_threads:
-                torch.set_num_threads(self.num_threads)
-
-    def __exit__(self, *exc):
-        if self.on:
-            torch.use_deterministic_algorithms(self.prev)
-            if self.num_threads and torch.get_num_threads() != self.prev_threads:
-                torch.set_num_threads(self.prev_threads)
 
 
 class VAE:
@@ -197,12 +166,12 @@ class VAE:
         w = torch.ones(n, device=self.device) if sample_weight is None else self._tensor(
             sample_weight)                                   # (n,)
         w = w * (n / w.sum())                                # mean 1: loss = weighted mean
-        with _Deterministic(self.device, self.num_threads):
+        with Deterministic(self.device, self.num_threads):
             fresh = (self.init == "fresh" or self.net_ is None
                      or self.net_.dec_out.out_features != D)
             if fresh:
                 self.net_ = _Net(D, self.hidden, self.latent).to(self.device)
-                _init_(self.net_, g)
+                uniform_linear_init_(self.net_, g)
             net = self.net_
             net.train()
             opt = torch.optim.Adam(net.parameters(), lr=self.lr)
@@ -253,7 +222,7 @@ class VAE:
     @torch.no_grad()
     def sample(self, n_samples: int, *, rng: np.random.Generator) -> np.ndarray:
         g = self._generator(rng)
-        with _Deterministic(self.device, self.num_threads):
+        with Deterministic(self.device, self.num_threads):
             z = torch.randn((n_samples, self.latent), generator=g, device=self.device)  # (n, L)
             p = torch.sigmoid(self.net_.decode(z))                                      # (n, D)
             if self.sample_output == "bernoulli":
@@ -270,7 +239,7 @@ class VAE:
         """
         g = torch.Generator(device=self.device).manual_seed(self.score_seed)
         x = self._tensor(X).double()                                         # (n, D)
-        with _Deterministic(self.device, self.num_threads):
+        with Deterministic(self.device, self.num_threads):
             eps = torch.randn((self.score_mc, self.latent), generator=g, device=self.device)
             net = copy.deepcopy(self.net_).double()                          # float64 copy
             elbo = torch.stack([net.elbo(x, eps=e) for e in eps.double()])   # (K, n)

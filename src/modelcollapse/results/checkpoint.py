@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .store import atomic_write
+from .store import _alive, atomic_write
 
 __all__ = ["CHECKPOINT_DIR", "RunCheckpoints", "UnitCheckpoint", "CheckpointMismatch"]
 
@@ -75,16 +75,6 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
         # fresh, writable, owned arrays (as the engine's own are)
         return {k: np.array(data[k]) for k in data.files}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class UnitCheckpoint:

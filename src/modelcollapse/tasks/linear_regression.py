@@ -56,7 +56,6 @@ class LinearRegressionTask:
 
     @classmethod
     def build(cls, p: Params, streams: Streams) -> Task:
-        R = len(streams)
         if p.dataset == "synthetic":
             d, T = p.n_features, p.n_samples
             gens = streams(0, Role.DATA)

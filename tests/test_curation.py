@@ -229,3 +229,20 @@ def test_ledger_command(tmp_path):
     assert "ledger.csv" in result.output and "accumulate+detect" in result.output.replace("\n", "")
     missing = runner.invoke(app, ["ledger", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and len(missing.output.strip().splitlines()) == 1
+
+
+def test_user_verifier(tmp_path, monkeypatch):
+    """verifier: 'module:function' is called per replicate on the incoming rows; what it rejects
+    never reaches the training set."""
+    (tmp_path / "my_checks.py").write_text("def not_zero(X):\n    return X != 0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    df = run_study(study([{"name": "replace", "curation": [
+        {"policy": "verify", "verifier": "my_checks:not_zero"}]}], task="discrete",
+        params={"n_outcomes": 3, "n_samples": 300}, n_iterations=3, n_seeds=4))
+    label = "replace+verify"
+    kept, dropped = wide(df, "verify_kept", label), wide(df, "verify_dropped", label)
+    assert (kept[:, 1:] + dropped[:, 1:] == 300).all()
+    assert (dropped[:, 1] > 50).all() and (dropped[:, 2] == 0).all()  # zeros only from model 0
+    assert (wide(df, "n_synthetic", label)[:, 1:] == kept[:, 1:]).all()
+    assert (wide(df, "support_size", label)[:, 1:] == 2).all()  # outcome 0 gone from every refit
+    assert (wide(df, "verify_fpr", label)[:, 1:] > 0).all()  # it also rejects real zeros

@@ -169,9 +169,11 @@ class Verify(Policy):
 
             module, _, attr = self.verifier.partition(":")
             self._fn = getattr(importlib.import_module(module), attr)
-            return
-        self._ref, real_scores = _reference_scores(ctx)
-        self._threshold = np.quantile(real_scores, self.quantile, axis=1)      # (R,)
+        else:
+            self._ref, real_scores = _reference_scores(ctx)
+            self._threshold = np.quantile(real_scores, self.quantile, axis=1)  # (R,)
+        # the verifier is fixed for the chain: its verdicts on the held-out real rows too
+        self._test_flags = ~self.passes(ctx.task.test)                          # (R, m)
 
     def passes(self, X: np.ndarray) -> np.ndarray:
         """(R, k, ...) -> (R, k) bool."""
@@ -183,7 +185,7 @@ class Verify(Policy):
     def incoming(self, batch: Batch, ctx: Context):
         ok = self.passes(batch.X)
         weight = np.where(ok, batch.weight, 0.0)
-        test_flags = ~self.passes(ctx.task.test)
+        test_flags = self._test_flags
         metrics = {"verify_kept": ok.sum(1).astype(float),
                    "verify_dropped": (~ok).sum(1).astype(float)}
         metrics.update({k: v for k, v in _flag_metrics("verify", ~ok, batch.synthetic,

@@ -54,7 +54,7 @@ def fitted(rows):
 
 
 def _weights(model):
-    return {k: v for k, v in model.get_state().items() if k.startswith("param.")}
+    return {k: v for k, v in model.get_state().items() if k.startswith("net.")}
 
 
 def test_parameter_count(fitted):
@@ -76,7 +76,7 @@ def test_same_rng_bit_identical(rows, fitted):
     assert not np.array_equal(s, fitted.sample(20, rng=np.random.default_rng(2)))
     np.testing.assert_array_equal(fitted.score_samples(rows), again.score_samples(rows))
     other = LM(epochs=3, **TINY).fit(rows, rng=np.random.default_rng(8))
-    assert not np.array_equal(a["param.wte.weight"], _weights(other)["param.wte.weight"])
+    assert not np.array_equal(a["net.wte.weight"], _weights(other)["net.wte.weight"])
     # generation batch size does not change the noise of a row
     small = copy.copy(fitted)
     small.gen_batch_size = 7
@@ -153,7 +153,7 @@ def test_sample_weight_and_non_finite(rows):
                                  rng=np.random.default_rng(0))
     wa, wb, wc = _weights(a), _weights(b), _weights(c)
     assert all(np.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
-    assert not np.allclose(wa["param.wte.weight"], wc["param.wte.weight"], atol=1e-6)
+    assert not np.allclose(wa["net.wte.weight"], wc["net.wte.weight"], atol=1e-6)
     bad = LM(epochs=3, **{**TINY, "lr": 1e30}).fit(rows, rng=np.random.default_rng(0))
     assert bad.status_ == "non_finite" and len(bad.loss_history_) < 3
     out = bad.sample(4, rng=np.random.default_rng(0))  # collapse is data: no crash

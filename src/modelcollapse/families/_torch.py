@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn as nn
 
-__all__ = ["Deterministic", "uniform_linear_init_"]
+__all__ = ["Deterministic", "uniform_linear_init_", "network_state", "load_network_state"]
 
 
 class Deterministic:
@@ -59,3 +60,25 @@ def uniform_linear_init_(net: nn.Module, generator: torch.Generator) -> None:
                         u = torch.rand(p.shape, generator=generator, device=p.device,
                                        dtype=p.dtype)
                         p.copy_((2.0 * u - 1.0) * bound)
+
+
+def network_state(net: nn.Module, status: str, loss_history: list[float]) -> dict:
+    """A fitted torch family's checkpoint as plain arrays (``families.base`` state protocol):
+    ``net.<parameter>`` weights (copies, on CPU), ``status`` (0-d str), ``loss_history``
+    (epochs,) float64.  Raises RuntimeError if ``net`` is None (not fitted)."""
+    if net is None:
+        raise RuntimeError("the model is not fitted: nothing to save")
+    state = {f"net.{k}": v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+    state["status"] = np.asarray(status)
+    state["loss_history"] = np.asarray(loss_history, dtype=np.float64)
+    return state
+
+
+def load_network_state(net: nn.Module, state: dict) -> tuple[str, list[float]]:
+    """Load ``network_state``'s weights into ``net`` (exactly; strict) and put it in eval mode;
+    returns (status, loss_history)."""
+    device = next(net.parameters()).device
+    net.load_state_dict({k[len("net."):]: torch.as_tensor(np.array(v), device=device)
+                         for k, v in state.items() if k.startswith("net.")}, strict=True)
+    net.eval()
+    return str(np.asarray(state["status"])), [float(v) for v in np.asarray(state["loss_history"])]

@@ -95,7 +95,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ._torch import Deterministic, uniform_linear_init_
+from ._torch import (Deterministic, load_network_state, network_state,
+                     uniform_linear_init_)
 
 __all__ = ["ConformerDiffusion", "N_EDGE_FEATURES", "cosine_schedule", "edge_features"]
 
@@ -490,26 +491,15 @@ class ConformerDiffusion:
     def get_state(self) -> dict[str, np.ndarray]:
         """The fitted state as plain arrays: ``net.<parameter>`` weights, ``status`` (0-d str),
         ``loss_history``, ``train_molecules``, ``train_counts``."""
-        if self.net_ is None:
-            raise RuntimeError("ConformerDiffusion is not fitted")
-        state = {f"net.{k}": v.detach().cpu().numpy().copy()
-                 for k, v in self.net_.state_dict().items()}
-        state["status"] = np.array(self.status_)
-        state["loss_history"] = np.asarray(self.loss_history_, np.float64)
+        state = network_state(self.net_, self.status_, self.loss_history_)
         state["train_molecules"] = self.train_molecules_.copy()
         state["train_counts"] = self.train_counts_.copy()
         return state
 
     def set_state(self, state: dict[str, np.ndarray]) -> "ConformerDiffusion":
         """Restore ``get_state``'s output exactly (same hyperparameters and table)."""
-        net = _Denoiser(len(self.elements), self.hidden, self.n_layers).to(self.device)
-        weights = {k[4:]: torch.as_tensor(np.asarray(v), device=self.device)
-                   for k, v in state.items() if k.startswith("net.")}
-        net.load_state_dict(weights, strict=True)
-        net.eval()
-        self.net_ = net
-        self.status_ = str(np.asarray(state["status"]))
-        self.loss_history_ = [float(v) for v in np.asarray(state["loss_history"])]
+        self.net_ = _Denoiser(len(self.elements), self.hidden, self.n_layers).to(self.device)
+        self.status_, self.loss_history_ = load_network_state(self.net_, state)
         self.train_molecules_ = np.asarray(state["train_molecules"], np.int64).copy()
         self.train_counts_ = np.asarray(state["train_counts"], np.int64).copy()
         return self

@@ -75,7 +75,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._torch import Deterministic
+from ._torch import Deterministic, load_network_state, network_state
 
 __all__ = ["LM"]
 
@@ -391,16 +391,11 @@ class LM:
 
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict[str, np.ndarray]:
-        """The fitted state as numpy arrays: ``param.<name>`` for every weight, the architecture
+        """The fitted state as numpy arrays: ``net.<name>`` for every weight, the architecture
         (``vocab_size`` ...) and ``status`` as 0-d arrays, ``loss_history`` (epochs,)."""
-        if self.net_ is None:
-            raise RuntimeError("LM is not fitted")
-        state = {f"param.{k}": v.detach().cpu().numpy().copy()
-                 for k, v in self.net_.state_dict().items()}
+        state = network_state(self.net_, self.status_, self.loss_history_)
         for k in _ARCH:
             state[k] = np.asarray(getattr(self, k), dtype=np.int64)
-        state["status"] = np.asarray(self.status_)
-        state["loss_history"] = np.asarray(self.loss_history_, dtype=np.float64)
         return state
 
     def set_state(self, state: dict[str, np.ndarray]) -> "LM":
@@ -409,11 +404,6 @@ class LM:
         for k in _ARCH:
             if int(state[k]) != getattr(self, k):
                 raise ValueError(f"state: {k} = {int(state[k])}, this LM has {getattr(self, k)}")
-        net = self._new_net()
-        net.load_state_dict({k[6:]: torch.from_numpy(np.array(v)) for k, v in state.items()
-                             if k.startswith("param.")})
-        net.eval()
-        self.net_ = net
-        self.status_ = str(state["status"])
-        self.loss_history_ = [float(v) for v in state["loss_history"]]
+        self.net_ = self._new_net()
+        self.status_, self.loss_history_ = load_network_state(self.net_, state)
         return self

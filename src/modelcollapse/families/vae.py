@@ -53,7 +53,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._torch import Deterministic, uniform_linear_init_
+from ._torch import (Deterministic, load_network_state, network_state,
+                     uniform_linear_init_)
 
 __all__ = ["VAE"]
 
@@ -197,26 +198,15 @@ class VAE:
     # ------------------------------------------------------------------ checkpoints
     def get_state(self) -> dict[str, np.ndarray]:
         """The fitted state as numpy arrays (exact round trip with ``set_state``): network
-        weights ``net.<parameter>`` (float32, shapes as in the module docstring), ``status_``
-        and ``loss_history_``.  Raises RuntimeError if not fitted."""
-        if self.net_ is None:
-            raise RuntimeError("VAE is not fitted: nothing to save")
-        state = {f"net.{k}": v.detach().cpu().numpy().copy()
-                 for k, v in self.net_.state_dict().items()}
-        state["status_"] = np.array(self.status_)
-        state["loss_history_"] = np.array(self.loss_history_, dtype=np.float64)
-        return state
+        weights ``net.<parameter>`` (float32, shapes as in the module docstring), ``status``
+        and ``loss_history`` (``_torch.network_state``).  Raises RuntimeError if not fitted."""
+        return network_state(self.net_, self.status_, self.loss_history_)
 
     def set_state(self, state: dict[str, np.ndarray]) -> "VAE":
         """Restore ``get_state()`` into this (fresh) object; returns self."""
-        weights = {k[len("net."):]: torch.from_numpy(np.array(v))
-                   for k, v in state.items() if k.startswith("net.")}
-        n_features = weights["dec_out.weight"].shape[0]
+        n_features = state["net.dec_out.weight"].shape[0]
         self.net_ = _Net(n_features, self.hidden, self.latent).to(self.device)
-        self.net_.load_state_dict(weights)
-        self.net_.eval()
-        self.status_ = str(state["status_"])
-        self.loss_history_ = [float(x) for x in np.asarray(state["loss_history_"])]
+        self.status_, self.loss_history_ = load_network_state(self.net_, state)
         return self
 
     @torch.no_grad()

@@ -118,16 +118,22 @@ def run(
         spec = load_study(study, set_ or [])
     except StudyError as exc:
         _fail(str(exc))
-    directory = _resume_dir(out, spec.name) if resume else _out_dir(out, spec.name)
+    _in_run_dir(out, spec.name, "run", study_hash(spec), resume, lambda directory, checkpoints:
+                _run_into(spec, directory, jobs=jobs, plots=plots, quiet=quiet,
+                          checkpoints=checkpoints))
+
+
+def _in_run_dir(out: Optional[Path], name: str, kind: str, digest: str, resume: bool,
+                body) -> None:
+    """Resolve the run directory (--out, else runs/<name>), hold its lock, check (--resume) or
+    start its checkpoints, and call ``body(directory, checkpoints)``."""
+    directory = _resume_dir(out, name) if resume else _out_dir(out, name)
     from .results.checkpoint import RunCheckpoints
     from .results.store import RunLock, RunLocked
 
     try:
         with RunLock(directory):
-            checkpoints = _checkpoints(RunCheckpoints(directory, "run", study_hash(spec)),
-                                       resume)
-            _run_into(spec, directory, jobs=jobs, plots=plots, quiet=quiet,
-                      checkpoints=checkpoints)
+            body(directory, _checkpoints(RunCheckpoints(directory, kind, digest), resume))
     except RunLocked as exc:
         _fail(str(exc))
 
@@ -264,17 +270,9 @@ def sweep(
         grid = load_sweep(file, set_ or [])
     except StudyError as exc:
         _fail(str(exc))
-    directory = _resume_dir(out, grid.name) if resume else _out_dir(out, grid.name)
-    from .results.checkpoint import RunCheckpoints
-    from .results.store import RunLock, RunLocked
-
-    try:
-        with RunLock(directory):
-            checkpoints = _checkpoints(RunCheckpoints(directory, "sweep", grid.hash), resume)
-            _sweep_into(grid, directory, checkpoints, jobs=jobs, executor=executor,
-                        address=address, quiet=quiet, file=file, overrides=set_ or [])
-    except RunLocked as exc:
-        _fail(str(exc))
+    _in_run_dir(out, grid.name, "sweep", grid.hash, resume, lambda directory, checkpoints:
+                _sweep_into(grid, directory, checkpoints, jobs=jobs, executor=executor,
+                            address=address, quiet=quiet, file=file, overrides=set_ or []))
 
 
 def _consistent(maps: list[dict]) -> dict:

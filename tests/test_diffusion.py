@@ -17,7 +17,7 @@ from modelcollapse.families.diffusion import (  # noqa: E402
 from modelcollapse.registry import tasks  # noqa: E402
 from modelcollapse.rng import Role, Streams  # noqa: E402
 from modelcollapse.tasks.diffusion import (  # noqa: E402
-    DiffusionTask, coverage_matching, kabsch_rmsd)
+    DiffusionTask, coverage_matching, kabsch_rmsd, tail_conformers)
 
 # flexible molecules (conformers differ, so every metric is defined), a few elements and rings
 SMILES = ["CCCCO", "CCOCC", "OCCOCCO", "CCN(CC)CC", "CC(C)CC(=O)O", "NCCCCN", "CCCOC(=O)C",
@@ -263,6 +263,63 @@ def test_coverage_matching_hand_made():
     assert coverage_matching(bad, 0.5)["cov_r"] == 0.0
 
 
+def test_tail_conformers_are_the_most_isolated_references():
+    # 4 references: 0, 1, 2 close together, 3 far from all (the rare conformation)
+    rmsd = np.array([[0.0, 0.2, 0.3, 2.0],
+                     [0.2, 0.0, 0.25, 2.2],
+                     [0.3, 0.25, 0.0, 1.9],
+                     [2.0, 2.2, 1.9, 0.0]])
+    assert tail_conformers(rmsd, 0.25).tolist() == [3]
+    assert tail_conformers(rmsd, 0.5).tolist() == [1, 3]  # mean RMSD 2.03, 0.88 > 0.83, 0.82
+    assert tail_conformers(rmsd, 1.0).tolist() == [0, 1, 2, 3]
+    assert tail_conformers(np.zeros((10, 10))).tolist() == [0, 1, 2]  # 30% of 10, ties by index
+
+
+def test_family_budget_steps_reproduces_epochs(table):
+    arrays, *_ = table
+    X = _rows(arrays, np.arange(6))                     # 6 molecules x 10 conformers: 60 rows
+    by_epochs = _model(arrays).fit(X, rng=np.random.default_rng(4))
+    assert by_epochs.train_steps_ == by_epochs.planned_steps(len(X)) == 2 * 4  # 2 x ceil(60/16)
+    same = _model(arrays, epochs=50, train_steps=8).fit(X, rng=np.random.default_rng(4))
+    assert all(np.array_equal(x, y) for x, y in zip(_weights(by_epochs), _weights(same)))
+    assert same.loss_history_ == by_epochs.loss_history_
+    assert _model(arrays, train_steps=4).fit(X, rng=np.random.default_rng(4)).train_steps_ == 4
+
+
+class _References:
+    """A stand-in fitted model whose ``generate`` returns a molecule's real test conformers
+    (each reference twice, as G = 2 C), optionally moved ``shift`` angstrom away."""
+
+    def __init__(self, test, shift=0.0):
+        self.test, self.shift = test, shift
+        self.train_steps_ = 7
+
+    def generate(self, molecules, *, rng):
+        out = []
+        for k in dict.fromkeys(np.asarray(molecules).tolist()):   # in order, each once
+            rows = self.test[self.test[:, 0] == k][:, 1:]
+            xyz = rows.reshape(len(rows), -1, 3).copy()
+            xyz[:, 0] += self.shift                            # one atom moved: large RMSD
+            out.append(np.tile(xyz, (2, 1, 1)))
+        return np.concatenate(out)
+
+
+def test_tail_cov_r_of_perfect_and_of_far_conformers():
+    task = DiffusionTask.build(DiffusionTask.Params(**TINY), Streams(0, range(2)))
+
+    class Fixed:
+        def __init__(self, shift):
+            self.models_ = [_References(t, shift) for t in task.test]
+
+        def score_samples(self, X):
+            return np.zeros(X.shape[:2])
+
+    perfect, far = task.evaluate(Fixed(0.0), 0), task.evaluate(Fixed(30.0), 0)
+    assert (perfect["tail_cov_r"] == 1).all() and (perfect["cov_r"] == 1).all()
+    assert (far["tail_cov_r"] == 0).all() and (far["cov_r"] == 0).all()
+    assert (perfect["train_steps"] == 7).all()
+
+
 @pytest.fixture
 def diffusion_registered():
     added = "diffusion" not in tasks
@@ -288,8 +345,9 @@ def test_task_split_and_metrics():
     streams = Streams(0, range(2))
     model.fit(task.real, rngs=streams(0, Role.FIT))
     out = task.evaluate(model, 0)
-    assert set(out) == {"test_loss", "cov_r", "mat_r", "cov_p", "bond_length_error",
-                        "diversity", "diversity_ratio"}
+    assert set(out) == {"test_loss", "cov_r", "mat_r", "cov_p", "tail_cov_r", "bond_length_error",
+                        "diversity", "diversity_ratio", "train_steps"}
+    assert (out["train_steps"] == 3).all()
     for v in out.values():
         assert v.shape == (2,) and np.isfinite(v).all()
     np.testing.assert_allclose(out["test_loss"], -model.score_samples(task.test).mean(1))
@@ -320,4 +378,6 @@ def test_diffusion_study_through_engine(diffusion_registered):
     n_train = df[(df.metric == "n_train") & (df.iteration == 1)].set_index("paradigm").value
     assert (n_train["replace"] == 18).all() and (n_train["accumulate"] == 36).all()
     spec = next(iter(df.attrs["profile_specs"].values()))
-    assert spec["risk"] == "test_loss" and spec["tail_recall"] == "cov_r"
+    assert spec["risk"] == "test_loss" and spec["tail_recall"] == "tail_cov_r"
+    steps = df[df.metric == "train_steps"].value
+    assert (steps == 3).all()  # steps budget: the same for both paradigms and iterations

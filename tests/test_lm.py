@@ -265,14 +265,34 @@ def test_evaluate_metrics(fake_austen):
     model = task.make_model().fit(task.real, rngs=streams(0, Role.FIT))
     out = task.evaluate(model, 0)
     assert set(out) == {"test_ce", "tail_ce", "distinct_1", "distinct_2", "unigram_entropy",
-                        "unigram_entropy_ratio", "rare_token_recall", "novel_ngram_share"}
+                        "unigram_entropy_ratio", "rare_token_recall", "novel_ngram_share",
+                        "train_steps"}
     assert all(v.shape == (2,) and np.isfinite(v).all() for v in out.values())
+    assert (out["train_steps"] == 3).all()  # steps budget default: 1 epoch x ceil(40 / 16)
     np.testing.assert_allclose(out["test_ce"], -model.score_samples(task.test).mean(1) / 16)
     assert (out["tail_ce"] > out["test_ce"]).all()  # rare tokens are harder
     for k in ("distinct_1", "distinct_2", "rare_token_recall", "novel_ngram_share"):
         assert ((out[k] >= 0) & (out[k] <= 1)).all(), k
     again = task.evaluate(model, 0)
     assert all(np.array_equal(out[k], again[k]) for k in out)  # EVAL stream: reproducible
+
+
+def test_train_budget_steps_reproduces_epochs(rows):
+    """``train_steps = epochs x ceil(n / batch)`` gives bit-identical weights to the epochs
+    budget (same batches, same learning-rate schedule); other step counts are honoured exactly,
+    whatever the training-set size."""
+    by_epochs = LM(epochs=2, **TINY).fit(rows, rng=np.random.default_rng(3))
+    assert by_epochs.train_steps_ == by_epochs.planned_steps(len(rows)) == 2 * 6
+    same = LM(epochs=7, train_steps=12, **TINY).fit(rows, rng=np.random.default_rng(3))
+    assert all(np.array_equal(v, _weights(same)[k]) for k, v in _weights(by_epochs).items())
+    assert same.loss_history_ == by_epochs.loss_history_
+    for n in (96, 40):
+        model = LM(train_steps=9, **TINY).fit(rows[:n], rng=np.random.default_rng(3))
+        assert model.train_steps_ == 9 and model.get_state()["train_steps"] == 9
+    with pytest.raises(ValueError, match="train_steps"):
+        LM(train_steps=0, **TINY)
+    assert LMTask.Params(**TASK).train_steps == 3
+    assert LMTask.Params(**TASK, train_budget="epochs").train_steps is None
 
 
 @pytest.mark.parametrize("init", ["fresh", "warm_start"])

@@ -120,5 +120,6 @@ _register_builtins(
         "accumulate": "modelcollapse.engine.paradigms:Accumulate",
         "accumulate-subsample": "modelcollapse.engine.paradigms:AccumulateSubsample",
         "mix": "modelcollapse.engine.paradigms:Mix",
+        "real-matched": "modelcollapse.engine.paradigms:RealMatched",
     },
 )

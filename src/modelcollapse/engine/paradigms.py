@@ -18,7 +18,8 @@ import numpy as np
 
 from ..rng import Role
 
-__all__ = ["Part", "ChainView", "Replace", "Accumulate", "AccumulateSubsample", "Mix"]
+__all__ = ["Part", "ChainView", "Replace", "Accumulate", "AccumulateSubsample", "Mix",
+           "RealMatched"]
 
 
 @dataclass
@@ -153,3 +154,26 @@ class Mix:
             parts.append(Part("latest", rows=np.broadcast_to(np.arange(n_syn), (R, n_syn)),
                               weight=w_syn))
         return parts
+
+
+class RealMatched:
+    """A real-data-only control with accumulate's training-set size: iteration t trains on the n
+    real rows repeated cyclically to n + m_0 + ... + m_{t-1} rows, the size of the pool
+    ``accumulate`` has at t (synthetic batches are still drawn, never trained on).
+
+    For families trained by minibatch epochs (``train_budget: epochs`` of the deep tasks) it
+    gets exactly the optimizer steps of ``accumulate`` on real data alone -- the matched-compute
+    control; under a fixed-steps budget it is real-only training at that budget (``mix`` with
+    ``real_fraction: 1`` is the same without the repetition).  ``n_train`` / ``n_real`` count
+    the repeated rows.  Not meant for closed-form families: repeating rows changes unbiased
+    estimators (n - 1 becomes (t + 1) n - 1).
+    """
+
+    pool = None
+    needs_rows = True
+
+    def parts(self, view: ChainView) -> list[Part]:
+        if view.pool_size == view.n_real:
+            return [Part("real")]
+        rows = np.arange(view.pool_size) % view.n_real                      # (N,)
+        return [Part("real", rows=np.broadcast_to(rows, (len(view.streams), view.pool_size)))]

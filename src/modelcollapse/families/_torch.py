@@ -1,4 +1,5 @@
-"""What the PyTorch families share: deterministic CPU execution and seeded initialisation.
+"""What the PyTorch families share: deterministic CPU execution, seeded initialisation and the
+training budget (minibatch schedule) of a fit.
 
 Imported only by the torch families (``vae``, ``lm``, ``diffusion``), so torch is never imported
 by ``import modelcollapse``.
@@ -7,12 +8,14 @@ by ``import modelcollapse``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-__all__ = ["Deterministic", "uniform_linear_init_", "network_state", "load_network_state"]
+__all__ = ["Deterministic", "uniform_linear_init_", "network_state", "load_network_state",
+           "planned_steps", "epoch_batches"]
 
 
 class Deterministic:
@@ -82,3 +85,39 @@ def load_network_state(net: nn.Module, state: dict) -> tuple[str, list[float]]:
                          for k, v in state.items() if k.startswith("net.")}, strict=True)
     net.eval()
     return str(np.asarray(state["status"])), [float(v) for v in np.asarray(state["loss_history"])]
+
+
+def planned_steps(n: int, batch_size: int, epochs: int, train_steps: int | None) -> int:
+    """Optimizer steps one fit takes on n rows: ``train_steps`` when given (the ``steps``
+    budget: the same for every training-set size), else ``epochs * ceil(n / batch_size)`` (the
+    ``epochs`` budget: the training-set size decides the compute).
+
+    Raises ValueError for ``n < 1``, ``batch_size < 1``, ``epochs < 1`` or ``train_steps < 1``.
+    """
+    if n < 1 or batch_size < 1 or epochs < 1:
+        raise ValueError(f"n, batch_size, epochs: {n}, {batch_size}, {epochs}; allowed: >= 1")
+    if train_steps is not None:
+        if train_steps < 1:
+            raise ValueError(f"train_steps: {train_steps}; allowed: None or an integer >= 1")
+        return int(train_steps)
+    return epochs * math.ceil(n / batch_size)
+
+
+def epoch_batches(n: int, batch_size: int, epochs: int, train_steps: int | None,
+                  generator: torch.Generator, device) -> Iterator[list[torch.Tensor]]:
+    """The minibatches of one fit, epoch by epoch: for each epoch a list of index tensors (B,)
+    (the last one of an epoch may be shorter) cut from a fresh ``torch.randperm(n)`` of
+    ``generator``.
+
+    ``train_steps`` None: ``epochs`` full passes.  Otherwise exactly ``train_steps`` minibatches
+    in all, as many epochs as that takes, the last one cut short.  Each permutation is drawn
+    only when its epoch starts (so random draws made while training an epoch come after it), and
+    none is drawn once the steps are used up: with ``train_steps = epochs * ceil(n /
+    batch_size)`` the batches, and the random stream, equal those of the ``epochs`` budget.
+    """
+    left = planned_steps(n, batch_size, epochs, train_steps)
+    while left > 0:
+        perm = torch.randperm(n, generator=generator, device=device)            # (n,)
+        batches = [perm[i:i + batch_size] for i in range(0, n, batch_size)][:left]
+        left -= len(batches)
+        yield batches

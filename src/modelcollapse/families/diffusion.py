@@ -95,8 +95,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ._torch import (Deterministic, load_network_state, network_state,
-                     uniform_linear_init_)
+from ._torch import (Deterministic, epoch_batches, load_network_state, network_state,
+                     planned_steps, uniform_linear_init_)
 
 __all__ = ["ConformerDiffusion", "N_EDGE_FEATURES", "cosine_schedule", "edge_features"]
 
@@ -215,10 +215,11 @@ class ConformerDiffusion:
         after every optimiser step, starting from the initial weights of the fit; a warm start
         continues from it.
     train_steps : int or None
-        When set, each ``fit`` runs exactly this many optimiser steps (epochs of reshuffled
-        minibatches, the last one cut short) and ``epochs`` is ignored -- as GeoDiff trains for
-        a fixed number of iterations; it keeps the cost of a fit constant while an accumulated
-        pool grows.  None: ``epochs`` full passes (cost grows with the pool).
+        When set (the ``steps`` budget), each ``fit`` runs exactly this many optimiser steps
+        (epochs of reshuffled minibatches, the last one cut short) and ``epochs`` is ignored --
+        as GeoDiff trains for a fixed number of iterations; it keeps the cost of a fit constant
+        while an accumulated pool grows.  None (the ``epochs`` budget): ``epochs`` full passes
+        (cost grows with the pool).
     init : {"fresh", "warm_start"}
     molecule_sampling : {"balanced", "empirical"}
         How ``sample`` picks its rows' molecules (module docstring).
@@ -244,6 +245,8 @@ class ConformerDiffusion:
     loss_history_ : list of float
         Mean weighted training loss per epoch (squared noise norm per atom; a last partial
         epoch of ``train_steps`` counts).
+    train_steps_ : int
+        Optimiser steps the last fit took (fewer than planned after a non-finite loss).
     train_molecules_, train_counts_ : ndarray of int
         The distinct molecules of the last fit's rows and their row counts.
 
@@ -300,6 +303,7 @@ class ConformerDiffusion:
         self.net_: _Denoiser | None = None
         self.status_ = "ok"
         self.loss_history_: list[float] = []
+        self.train_steps_ = 0
         self.train_molecules_ = np.zeros(0, np.int64)
         self.train_counts_ = np.zeros(0, np.int64)
 
@@ -373,20 +377,12 @@ class ConformerDiffusion:
             net.train()
             opt = torch.optim.Adam(net.parameters(), lr=self.lr)
             ema = copy.deepcopy(net) if self.ema_decay > 0 else None
-            self.status_, self.loss_history_ = "ok", []
-            steps_left = self.train_steps
-            while steps_left is None or steps_left > 0:
-                if steps_left is None and len(self.loss_history_) == self.epochs:
-                    break
-                perm = torch.randperm(n, generator=g, device=self.device)     # (n,)
+            self.status_, self.loss_history_, self.train_steps_ = "ok", [], 0
+            for batches in epoch_batches(n, self.batch_size, self.epochs, self.train_steps, g,
+                                         self.device):
                 total = torch.zeros((), device=self.device)
                 seen = 0
-                for i in range(0, n, self.batch_size):
-                    if steps_left is not None:
-                        if steps_left == 0:
-                            break
-                        steps_left -= 1
-                    b = perm[i:i + self.batch_size]                           # (B,)
+                for b in batches:                                             # (B,)
                     seen += len(b)
                     idx, x0 = idx_all[b], x_all[b]
                     t = torch.randint(1, self.n_steps + 1, (len(b),), generator=g,
@@ -402,6 +398,7 @@ class ConformerDiffusion:
                             for pe, p in zip(ema.parameters(), net.parameters()):
                                 pe.lerp_(p, 1.0 - self.ema_decay)
                     total = total + loss.detach() * len(b)
+                self.train_steps_ += len(batches)
                 epoch_loss = float(total) / seen
                 self.loss_history_.append(epoch_loss)
                 if not math.isfinite(epoch_loss):
@@ -411,6 +408,11 @@ class ConformerDiffusion:
                 self.net_ = net = ema
             net.eval()
         return self
+
+    def planned_steps(self, n: int) -> int:
+        """Optimiser steps a fit on n rows takes: ``train_steps``, or ``epochs * ceil(n /
+        batch_size)`` when it is None."""
+        return planned_steps(n, self.batch_size, self.epochs, self.train_steps)
 
     def _molecules_for(self, n_samples: int, rng: np.random.Generator) -> np.ndarray:
         mols, counts = self.train_molecules_, self.train_counts_
@@ -490,8 +492,9 @@ class ConformerDiffusion:
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict[str, np.ndarray]:
         """The fitted state as plain arrays: ``net.<parameter>`` weights, ``status`` (0-d str),
-        ``loss_history``, ``train_molecules``, ``train_counts``."""
+        ``loss_history``, ``train_steps`` (0-d int), ``train_molecules``, ``train_counts``."""
         state = network_state(self.net_, self.status_, self.loss_history_)
+        state["train_steps"] = np.asarray(self.train_steps_)
         state["train_molecules"] = self.train_molecules_.copy()
         state["train_counts"] = self.train_counts_.copy()
         return state
@@ -500,6 +503,7 @@ class ConformerDiffusion:
         """Restore ``get_state``'s output exactly (same hyperparameters and table)."""
         self.net_ = _Denoiser(len(self.elements), self.hidden, self.n_layers).to(self.device)
         self.status_, self.loss_history_ = load_network_state(self.net_, state)
+        self.train_steps_ = int(state.get("train_steps", 0))
         self.train_molecules_ = np.asarray(state["train_molecules"], np.int64).copy()
         self.train_counts_ = np.asarray(state["train_counts"], np.int64).copy()
         return self

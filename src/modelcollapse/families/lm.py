@@ -31,9 +31,12 @@ Parameters (``LM.count_parameters``; V vocabulary, L context, d width, n_layer l
 
 Training
 --------
-``fit`` runs ``epochs`` full passes over the training rows (the paper trains a fixed number of
-epochs per model-fitting iteration -- 1 in Gerstgrasser et al. 2024 -- so an accumulating pool
-gets proportionally more optimizer steps), minibatches of ``batch_size`` rows in a random order,
+``fit`` runs ``epochs`` full passes over the training rows (``train_steps=None``, the ``epochs``
+budget: the paper trains a fixed number of epochs per model-fitting iteration -- 1 in
+Gerstgrasser et al. 2024 -- so an accumulating pool gets proportionally more optimizer steps), or
+exactly ``train_steps`` optimizer steps whatever the training-set size (the ``steps`` budget:
+reshuffled epochs, the last one cut short; ``train_steps_`` records the steps taken), minibatches
+of ``batch_size`` rows in a random order,
 AdamW (betas 0.9 / 0.95, weight decay on matrices and embeddings only), gradient-norm clipping at
 ``grad_clip``, learning rate with linear warm-up over ``min(100, steps / 10)`` steps and cosine
 decay to ``lr / 10``.  The loss of a row is its mean cross-entropy per token; ``sample_weight``
@@ -75,7 +78,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._torch import Deterministic, load_network_state, network_state
+from ._torch import (Deterministic, epoch_batches, load_network_state, network_state,
+                     planned_steps)
 
 __all__ = ["LM"]
 
@@ -204,7 +208,10 @@ class LM:
     n_layer, n_head, d_model : int
         Transformer depth, attention heads and width (d_model divisible by n_head).
     epochs : int
-        Full passes over the training rows per ``fit``.
+        Full passes over the training rows per ``fit`` (when ``train_steps`` is None).
+    train_steps : int or None
+        Optimizer steps per ``fit`` whatever the training-set size (the ``steps`` budget; the
+        learning-rate schedule spans them); None: ``epochs`` passes.
     batch_size : int
         Rows per optimizer step.
     lr : float
@@ -230,17 +237,19 @@ class LM:
     Attributes
     ----------
     net_ : torch.nn.Module; status_ : str ("ok" or "non_finite"); loss_history_ : list of float
-    (weighted mean cross-entropy per epoch, nats per token)
+    (weighted mean cross-entropy per epoch, nats per token; a last partial epoch counts);
+    train_steps_ : int (optimizer steps the last fit took)
 
     Raises
     ------
     ValueError
         On an unknown ``init``, a non-positive temperature, ``d_model`` not divisible by
-        ``n_head``, or rows of ``fit`` / ``score_samples`` of the wrong length or out-of-range ids.
+        ``n_head``, ``train_steps`` < 1, or rows of ``fit`` / ``score_samples`` of the wrong length or out-of-range ids.
     """
 
     def __init__(self, *, vocab_size: int, context: int = 64, n_layer: int = 2, n_head: int = 4,
-                 d_model: int = 128, epochs: int = 1, batch_size: int = 32, lr: float = 1e-3,
+                 d_model: int = 128, epochs: int = 1, train_steps: int | None = None,
+                 batch_size: int = 32, lr: float = 1e-3,
                  weight_decay: float = 0.1, grad_clip: float = 1.0, temperature: float = 1.0,
                  bos_id: int = 0, init: str = "fresh", gen_batch_size: int = 256,
                  score_batch_size: int = 256, device: str | None = None,
@@ -251,6 +260,9 @@ class LM:
             raise ValueError(f"temperature: {temperature!r}; allowed: > 0")
         if d_model % n_head:
             raise ValueError(f"d_model: {d_model} is not divisible by n_head = {n_head}")
+        if train_steps is not None and train_steps < 1:
+            raise ValueError(f"train_steps: {train_steps}; allowed: None or an integer >= 1")
+        self.train_steps = train_steps
         self.vocab_size, self.context, self.n_layer = vocab_size, context, n_layer
         self.n_head, self.d_model, self.epochs = n_head, d_model, epochs
         self.batch_size, self.lr, self.weight_decay = batch_size, lr, weight_decay
@@ -261,6 +273,7 @@ class LM:
         self.net_: _GPT | None = None
         self.status_ = "ok"
         self.loss_history_: list[float] = []
+        self.train_steps_ = 0
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -303,6 +316,11 @@ class LM:
         progress = (step - warmup) / max(1, total - warmup)
         return self.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
+    def planned_steps(self, n: int) -> int:
+        """Optimizer steps a fit on n rows takes: ``train_steps``, or ``epochs * ceil(n /
+        batch_size)`` when it is None."""
+        return planned_steps(n, self.batch_size, self.epochs, self.train_steps)
+
     # ------------------------------------------------------------------ protocol
     def fit(self, X, *, sample_weight=None, rng: np.random.Generator) -> "LM":
         """Train on rows X (n_samples, context + 1) of token ids (int); returns self."""
@@ -319,14 +337,13 @@ class LM:
             net = self.net_
             net.train()
             opt = self._optimizer(net)
-            steps_per_epoch = math.ceil(n / self.batch_size)
-            total_steps, step = self.epochs * steps_per_epoch, 0
-            self.status_, self.loss_history_ = "ok", []
-            for _ in range(self.epochs):
-                perm = torch.randperm(n, generator=g, device=self.device)  # (n,)
+            total_steps, step = self.planned_steps(n), 0
+            self.status_, self.loss_history_, self.train_steps_ = "ok", [], 0
+            for batches in epoch_batches(n, self.batch_size, self.epochs, self.train_steps, g,
+                                         self.device):
                 total = torch.zeros((), device=self.device)
-                for i in range(0, n, self.batch_size):
-                    idx = perm[i:i + self.batch_size]                       # (B,)
+                seen = 0
+                for idx in batches:                                         # (B,)
                     rows = x[idx]                                           # (B, L+1)
                     logits = net(rows[:, :-1])                              # (B, L, V)
                     ce = F.cross_entropy(logits.flatten(0, 1), rows[:, 1:].flatten(),
@@ -341,7 +358,9 @@ class LM:
                     opt.step()
                     step += 1
                     total = total + loss.detach() * len(idx)
-                epoch_loss = float(total) / n                # one sync per epoch
+                    seen += len(idx)
+                self.train_steps_ = step
+                epoch_loss = float(total) / seen             # one sync per epoch
                 self.loss_history_.append(epoch_loss)
                 if not math.isfinite(epoch_loss):
                     self.status_ = "non_finite"
@@ -392,8 +411,10 @@ class LM:
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict[str, np.ndarray]:
         """The fitted state as numpy arrays: ``net.<name>`` for every weight, the architecture
-        (``vocab_size`` ...) and ``status`` as 0-d arrays, ``loss_history`` (epochs,)."""
+        (``vocab_size`` ...), ``status`` and ``train_steps`` as 0-d arrays, ``loss_history``
+        (epochs,)."""
         state = network_state(self.net_, self.status_, self.loss_history_)
+        state["train_steps"] = np.asarray(self.train_steps_)
         for k in _ARCH:
             state[k] = np.asarray(getattr(self, k), dtype=np.int64)
         return state
@@ -406,4 +427,5 @@ class LM:
                 raise ValueError(f"state: {k} = {int(state[k])}, this LM has {getattr(self, k)}")
         self.net_ = self._new_net()
         self.status_, self.loss_history_ = load_network_state(self.net_, state)
+        self.train_steps_ = int(state.get("train_steps", 0))
         return self

@@ -37,10 +37,22 @@ Feedback loops
 --------------
 ``init="fresh"`` re-initialises the network at every ``fit``; ``init="warm_start"`` keeps the
 network of the previous ``fit`` of the same object and continues training (a new Adam optimiser
-each fit).  ``sample`` returns decoder means (``sample_output="mean"``, default: smooth grey
-images; dropping the pixel noise is itself a variance-reducing step of the loop) or Bernoulli
-draws of them (``"bernoulli"``, binary images).  A non-finite training loss stops the fit with
-``status_ = "non_finite"`` (collapse is data, never a crash).
+each fit).  ``sample`` draws from the model's own distribution by default: z ~ N(0, I), then
+x ~ Bernoulli(sigmoid(decoder(z))) pixel by pixel (``sample_output="bernoulli"``, binary images,
+the likelihood the model is trained with).  ``sample_output="mean"`` returns the decoder means
+sigmoid(decoder(z)) instead (smooth grey images): this drops the pixel noise of the likelihood,
+a variance-reducing step that is not sampling from the model, so a loop fed with means loses
+pixel variance and classes faster than the model itself does (it is an option, labelled
+``-mean`` by the task).  A non-finite training loss stops the fit with ``status_ =
+"non_finite"`` (collapse is data, never a crash).
+
+Training budget
+---------------
+``train_steps=None`` (the ``epochs`` budget): ``epochs`` passes over the training set, so the
+optimizer steps, ``epochs * ceil(n / batch_size)``, grow with the training set (an accumulating
+pool gets (t + 1) times the compute at iteration t).  ``train_steps=k`` (the ``steps`` budget):
+exactly k Adam steps per fit, whatever n (reshuffled epochs, the last one cut short).
+``train_steps_`` records the steps the last fit took.
 """
 
 from __future__ import annotations
@@ -53,8 +65,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._torch import (Deterministic, load_network_state, network_state,
-                     uniform_linear_init_)
+from ._torch import (Deterministic, epoch_batches, load_network_state, network_state,
+                     planned_steps, uniform_linear_init_)
 
 __all__ = ["VAE"]
 
@@ -98,14 +110,19 @@ class VAE:
     latent : int
         Latent dimension L.
     epochs : int
-        Passes over the training set per ``fit``.
+        Passes over the training set per ``fit`` (when ``train_steps`` is None).
+    train_steps : int or None
+        Adam steps per ``fit`` whatever the training-set size (the ``steps`` budget); None:
+        ``epochs`` passes (the ``epochs`` budget).
     batch_size : int
     lr : float
         Adam learning rate.
     init : {"fresh", "warm_start"}
         Re-initialise at every fit, or continue from this object's previous weights.
-    sample_output : {"mean", "bernoulli"}
-        What ``sample`` returns: decoder means in [0, 1] or Bernoulli draws of them.
+    sample_output : {"bernoulli", "mean"}
+        What ``sample`` returns: Bernoulli draws from the decoder (default; samples of the
+        model's likelihood, binary pixels) or the decoder means in [0, 1] (not samples of the
+        model: the pixel noise is dropped).
     score_mc : int
         Monte-Carlo samples averaged in ``score_samples``' ELBO estimate.
     score_seed : int
@@ -121,18 +138,28 @@ class VAE:
     Attributes
     ----------
     net_ : torch.nn.Module; status_ : str; loss_history_ : list of float (mean negative weighted
-    ELBO per epoch, nats per row)
+    ELBO per epoch, nats per row; a last partial epoch of ``train_steps`` counts);
+    train_steps_ : int (Adam steps the last fit took; fewer than planned after a non-finite loss)
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``init`` or ``sample_output``, or ``train_steps`` < 1.
     """
 
     def __init__(self, *, hidden: int = 128, latent: int = 8, epochs: int = 100,
-                 batch_size: int = 64, lr: float = 3e-3, init: str = "fresh",
-                 sample_output: str = "mean", score_mc: int = 16, score_seed: int = 0,
-                 device: str | None = None, num_threads: int | None = 1) -> None:
+                 train_steps: int | None = None, batch_size: int = 64, lr: float = 3e-3,
+                 init: str = "fresh", sample_output: str = "bernoulli", score_mc: int = 16,
+                 score_seed: int = 0, device: str | None = None,
+                 num_threads: int | None = 1) -> None:
         if init not in ("fresh", "warm_start"):
             raise ValueError(f"init: {init!r}; allowed: 'fresh', 'warm_start'")
-        if sample_output not in ("mean", "bernoulli"):
-            raise ValueError(f"sample_output: {sample_output!r}; allowed: 'mean', 'bernoulli'")
+        if sample_output not in ("bernoulli", "mean"):
+            raise ValueError(f"sample_output: {sample_output!r}; allowed: 'bernoulli', 'mean'")
+        if train_steps is not None and train_steps < 1:
+            raise ValueError(f"train_steps: {train_steps}; allowed: None or an integer >= 1")
         self.hidden, self.latent, self.epochs = hidden, latent, epochs
+        self.train_steps = train_steps
         self.batch_size, self.lr, self.init = batch_size, lr, init
         self.sample_output, self.score_mc, self.score_seed = sample_output, score_mc, score_seed
         self.num_threads = num_threads
@@ -140,6 +167,7 @@ class VAE:
         self.net_: _Net | None = None
         self.status_ = "ok"
         self.loss_history_: list[float] = []
+        self.train_steps_ = 0
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -161,6 +189,9 @@ class VAE:
 
     # ------------------------------------------------------------------ protocol
     def fit(self, X, *, sample_weight=None, rng: np.random.Generator) -> "VAE":
+        """Train on images X (n, D) in [0, 1] for ``planned_steps(n)`` Adam steps; optional
+        ``sample_weight`` (n,) scales each row's negative ELBO (rescaled to mean 1).  Returns
+        self."""
         g = self._generator(rng)
         x = self._tensor(X)                                  # (n, D)
         n, D = x.shape
@@ -176,18 +207,20 @@ class VAE:
             net = self.net_
             net.train()
             opt = torch.optim.Adam(net.parameters(), lr=self.lr)
-            self.status_, self.loss_history_ = "ok", []
-            for _ in range(self.epochs):
-                perm = torch.randperm(n, generator=g, device=self.device)  # (n,)
+            self.status_, self.loss_history_, self.train_steps_ = "ok", [], 0
+            for batches in epoch_batches(n, self.batch_size, self.epochs, self.train_steps, g,
+                                         self.device):
                 total = torch.zeros((), device=self.device)
-                for i in range(0, n, self.batch_size):
-                    idx = perm[i:i + self.batch_size]                       # (B,)
+                seen = 0
+                for idx in batches:                                         # (B,)
                     loss = -(w[idx] * net.elbo(x[idx], g)).mean()           # ()
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
                     total = total + loss.detach() * len(idx)
-                epoch_loss = float(total) / n                # one sync per epoch
+                    seen += len(idx)
+                self.train_steps_ += len(batches)
+                epoch_loss = float(total) / seen             # one sync per epoch
                 self.loss_history_.append(epoch_loss)
                 if not math.isfinite(epoch_loss):
                     self.status_ = "non_finite"
@@ -195,22 +228,33 @@ class VAE:
             net.eval()
         return self
 
+    def planned_steps(self, n: int) -> int:
+        """Adam steps a fit on n rows takes: ``train_steps``, or ``epochs * ceil(n /
+        batch_size)`` when it is None."""
+        return planned_steps(n, self.batch_size, self.epochs, self.train_steps)
+
     # ------------------------------------------------------------------ checkpoints
     def get_state(self) -> dict[str, np.ndarray]:
         """The fitted state as numpy arrays (exact round trip with ``set_state``): network
         weights ``net.<parameter>`` (float32, shapes as in the module docstring), ``status``
-        and ``loss_history`` (``_torch.network_state``).  Raises RuntimeError if not fitted."""
-        return network_state(self.net_, self.status_, self.loss_history_)
+        and ``loss_history`` (``_torch.network_state``), ``train_steps`` (0-d int).  Raises
+        RuntimeError if not fitted."""
+        state = network_state(self.net_, self.status_, self.loss_history_)
+        state["train_steps"] = np.asarray(self.train_steps_)
+        return state
 
     def set_state(self, state: dict[str, np.ndarray]) -> "VAE":
         """Restore ``get_state()`` into this (fresh) object; returns self."""
         n_features = state["net.dec_out.weight"].shape[0]
         self.net_ = _Net(n_features, self.hidden, self.latent).to(self.device)
         self.status_, self.loss_history_ = load_network_state(self.net_, state)
+        self.train_steps_ = int(state.get("train_steps", 0))
         return self
 
     @torch.no_grad()
     def sample(self, n_samples: int, *, rng: np.random.Generator) -> np.ndarray:
+        """n_samples images (n_samples, D) float32: Bernoulli draws (0 or 1) from the decoder
+        at z ~ N(0, I_L), or the decoder means in [0, 1] with ``sample_output="mean"``."""
         g = self._generator(rng)
         with Deterministic(self.device, self.num_threads):
             z = torch.randn((n_samples, self.latent), generator=g, device=self.device)  # (n, L)

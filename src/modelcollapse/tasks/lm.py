@@ -51,6 +51,13 @@ with the EVAL stream of the iteration)
   about a word: 74% of the held-out Austen novel's 4-grams (41% of its 3-grams, 9% of its 2-grams)
   never occur in the five training novels, so 4-gram novelty saturates.
   ``truth["novel_ngram_share_real"]`` is the value of a real held-out sample of the same size.
+* ``train_steps``: optimizer steps of the iteration's fit.
+
+Training budget (``tasks._budget``): ``train_budget: steps`` (default) gives every fit
+``train_steps`` optimizer steps (default ``epochs`` x ceil(``n_samples`` / ``batch_size``), 350
+with the defaults), the same compute for every paradigm and iteration; ``epochs`` gives every
+fit ``epochs`` passes over its training set, as the paper does (accumulate then gets t + 1 times
+the steps at iteration t).
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ from pydantic import Field, model_validator
 from ..families.base import PerReplicate
 from ..metrics import entropy
 from ..rng import Role, Streams
+from ._budget import TrainBudget, train_steps_taken
 from .base import TAIL_FRACTION, Task, TaskParams
 
 __all__ = ["LMTask", "LM_PROFILE", "load_units", "distinct_n", "unigram_entropy",
@@ -302,7 +310,7 @@ def tail_token_positions(counts: np.ndarray, targets: np.ndarray,
 class LMTask:
     family = "lm"
 
-    class Params(TaskParams):
+    class Params(TaskParams, TrainBudget):
         dataset: Literal["austen", "brown", "toy"] = Field(
             "austen", description="'austen' (needs `modelcollapse data prepare austen`), 'brown' "
             "(`modelcollapse data prepare brown`) or 'toy' (built-in synthetic text, for tests)")
@@ -318,7 +326,8 @@ class LMTask:
         n_layer: int = Field(2, ge=1, description="transformer blocks")
         n_head: int = Field(4, ge=1, description="attention heads")
         d_model: int = Field(64, ge=2, description="width (divisible by n_head)")
-        epochs: int = Field(2, ge=1, description="passes over the training set per fit")
+        epochs: int = Field(2, ge=1, description="passes over the training set per fit under "
+                            "train_budget 'epochs' (under 'steps': sets the default train_steps)")
         batch_size: int = Field(16, ge=1, description="rows per optimizer step")
         lr: float = Field(5e-3, gt=0, description="peak AdamW learning rate")
         temperature: float = Field(1.0, gt=0, description="sampling temperature")
@@ -338,6 +347,7 @@ class LMTask:
             if self.d_model % self.n_head:
                 raise ValueError(f"d_model: {self.d_model} is not divisible by n_head = "
                                  f"{self.n_head}")
+            self.resolve_budget(self.n_samples)
             return self
 
     @classmethod
@@ -364,7 +374,8 @@ class LMTask:
             ll = np.stack([mod.token_log_likelihood(x) for mod, x in
                            zip(model.models_, test)])               # (R, m, L)
             out = {"test_ce": -ll.mean(axis=(1, 2)),
-                   "tail_ce": -np.take_along_axis(ll.reshape(R, -1), tail, 1).mean(1)}
+                   "tail_ce": -np.take_along_axis(ll.reshape(R, -1), tail, 1).mean(1),
+                   "train_steps": train_steps_taken(model)}
             if p.sample_metrics:
                 s = model.sample(m, rngs=streams(iteration, Role.EVAL))[:, :, 1:]  # (R, m, L)
                 out["distinct_1"] = np.array([distinct_n(x, 1) for x in s])
@@ -381,7 +392,8 @@ class LMTask:
 
             return PerReplicate(lambda: LM(
                 vocab_size=V, context=p.context, n_layer=p.n_layer, n_head=p.n_head,
-                d_model=p.d_model, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
+                d_model=p.d_model, epochs=p.epochs, train_steps=p.family_train_steps,
+                batch_size=p.batch_size, lr=p.lr,
                 temperature=p.temperature, bos_id=bos, init=p.init), R,
                 warm_start=p.init == "warm_start")
 

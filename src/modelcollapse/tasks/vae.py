@@ -31,7 +31,20 @@ Metrics (each iteration)
   share of the training pool) of the samples, as labelled by the classifier (the profile's modes
   metric, Def. 6).  Samples with non-finite pixels count as no class.
 
+* ``train_steps``: the Adam steps of the iteration's fit (``tasks._budget``).
+
 All sample metrics use one draw of 300 samples from the EVAL stream of the iteration.
+
+Samples and budget
+------------------
+Synthetic images (and the evaluation samples) are Bernoulli draws from the decoder, the model's
+own likelihood (``sample_output: bernoulli``, default).  ``sample_output: mean`` feeds the decoder
+means back instead -- not samples of the model, and a variance-reducing step of its own -- and the
+task is then named ``vae-<dataset>-mean`` so results say so.  Bernoulli draws are binary while the
+real digits are grey, so their ``pixel_variance_ratio`` starts above 1 (about 1.9 on digits): what
+a collapse profile reads is its change from iteration 0.  ``train_budget: steps`` (default): every
+fit takes ``train_steps`` Adam steps (default ``epochs`` x ceil(``n_samples`` / ``batch_size``),
+800 on digits); ``epochs``: ``epochs`` passes over each training set.
 """
 
 from __future__ import annotations
@@ -46,6 +59,7 @@ from ..families.base import PerReplicate
 from ..metrics import mean_nll
 from ..rng import Role, Streams
 from ..metrics.knn import knn_precision_recall
+from ._budget import TrainBudget, train_steps_taken
 from ._vector import N_EVAL, VECTOR_PROFILE
 from .base import Task, TaskParams, reference_moments, tail_rows, take_rows
 
@@ -115,7 +129,7 @@ def pixel_variance_ratio(samples: np.ndarray, test: np.ndarray) -> np.ndarray:
 class VAETask:
     family = "vae"
 
-    class Params(TaskParams):
+    class Params(TaskParams, TrainBudget):
         dataset: Literal["digits", "fashion-mnist"] = Field(
             "digits", description="'digits' (scikit-learn 8x8, pixels/16) or 'fashion-mnist' "
             "(28x28, pixels/255; needs `modelcollapse data prepare fashion-mnist`)")
@@ -126,14 +140,17 @@ class VAETask:
             "fashion-mnist 1000)")
         hidden: int = Field(128, ge=1, description="hidden units of encoder and decoder")
         latent: int = Field(8, ge=1, description="latent dimension")
-        epochs: int = Field(100, ge=1, description="training epochs per fit")
+        epochs: int = Field(100, ge=1, description="training epochs per fit under "
+                            "train_budget 'epochs' (under 'steps': sets the default train_steps)")
         batch_size: int = Field(64, ge=1, description="minibatch size")
         lr: float = Field(3e-3, gt=0, description="Adam learning rate")
         init: Literal["fresh", "warm_start"] = Field(
             "fresh", description="'fresh': new weights each fit; 'warm_start': continue from the "
             "previous iteration's network")
-        sample_output: Literal["mean", "bernoulli"] = Field(
-            "mean", description="synthetic images: decoder means or Bernoulli draws")
+        sample_output: Literal["bernoulli", "mean"] = Field(
+            "bernoulli", description="synthetic images: Bernoulli draws from the decoder (the "
+            "model's likelihood) or the decoder means (not model samples; task named "
+            "vae-<dataset>-mean)")
         sample_metrics: bool = Field(
             True, description="record k-NN precision / recall / mode coverage, pixel variance "
             "ratio and class coverage of fresh samples each iteration")
@@ -146,6 +163,7 @@ class VAETask:
             if self.dataset == "digits" and self.n_samples + self.n_test > 1797:
                 raise ValueError(f"n_samples + n_test = {self.n_samples + self.n_test}: digits "
                                  "has 1797 images")
+            self.resolve_budget(self.n_samples)
             return self
 
     @classmethod
@@ -191,7 +209,8 @@ class VAETask:
 
         def evaluate(model: PerReplicate, iteration: int = 0) -> dict[str, np.ndarray]:
             scores = model.score_samples(test)                       # (R, m)
-            out = {"test_nll": mean_nll(scores), "tail_nll": mean_nll(take_rows(scores, tail))}
+            out = {"test_nll": mean_nll(scores), "tail_nll": mean_nll(take_rows(scores, tail)),
+                   "train_steps": train_steps_taken(model)}
             if p.sample_metrics:
                 samples = model.sample(m, rngs=streams(iteration, Role.EVAL))   # (R, m, D)
                 features = np.stack([classifier_features(c, x)
@@ -208,12 +227,14 @@ class VAETask:
             from ..families.vae import VAE  # torch is imported only when a model is built
 
             return PerReplicate(lambda: VAE(
-                hidden=p.hidden, latent=p.latent, epochs=p.epochs, batch_size=p.batch_size,
-                lr=p.lr, init=p.init, sample_output=p.sample_output), R,
+                hidden=p.hidden, latent=p.latent, epochs=p.epochs,
+                train_steps=p.family_train_steps, batch_size=p.batch_size, lr=p.lr, init=p.init,
+                sample_output=p.sample_output), R,
                 warm_start=p.init == "warm_start")
 
         return Task(
-            name=f"vae-{p.dataset}", family=cls.family, make_model=make_model,
+            name=f"vae-{p.dataset}" + ("-mean" if p.sample_output == "mean" else ""),
+            family=cls.family, make_model=make_model,
             real=real, test=test, evaluate=evaluate, risk_metric="test_nll",
             truth={"n_features": real.shape[2]}, profile=VAE_PROFILE,
         )

@@ -538,7 +538,8 @@ def theory(
 @app.command()
 def verify(seed: Annotated[int, typer.Option(help="root seed of the simulations")] = 0) -> None:
     """Run every theory-vs-simulation check at a fast size; print predicted vs simulated values
-    with the tolerance; exit 1 if any check fails."""
+    at the last compared iteration and the bootstrap p-value of the whole-curve test; exit 1 if
+    any check fails."""
     from rich.progress import Progress
 
     from .theory.predictions import PREDICTIONS
@@ -547,12 +548,14 @@ def verify(seed: Annotated[int, typer.Option(help="root seed of the simulations"
     with Progress(console=err_console, transient=True) as bar:
         handle = bar.add_task("theory checks", total=len(PREDICTIONS))
         table = run_verify(seed=seed, on_check=lambda row: bar.advance(handle))
-    out = Table("check", "predicted", "simulated", "± tolerance", "", box=None,
-                header_style="bold", title=f"theory vs simulation (seed {seed}; sources: "
-                "python -c 'from modelcollapse.theory import PREDICTIONS')",
-                title_justify="left")
+    level = float(table.level.iloc[0]) if len(table) else 0.0
+    out = Table("check", "predicted", "simulated", "± s.e.", "max|z|", "p-value", "", box=None,
+                header_style="bold", title=f"theory vs simulation (seed {seed}; pass: p-value "
+                f">= {level:.2g}; sources: python -c 'from modelcollapse.theory import "
+                "PREDICTIONS')", title_justify="left")
     for r in table.itertuples():
-        out.add_row(r.check, f"{r.predicted:.5g}", f"{r.simulated:.5g}", f"{r.tolerance:.2g}",
+        out.add_row(r.check, f"{r.predicted:.5g}", f"{r.simulated:.5g}", f"{r.std_error:.2g}",
+                    f"{r.max_z:.2f}", f"{r.p_value:.2g}",
                     "[green]pass[/]" if r.passed else "[red]FAIL[/]")
     console.print(out)
     failed = int((~table.passed.astype(bool)).sum())

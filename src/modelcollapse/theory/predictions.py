@@ -148,9 +148,10 @@ def _const(value: float) -> Callable[[np.ndarray], np.ndarray]:
 
 
 # -- studies (fast sizes: each well under 1 s) -------------------------------------------------
-# Replicate chains: N_CHAINS for the checks of the formulas most easily gotten wrong, N_SMALL
-# elsewhere and for the long discrete chains (n_seeds x n_iterations <= 400k); the bootstrap
-# resampling counts are drawn once per number of chains and shared.
+# Replicate chains: N_SMALL, or N_CHAINS where a check needs the precision (linear regression,
+# where d/(T-d) vs d/(T-d-1) is a 10% effect on a quantity with CV 0.72; the median; the cheap
+# independent simulations); the bootstrap resampling counts are drawn once per number of chains
+# and shared.  n_seeds x n_iterations <= 400k.
 
 N_CHAINS = 4000
 N_SMALL = 2000
@@ -167,7 +168,7 @@ G = dict(d=3, n=10, iters=8)
 
 
 def _gauss_study(estimator: str, *, d: int = G["d"], n: int = G["n"], iters: int = G["iters"],
-                 paradigms=("replace", "accumulate"), n_seeds: int = N_CHAINS,
+                 paradigms=("replace", "accumulate"), n_seeds: int = N_SMALL,
                  sampling_scale: float = 1.0) -> dict:
     return dict(task="gaussian",
                 task_params=dict(n_features=d, n_samples=n, n_test=4, variance=1.0,
@@ -270,8 +271,7 @@ def _gauss() -> list[Prediction]:
         ]
     # the leading-order (small-deviation) covariance term, accurate when Sigma_hat ~ Sigma_0
     n_big, short = 100, range(6)
-    big = _gauss_study("mle", n=n_big, iters=len(short), paradigms=("accumulate",),
-                       n_seeds=N_SMALL)
+    big = _gauss_study("mle", n=n_big, iters=len(short), paradigms=("accumulate",))
     out.append(_curve_check(
         "gaussian_mle_accumulate_w2_small_deviation", _SCH,
         f"E W2^2 ~ mean term + E||S - S0||_F^2 / 4, d={d}, n={n_big}",
@@ -281,8 +281,7 @@ def _gauss() -> list[Prediction]:
         "(~13% at n=10), i.e. ~1.3% of E W2^2 here"))
     # 1-d: the covariance term is exact (chi-distribution mean)
     for est in ("mle", "unbiased"):
-        study1 = _gauss_study(est, d=1, iters=len(short), paradigms=("replace",),
-                              n_seeds=N_SMALL)
+        study1 = _gauss_study(est, d=1, iters=len(short), paradigms=("replace",))
         out.append(_curve_check(
             f"gaussian_{est}_replace_w2_1d", _SCH + "; " + _SHUM,
             f"E W2^2 = M_t + s0^2 (1 + v_t - 2 kappa_t), d=1, n={n}",
@@ -291,7 +290,7 @@ def _gauss() -> list[Prediction]:
     # sampling bias lambda (MAD): E Sigma_t = lambda^t Sigma_0 with unbiased refits
     lam, mad_its = 0.5, range(4)
     mad = _gauss_study("unbiased", paradigms=("replace",), iters=len(mad_its),
-                       sampling_scale=lam, n_seeds=N_SMALL)
+                       sampling_scale=lam)
     out += [
         _curve_check("gaussian_sampling_bias_cov_trace_ratio", _MAD, f"lambda^t, lambda={lam}",
                      partial(gaussian.sampling_bias_cov_trace_ratio, sampling_scale=lam,
@@ -305,7 +304,7 @@ def _gauss() -> list[Prediction]:
     # the median variance collapses although the mean variance is conserved
     tm = 19
     med_its = (0, 2, 4, 9, 14, 19)
-    med = _gauss_study("unbiased", d=1, paradigms=("replace",), iters=tm + 1)
+    med = _gauss_study("unbiased", d=1, paradigms=("replace",), iters=tm + 1, n_seeds=N_CHAINS)
     out += [
         _curve_check("gaussian_unbiased_median_variance_cornish_fisher", _SHUM,
                      f"exp(K1 - K3/(6 K2)) of the log chi-square sum, n={n}",
@@ -324,7 +323,7 @@ def _gauss() -> list[Prediction]:
     ]
     # mix with fresh real data (Alemohammad et al.'s fresh-data loop), exact recursion
     nf, rho = 12, 0.5
-    fresh = dict(_gauss_study("mle", n=nf, iters=len(short), paradigms=(), n_seeds=N_SMALL),
+    fresh = dict(_gauss_study("mle", n=nf, iters=len(short), paradigms=()),
                  paradigms=[dict(name="mix", real_fraction=rho, fresh_real=True)])
     label = f"mix-{rho:g}-fresh"
     out += [
@@ -392,7 +391,7 @@ def _location_weighting_engine() -> list[Prediction]:
     n, its = 20, range(8)
     loc = dict(task="gaussian", task_params=dict(n_features=1, n_samples=n, n_test=4,
                                                  known_covariance=True),
-               paradigms=["replace", "accumulate"], n_iterations=len(its), n_seeds=N_CHAINS)
+               paradigms=["replace", "accumulate"], n_iterations=len(its), n_seeds=N_SMALL)
     out = [
         _curve_check("location_augment_mean_mse_engine", _DD,
                      f"(sigma^2/n) sum_{{g<=t+1}} 1/g^2, n={n} (accumulate, known variance)",

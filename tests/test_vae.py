@@ -230,14 +230,35 @@ class _FixedImages:
         return np.zeros(X.shape[:2])
 
 
-def test_feature_space_metrics_separate_real_from_collapsed():
-    """Held-out-like real images are recalled in the classifier's feature space; one repeated
-    mean image is not, and covers one class at most."""
+def test_bernoulli_samples_are_compared_with_binarised_real_images():
+    """With Bernoulli samples the sample metrics' reference is the test images binarised by
+    one Bernoulli draw per pixel: binarised real training images (what a perfect model's
+    Bernoulli samples look like) have a pixel variance ratio near 1 and high k-NN precision and
+    recall, and cover every class; grey images do not pass for them."""
     from modelcollapse.rng import Streams
     from modelcollapse.tasks.vae import VAETask
 
     task = VAETask.build(VAETask.Params(dataset="digits", n_samples=900, n_test=300),
                          Streams(0, range(2)))
+    g = np.random.default_rng(0)
+    perfect = (g.random(task.real[:, :300].shape) < task.real[:, :300]).astype(np.float32)
+    real = task.evaluate(_FixedImages(perfect))
+    assert (np.abs(real["pixel_variance_ratio"] - 1) < 0.1).all()
+    assert (real["recall"] > 0.6).all() and (real["precision"] > 0.6).all()
+    assert (real["class_coverage"] == 1).all()
+    assert real["train_steps"].shape == (2,) and np.isnan(real["train_steps"]).all()  # no fit
+    grey = task.evaluate(_FixedImages(np.ascontiguousarray(task.real[:, :300])))
+    assert (grey["pixel_variance_ratio"] < 0.7).all()  # grey levels lack the pixel noise
+
+
+def test_feature_space_metrics_separate_real_from_collapsed():
+    """Held-out-like real images are recalled in the classifier's feature space; one repeated
+    mean image is not, and covers one class at most (decoder-mean samples: grey reference)."""
+    from modelcollapse.rng import Streams
+    from modelcollapse.tasks.vae import VAETask
+
+    task = VAETask.build(VAETask.Params(dataset="digits", n_samples=900, n_test=300,
+                                        sample_output="mean"), Streams(0, range(2)))
     real = task.evaluate(_FixedImages(task.real[:, :300]))
     mean = np.broadcast_to(task.real.mean(1, keepdims=True), (2, 300, 64))
     collapsed = task.evaluate(_FixedImages(np.ascontiguousarray(mean)))

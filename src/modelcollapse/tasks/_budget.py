@@ -60,9 +60,12 @@ class TrainBudget(BaseModel):
         return self.train_steps if self.train_budget == "steps" else None
 
 
-def train_steps_taken(model) -> np.ndarray:
-    """Optimizer steps of each replicate's last fit, (R,) float (nan where a replicate has no
-    fitted model or its family does not count them)."""
-    members = getattr(model, "models_", None) or []
+def train_steps_taken(model, n_replicates: int) -> np.ndarray:
+    """Optimizer steps of each replicate's last fit, (n_replicates,) float (nan where a
+    replicate has no fitted model, or the model is not a ``PerReplicate`` of a family that
+    counts them)."""
+    members = getattr(model, "models_", None)
+    if members is None or len(members) != n_replicates:
+        return np.full(n_replicates, np.nan)
     return np.array([float(getattr(m, "train_steps_", np.nan)) if m is not None else np.nan
                      for m in members])

@@ -289,7 +289,7 @@ class DiffusionTask:
 
         def evaluate(model: PerReplicate, iteration: int = 0) -> dict[str, np.ndarray]:
             out = {"test_loss": -model.score_samples(test).mean(1),
-                   "train_steps": train_steps_taken(model)}
+                   "train_steps": train_steps_taken(model, len(real))}
             if p.sample_metrics:
                 out.update(sample_metrics(model, iteration))
             return out

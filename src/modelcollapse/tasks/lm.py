@@ -375,7 +375,7 @@ class LMTask:
                            zip(model.models_, test)])               # (R, m, L)
             out = {"test_ce": -ll.mean(axis=(1, 2)),
                    "tail_ce": -np.take_along_axis(ll.reshape(R, -1), tail, 1).mean(1),
-                   "train_steps": train_steps_taken(model)}
+                   "train_steps": train_steps_taken(model, R)}
             if p.sample_metrics:
                 s = model.sample(m, rngs=streams(iteration, Role.EVAL))[:, :, 1:]  # (R, m, L)
                 out["distinct_1"] = np.array([distinct_n(x, 1) for x in s])

@@ -27,6 +27,12 @@ Metrics (each iteration)
   space (as for ``tail_nll``).
 * ``pixel_variance_ratio``: total pixel variance of the samples / that of the test images
   (diversity; the profile's variance metric, Def. 4).
+* The test images these sample metrics compare with are rendered as the sampler renders images:
+  with Bernoulli samples (default), each test image binarised by one Bernoulli draw per pixel
+  (x ~ Bernoulli(grey level), drawn once per replicate from its DATA stream), so that binary
+  samples are compared with binary real images (against grey images, binary samples of a
+  perfect model would show a pixel variance ratio near 2 and a low k-NN precision); with
+  decoder means, the grey test images.
 * ``class_coverage``: the share of classes receiving at least 10% of their expected share (their
   share of the training pool) of the samples, as labelled by the classifier (the profile's modes
   metric, Def. 6).  Samples with non-finite pixels count as no class.
@@ -40,11 +46,9 @@ Samples and budget
 Synthetic images (and the evaluation samples) are Bernoulli draws from the decoder, the model's
 own likelihood (``sample_output: bernoulli``, default).  ``sample_output: mean`` feeds the decoder
 means back instead -- not samples of the model, and a variance-reducing step of its own -- and the
-task is then named ``vae-<dataset>-mean`` so results say so.  Bernoulli draws are binary while the
-real digits are grey, so their ``pixel_variance_ratio`` starts above 1 (about 1.9 on digits): what
-a collapse profile reads is its change from iteration 0.  ``train_budget: steps`` (default): every
-fit takes ``train_steps`` Adam steps (default ``epochs`` x ceil(``n_samples`` / ``batch_size``),
-800 on digits); ``epochs``: ``epochs`` passes over each training set.
+task is then named ``vae-<dataset>-mean`` so results say so.  ``train_budget: steps`` (default):
+every fit takes ``train_steps`` Adam steps (default ``epochs`` x ceil(``n_samples`` /
+``batch_size``), 800 on digits); ``epochs``: ``epochs`` passes over each training set.
 """
 
 from __future__ import annotations
@@ -175,7 +179,7 @@ class VAETask:
         (Xtr, ytr), (Xte, yte) = data["train"], data["test"]
         if p.dataset != "digits" and (p.n_samples > len(Xtr) or p.n_test > len(Xte)):
             raise ValueError(f"n_samples / n_test exceed the {len(Xtr)} / {len(Xte)} images")
-        real, test, train_labels, labels, clf_seeds = [], [], [], [], []
+        real, test, train_labels, labels, clf_seeds, binarize = [], [], [], [], [], []
         for g in streams(0, Role.DATA):
             if p.dataset == "digits":
                 perm = g.permutation(len(Xtr))
@@ -188,6 +192,7 @@ class VAETask:
             test.append(Xte[te])
             labels.append(yte[te])
             clf_seeds.append(int(g.integers(2**31 - 1)))
+            binarize.append(g.random(test[-1].shape) < test[-1])   # one Bernoulli draw
         real, test = np.stack(real), np.stack(test)                  # (R, n, D), (R, m, D)
         train_labels, labels = np.stack(train_labels), np.stack(labels)
         R = real.shape[0]
@@ -195,6 +200,10 @@ class VAETask:
         tail = tail_rows(test, mean0, cov0)                          # (R, k)
         classifiers, test_features = [], None
         m = min(N_EVAL, test.shape[1])
+        # what samples are compared with: the test images as the sampler renders images --
+        # binarised by one Bernoulli draw per pixel for Bernoulli samples, grey for means
+        reference = (np.stack(binarize).astype(np.float32) if p.sample_output == "bernoulli"
+                     else test)                                      # (R, m_test, D)
         if p.sample_metrics:
             for r in range(R):
                 with warnings.catch_warnings():  # a feature map need not converge fully
@@ -203,14 +212,14 @@ class VAETask:
                         hidden_layer_sizes=(FEATURES,), max_iter=300, random_state=clf_seeds[r]
                     ).fit(real[r], train_labels[r]))
             test_features = np.stack([classifier_features(c, x[:m])
-                                      for c, x in zip(classifiers, test)])   # (R, m, FEATURES)
+                                      for c, x in zip(classifiers, reference)])  # (R, m, F)
             tail_m = tail_rows(test[:, :m], *reference_moments(
                 test[:, :m].astype(np.float64)))                           # (R, m / 10)
 
         def evaluate(model: PerReplicate, iteration: int = 0) -> dict[str, np.ndarray]:
             scores = model.score_samples(test)                       # (R, m)
             out = {"test_nll": mean_nll(scores), "tail_nll": mean_nll(take_rows(scores, tail)),
-                   "train_steps": train_steps_taken(model)}
+                   "train_steps": train_steps_taken(model, R)}
             if p.sample_metrics:
                 samples = model.sample(m, rngs=streams(iteration, Role.EVAL))   # (R, m, D)
                 features = np.stack([classifier_features(c, x)
@@ -219,7 +228,7 @@ class VAETask:
                     test_features, features, labels=labels[:, :m], tail=tail_m)
                 out.update(precision=precision, recall=recall, mode_coverage=coverage,
                            tail_recall=tail_recall)
-                out["pixel_variance_ratio"] = pixel_variance_ratio(samples, test[:, :m])
+                out["pixel_variance_ratio"] = pixel_variance_ratio(samples, reference[:, :m])
                 out["class_coverage"] = class_coverage(classifiers, samples, train_labels)
             return out
 

@@ -153,6 +153,25 @@ def test_bootstrap_max_z_is_calibrated_on_skewed_correlated_chains(seed):
     assert 3 <= rejected <= 36, rejected
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bootstrap_resamples_whole_chains_uniformly(seed):
+    """Each resample draws N chains with replacement, all chains equally likely, and keeps a
+    chain's values at all iterations together; the bootstrap SD of a mean matches SD/sqrt(N).
+    Tolerances: mean count per chain 1 +- 0.2 is > 6 SD (SD 1/sqrt(999)); the SD of a
+    bootstrap SD is ~1/sqrt(2B) = 2.2%, so 10% is > 4 SD."""
+    rng = np.random.default_rng(seed)
+    N, B = 500, 999
+    counts = multinomial_counts(N, B, rng)
+    assert counts.shape == (B, N) and (counts.sum(1) == N).all()
+    assert np.abs(counts.mean(0) - 1).max() < 0.2
+    x = rng.standard_normal((N, 3)) + np.arange(3)
+    boot = resampled_means(x, counts)
+    for b in range(3):  # the same as averaging the resampled chains (rows) explicitly
+        rows = np.repeat(np.arange(N), counts[b].astype(int))
+        np.testing.assert_allclose(boot[b], x[rows].mean(0), atol=1e-6)
+    np.testing.assert_allclose(boot.std(0, ddof=1), x.std(0, ddof=1) / math.sqrt(N), rtol=0.1)
+
+
 def test_max_z_test_sides_and_band():
     """One-sided checks ignore deviations in the allowed direction; the band absorbs known
     model error; a non-finite estimate fails."""

@@ -74,11 +74,13 @@ def print_summary(summary, title: str) -> None:
     """The final-vs-initial table, grouped by task (fits an 80-column terminal)."""
     table = Table(title=title, title_justify="left", box=None, header_style="bold",
                   pad_edge=False)
-    for col in ("task / paradigm", "iteration 0", "final", "final / initial"):
+    for col in ("task / paradigm", "iteration 0", "final", "final vs initial"):
         table.add_column(col, no_wrap=True, justify="left" if col.startswith("task") else "right")
     for task, rows in summary.groupby("task", sort=False):
-        table.add_row(f"[bold]{escape(str(task))}[/] [dim]({escape(rows.metric.iloc[0])})[/]",
-                      "", "", "")
+        contrast = ("final - initial" if "contrast" in rows and rows.contrast.iloc[0] ==
+                    "difference" else "mean final / mean initial")
+        table.add_row(f"[bold]{escape(str(task))}[/] [dim]({escape(rows.metric.iloc[0])}; "
+                      f"{contrast})[/]", "", "", "")
         for r in rows.itertuples():
             table.add_row(f"  {escape(str(r.paradigm))}", _fmt(r.initial, r.initial_low, r.initial_high),
                           _fmt(r.final, r.final_low, r.final_high),
@@ -216,7 +218,7 @@ def _run_into(spec, directory: Path, *, jobs: int, plots: bool, quiet: bool,
     atomic_write(directory / "summary.csv", lambda p: summary.to_csv(p, index=False))
     from .profile import collapse_profile
 
-    profile = collapse_profile(results, profile_specs)
+    profile = collapse_profile(results, profile_specs, spec.profile)
     atomic_write(directory / "profile.csv", lambda p: profile.to_csv(p, index=False))
     if plots:
         from .report.html import write_report
@@ -407,11 +409,13 @@ def summary(directory: Annotated[Path, typer.Argument(help="run directory")]) ->
     print_summary(final_vs_initial(results, risk), str(directory))
 
 
-SYMBOLS = {"occurs": "[red]✓[/]", "does_not_occur": "[green]✗[/]", "not_applicable": "[dim]–[/]"}
+SYMBOLS = {"occurs": "[red]✓[/]", "does_not_occur": "[green]✗[/]",
+           "inconclusive": "[yellow]?[/]", "not_applicable": "[dim]–[/]"}
 
 
 def print_profile(profile, title: str) -> None:
-    """One row per (task, paradigm), one column per definition: ✓ occurs, ✗ not, – n/a."""
+    """One row per (task, paradigm), one column per definition: ✓ occurs, ✗ does not occur,
+    ? inconclusive, – not applicable."""
     from .profile import DEFINITIONS
 
     table = Table(title=title, title_justify="left", box=None, header_style="bold",
@@ -426,9 +430,15 @@ def print_profile(profile, title: str) -> None:
             table.add_row(f"  {escape(str(paradigm))}",
                           *[SYMBOLS[marks.get(d, "not_applicable")] for d in DEFINITIONS])
     console.print(table)
-    console.print("[dim]✓ collapse occurs · ✗ does not occur · – not applicable. "
+    first = profile.iloc[0] if len(profile) else None
+    control = (f"family-wise alpha {first.alpha:g} (Holm over all verdicts), "
+               f"{first.n_seeds} seeds, horizon: iteration {first.last_iteration}. "
+               if first is not None and "alpha" in profile else "")
+    console.print("[dim]✓ collapse occurs · ✗ does not occur · ? inconclusive (not detected "
+                  "either way) · – not applicable; " + control
                   + "; ".join(f"{k}: {v}" for k, v in DEFINITIONS.items())
-                  + ". Details: modelcollapse profile DIR --format csv[/]")
+                  + ". Tests, p-values, reasons: modelcollapse profile DIR --format csv; "
+                  "docs/profile.md[/]")
 
 
 @app.command("profile")
@@ -456,7 +466,12 @@ def profile_command(
             _fail(f"--set {item!r}: expected key=value, e.g. alpha=0.01")
         overrides[key] = yaml.safe_load(value)
     try:
-        settings = ProfileSettings.model_validate(overrides)
+        manifest = load_manifest(directory)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    base = (manifest.get("study") or {}).get("profile") or {}
+    try:
+        settings = ProfileSettings.model_validate({**base, **overrides})
     except ValidationError as err:
         e = err.errors()[0]
         allowed = ", ".join(ProfileSettings.model_fields)
@@ -465,7 +480,7 @@ def profile_command(
         results = load_results(directory)
     except FileNotFoundError as exc:
         _fail(str(exc))
-    specs = load_manifest(directory).get("profile_specs")
+    specs = manifest.get("profile_specs")
     profile = collapse_profile(results, specs, settings)
     if format == "json":
         sys.stdout.write(profile.to_json(orient="records", indent=1) + "\n")

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .profile.settings import ProfileSettings
 from .registry import RegistryError, paradigms, tasks
 
 __all__ = ["Study", "TaskEntry", "ParadigmSpec", "StudyError", "load_study", "list_presets",
@@ -251,6 +252,9 @@ class Study(_Strict):
         None, ge=1, description="synthetic samples per iteration (default: real sample size)")
     synthetic_growth: GrowthSpec = Field(default_factory=GrowthSpec,
                                          description="constant | linear | geometric")
+    profile: ProfileSettings = Field(
+        default_factory=ProfileSettings, description="thresholds and error control of the "
+        "collapse profile (alpha, min_seeds, catastrophic_ratio, ...; docs/profile.md)")
     stop_when_collapsed: bool = Field(
         False, description="end a chain early once every replicate has collapsed to a point "
         "(single_outcome / zero_variance); n_iterations is then the cap")

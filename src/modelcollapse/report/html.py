@@ -19,7 +19,7 @@ from ..results.store import atomic_write, load_manifest, load_results
 
 __all__ = ["write_report"]
 
-SYMBOL = {"occurs": "✓", "does_not_occur": "✗", "not_applicable": "–"}
+SYMBOL = {"occurs": "✓", "does_not_occur": "✗", "inconclusive": "?", "not_applicable": "–"}
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
@@ -30,6 +30,7 @@ th { background: #f5f5f5; } td.name { text-align: left; white-space: nowrap; }
 td.verdict-occurs { background: #fde2e1; color: #a40000; font-weight: bold; }
 td.verdict-does_not_occur { background: #e3f5e1; color: #1e6b1e; }
 td.verdict-not_applicable { color: #999; }
+td.verdict-inconclusive { background: #fff4d6; color: #7a5a00; }
 td small { display: block; font-weight: normal; color: #555; font-size: 0.75em; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
 .scroll { overflow-x: auto; }
@@ -93,7 +94,10 @@ def _profile_table(profile: pd.DataFrame) -> str:
             p_value = _num(getattr(r, "p_value", None))
             tip = "; ".join(x for x in (
                 f"{_text(getattr(r, 'statistic', ''))}: {_num(r.value)}{bounds}",
-                f"p = {p_value}" if p_value else "", _text(getattr(r, "detail", ""))) if x)
+                f"threshold {_num(getattr(r, 'threshold', None))}"
+                if _num(getattr(r, "threshold", None)) else "",
+                f"adjusted p = {p_value}" if p_value else "", _text(getattr(r, "test", "")),
+                _text(getattr(r, "reason", "")), _text(getattr(r, "detail", ""))) if x)
             small = (f"<small>{_e(_num(r.value))}{_e(bounds)}</small>" if _num(r.value)
                      else "")
             tds.append(f'<td class="verdict-{_e(r.verdict)}" title="{_e(tip)}">'
@@ -172,7 +176,7 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
             profile_html = ('<p class="note">The collapse profile is not available '
                             "(<code>modelcollapse.profile</code> could not be imported).</p>")
         else:
-            profile = collapse_profile(results, specs)
+            profile = collapse_profile(results, specs, study.get("profile"))
     if profile is not None:
         profile_html = _profile_table(profile)
     risk_metrics = {t: s["risk"] for t, s in specs.items() if s.get("risk")}

@@ -1,0 +1,191 @@
+"""Tests over replicate chains shared by the definitions: one verdict record, one-sided t-tests,
+the ratio of means by the delta method, and Holm's multiplicity correction.
+
+Every test here is two one-sided tests of the same effect against the same threshold theta:
+
+* ``p_occurs`` tests H0: "no collapse" (effect <= theta); rejecting it decides *occurs*;
+* ``p_not`` tests H0: "collapse" (effect >= theta); rejecting it decides *does not occur*.
+
+When neither is rejected after the correction the verdict is *inconclusive*.  The interval
+``[low, high]`` is the pair of one-sided ``1 - alpha`` bounds (a two-sided ``1 - 2 alpha``
+confidence interval), before correction.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from .settings import INCONCLUSIVE, NA, NOT, OCCURS, OUTCOMES  # noqa: F401  (re-exported)
+
+
+@dataclass
+class Verdict:
+    """One definition's test for one (task, paradigm).  ``verdict`` is decided by
+    ``decide`` after the run-wide correction, unless the test could not be run
+    (``not_applicable`` / ``inconclusive`` with a ``reason``)."""
+
+    definition: int
+    statistic: str
+    value: float = np.nan
+    low: float = np.nan
+    high: float = np.nan
+    threshold: float = np.nan
+    p_occurs: float = np.nan
+    p_not: float = np.nan
+    test: str = ""
+    detail: str = ""
+    verdict: str = ""
+    reason: str = ""
+    p_occurs_adjusted: float = np.nan
+    p_not_adjusted: float = np.nan
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def not_applicable(cls, definition: int, statistic: str, reason: str) -> "Verdict":
+        return cls(definition, statistic, verdict=NA, reason=reason)
+
+    @classmethod
+    def inconclusive(cls, definition: int, statistic: str, reason: str, **kw) -> "Verdict":
+        return cls(definition, statistic, verdict=INCONCLUSIVE, reason=reason, **kw)
+
+
+def t_bounds(mean: float, se: float, n: int, alpha: float) -> tuple[float, float]:
+    """One-sided ``1 - alpha`` lower and upper Student-t bounds of a mean."""
+    if not (np.isfinite(mean) and np.isfinite(se)) or n < 2:
+        return np.nan, np.nan
+    q = float(stats.t.ppf(1 - alpha, n - 1))
+    return mean - q * se, mean + q * se
+
+
+def t_pvalues(mean: float, se: float, n: int, theta: float) -> tuple[float, float]:
+    """(p of H0 mean <= theta, p of H0 mean >= theta) from a Student-t statistic with n - 1
+    degrees of freedom.  A zero standard error decides by the side of theta (p 0 or 1)."""
+    if n < 2 or np.isnan(mean) or np.isnan(se):
+        return np.nan, np.nan
+    if np.isinf(mean):
+        return (0.0, 1.0) if mean > 0 else (1.0, 0.0)
+    if se == 0:
+        return (0.0 if mean > theta else 1.0), (0.0 if mean < theta else 1.0)
+    t = (mean - theta) / se
+    return float(stats.t.sf(t, n - 1)), float(stats.t.cdf(t, n - 1))
+
+
+@dataclass
+class MeanTest:
+    """A one-sample Student-t analysis of per-chain values ``x`` against ``theta``."""
+
+    mean: float
+    low: float
+    high: float
+    p_greater: float      # H0: mean <= theta
+    p_less: float         # H0: mean >= theta
+    n: int
+
+
+def mean_test(x: np.ndarray, theta: float, alpha: float) -> MeanTest:
+    """Student-t test of the mean of per-chain values, shape (n_seeds,); NaN chains dropped;
+    an infinite value makes the mean infinite (decided by its sign).
+
+    Source: one-sample t-test (Student 1908); valid for the mean of n i.i.d. chains by the
+    central limit theorem -- chains are independent replicates by construction (rng.py).
+    """
+    x = np.asarray(x, dtype=float)
+    x = x[~np.isnan(x)]
+    n = len(x)
+    if n == 0:
+        return MeanTest(np.nan, np.nan, np.nan, np.nan, np.nan, 0)
+    if np.isinf(x).any():
+        m = float(np.sign(x[np.isinf(x)]).mean() * np.inf) if abs(
+            np.sign(x[np.isinf(x)]).mean()) == 1 else np.nan
+        pg, pl = t_pvalues(m, 0.0, n, theta) if not np.isnan(m) else (np.nan, np.nan)
+        return MeanTest(m, m, m, pg, pl, n)
+    mean = float(x.mean())
+    se = float(x.std(ddof=1) / math.sqrt(n)) if n > 1 else np.nan
+    low, high = t_bounds(mean, se, n, alpha)
+    pg, pl = t_pvalues(mean, se, n, theta)
+    return MeanTest(mean, low, high, pg, pl, n)
+
+
+def log_ratio_of_means(first: np.ndarray, last: np.ndarray, theta: float,
+                       alpha: float) -> tuple[float, MeanTest]:
+    """Ratio of means R = mean(last) / mean(first) of paired per-chain values with a
+    delta-method test of log R against log theta.
+
+    The log ratio of means has influence u_i = last_i / mean(last) - first_i / mean(first)
+    (delta method; e.g. Casella & Berger 2002, Sec. 5.5.4), so
+    se(log R) = sd(u) / sqrt(n) and (log R - log theta) / se is Student-t with n - 1 degrees of
+    freedom asymptotically.  The ratio of means, unlike the mean of per-chain ratios, is not
+    inflated by chains with a small denominator (issue 10, finding 8).
+
+    Returns (R, test on log R with bounds transformed back to the ratio scale).
+    """
+    ok = ~(np.isnan(first) | np.isnan(last))
+    first, last = np.asarray(first, float)[ok], np.asarray(last, float)[ok]
+    n = len(first)
+    nan = MeanTest(np.nan, np.nan, np.nan, np.nan, np.nan, n)
+    if n == 0:
+        return np.nan, nan
+    m0, m1 = float(first.mean()), float(last.mean())
+    if not np.isfinite(m0) or m0 <= 0 or m1 < 0:
+        return (np.inf if np.isinf(m1) and np.isfinite(m0) and m0 > 0 else np.nan), (
+            MeanTest(np.inf, np.inf, np.inf, 0.0, 1.0, n) if np.isinf(m1) and m0 > 0 else nan)
+    ratio = m1 / m0
+    if m1 == 0:
+        return 0.0, MeanTest(0.0, 0.0, 0.0, 1.0, 0.0, n)
+    u = last / m1 - first / m0
+    se = float(u.std(ddof=1) / math.sqrt(n)) if n > 1 else np.nan
+    lr = math.log(ratio)
+    low, high = t_bounds(lr, se, n, alpha)
+    pg, pl = t_pvalues(lr, se, n, math.log(theta))
+    return ratio, MeanTest(ratio, math.exp(low) if np.isfinite(low) else np.nan,
+                           math.exp(high) if np.isfinite(high) else np.nan, pg, pl, n)
+
+
+def intersection_union(*p: float) -> float:
+    """p-value of "every one of these alternatives holds": the largest p (Berger 1982's
+    intersection-union test is level alpha when each component test is); NaN if any is NaN."""
+    return float(np.max(np.asarray(p, dtype=float)))
+
+
+def bonferroni_union(*p: float) -> float:
+    """p-value of "at least one of these alternatives holds": Bonferroni, min(1, k min p) over
+    the k components (NaN components count in k but cannot reject)."""
+    arr = np.asarray(p, dtype=float)
+    return float("nan") if np.isnan(arr).all() else float(min(1.0, len(arr) * np.nanmin(arr)))
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979), NaN entries (no test) left out.
+
+    Controls the family-wise error rate at any alpha under arbitrary dependence between the
+    tests.  Implemented by statsmodels ``multipletests(method="holm")``.
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(p, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = multipletests(np.clip(p[ok], 0.0, 1.0), method="holm")[1]
+    return out
+
+
+def bootstrap_interval(values: np.ndarray, stat, n_bootstrap: int, alpha: float,
+                       rng: np.random.Generator) -> tuple[float, float]:
+    """One-sided ``1 - alpha`` percentile bounds of ``stat`` over seed-resampled rows of
+    ``values`` (seeds on axis 0)."""
+    n = values.shape[0]
+    idx = rng.integers(n, size=(n_bootstrap, n))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        boot = np.array([stat(values[i]) for i in idx], dtype=float)
+    boot = boot[~np.isnan(boot)]
+    if len(boot) == 0:
+        return np.nan, np.nan
+    with np.errstate(invalid="ignore"):
+        return float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha))

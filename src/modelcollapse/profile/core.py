@@ -1,0 +1,173 @@
+"""The collapse profile of a run: every definition's test, one run-wide correction, verdicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import definitions as D
+from ._stats import INCONCLUSIVE, NA, NOT, OCCURS, Verdict, holm
+from .scaling import scaling_verdict
+from .settings import ProfileSettings
+
+DEFINITIONS = {
+    1: "catastrophic increase of population risk",
+    2: "any increase of population risk",
+    3: "asymptotically diverging population risk",
+    4: "collapsing variance",
+    5: "change in scaling law",
+    6: "disappearance of real modes",
+    7: "disappearance of real tail data",
+    8: "appearance of hallucinated data",
+}
+
+COLUMNS = ["task", "paradigm", "definition", "name", "verdict", "reason", "statistic", "value",
+           "low", "high", "threshold", "p_value", "p_occurs", "p_not", "p_occurs_adjusted",
+           "p_not_adjusted", "test", "detail", "n_seeds", "last_iteration", "alpha"]
+
+
+def _wide(group: pd.DataFrame) -> dict[str, np.ndarray]:
+    """metric -> (n_seeds, n_iterations) array (NaN where not recorded), seeds in one order."""
+    seeds = np.sort(group.seed.unique())
+    iterations = np.sort(group.iteration.unique())
+    out = {}
+    for m, g in group.groupby("metric", observed=True):
+        w = g.pivot_table(index="seed", columns="iteration", values="value", aggfunc="first",
+                          dropna=False)
+        out[str(m)] = w.reindex(index=seeds, columns=iterations).to_numpy(dtype=float)
+    return out
+
+
+def _present(wide, name) -> bool:
+    return name in wide and not np.isnan(wide[name][:, [0, -1]]).all()
+
+
+def _tests(wide: dict, spec: dict, settings: ProfileSettings, rng) -> list[Verdict]:
+    """The eight tests of one (task, paradigm), undecided."""
+    out: list[Verdict] = []
+    risk_name = spec.get("risk")
+    if _present(wide, risk_name):
+        risk = wide[risk_name]
+        out += [D.catastrophic(risk, risk_name, settings), D.any_increase(risk, settings),
+                D.diverging(risk, risk_name, settings)]
+    else:
+        out += [Verdict.not_applicable(d, "population risk", "no risk metric") for d in (1, 2, 3)]
+    var = spec.get("variance")
+    out.append(D.collapsing_variance(wide[var], settings) if _present(wide, var)
+               else Verdict.not_applicable(4, "variance", "no variance metric"))
+    out.append(scaling_verdict(wide, spec, settings, rng))
+    modes = spec.get("modes")
+    out.append(D.mode_loss(wide[modes], settings) if _present(wide, modes)
+               else Verdict.not_applicable(6, "mode coverage", "no mode metric"))
+    tail, base = spec.get("tail"), spec.get("tail_base")
+    if _present(wide, tail) and _present(wide, base):
+        out.append(D.tail_loss(wide[tail], wide[base], spec.get("tail_mode", "ratio"), settings))
+    elif _present(wide, spec.get("tail_recall")):
+        out.append(D.tail_recall(wide[spec["tail_recall"]], settings))
+    else:
+        out.append(Verdict.not_applicable(7, "tail risk", "no tail metric"))
+    hal = spec.get("hallucination")
+    out.append(D.hallucination(wide[hal], spec.get("hallucination_mode", "mass"), settings)
+               if _present(wide, hal) else Verdict.not_applicable(
+                   8, "hallucinated share", "no off-support metric (e.g. the truth has full "
+                   "support)"))
+    return out
+
+
+def decide(verdicts: list[Verdict], settings: ProfileSettings) -> None:
+    """Holm-adjust the p-values of all open tests of a run, separately for the 'occurs' and the
+    'does not occur' hypotheses, and set each verdict (in place).
+
+    With ``correction: holm`` the probability of any false 'occurs' among all verdicts of the
+    run is at most ``alpha`` (and likewise of any false 'does not occur'), whatever the
+    dependence between tests (Holm 1979).
+    """
+    open_ = [v for v in verdicts if not v.verdict]
+    if not open_:
+        return
+    p_occ = np.array([v.p_occurs for v in open_], dtype=float)
+    p_not = np.array([v.p_not for v in open_], dtype=float)
+    if settings.correction == "holm":
+        a_occ, a_not = holm(p_occ), holm(p_not)
+    else:
+        a_occ, a_not = p_occ, p_not
+    m_occ, m_not = int((~np.isnan(p_occ)).sum()), int((~np.isnan(p_not)).sum())
+    for v, po, pn in zip(open_, a_occ, a_not):
+        v.p_occurs_adjusted, v.p_not_adjusted = float(po), float(pn)
+        occ, no = po <= settings.alpha, pn <= settings.alpha
+        if occ and not no:
+            v.verdict = OCCURS
+        elif no and not occ:
+            v.verdict = NOT
+        else:
+            v.verdict = INCONCLUSIVE
+            if not v.reason:
+                v.reason = (f"neither direction significant at family-wise alpha "
+                            f"{settings.alpha:g} ({settings.correction}, {m_occ} + {m_not} "
+                            "tests): not detected either way")
+
+
+def collapse_profile(results: pd.DataFrame, specs: dict[str, dict] | None = None,
+                     settings: ProfileSettings | dict | None = None) -> pd.DataFrame:
+    """The collapse profile of a run: one row per (task, paradigm, definition).
+
+    Parameters
+    ----------
+    results : DataFrame in the results schema (``modelcollapse.load_results``)
+    specs : dict task -> profile spec, optional
+        Which metric measures what (the manifest's ``profile_specs``; see ``Task.profile``).
+        Without it, the risk is the first of ``report.summary.RISK_PREFERENCE`` recorded and the
+        other definitions are not applicable.
+    settings : ProfileSettings or dict, optional
+        Thresholds and error control (``ProfileSettings``; docs/profile.md).
+
+    Returns
+    -------
+    DataFrame with columns ``COLUMNS``: verdict is ``occurs``, ``does_not_occur``,
+    ``inconclusive`` (with a ``reason``) or ``not_applicable``; value is the effect size with
+    one-sided ``1 - alpha`` bounds low/high; p_occurs / p_not are the raw p-values of
+    "collapse occurs" / "does not occur" and the ``_adjusted`` ones after Holm's correction
+    over every test of the run; p_value is the adjusted p-value behind the verdict;
+    last_iteration is the horizon the verdict is decided at.
+    """
+    from ..report.summary import RISK_PREFERENCE
+
+    settings = ProfileSettings.model_validate(settings or {})
+    units = []
+    for (task, paradigm), group in results.groupby(["task", "paradigm"], observed=True,
+                                                   sort=False):
+        spec = dict((specs or {}).get(str(task), {}))
+        if "risk" not in spec:
+            spec["risk"] = next((m for m in RISK_PREFERENCE if (group.metric == m).any()), None)
+        n_seeds, last = int(group.seed.nunique()), int(group.iteration.max())
+        first = int(group.iteration.min())
+        if last == first:
+            verdicts = [Verdict.not_applicable(d, "", "a single model-fitting iteration: "
+                                               "nothing to compare") for d in DEFINITIONS]
+        else:
+            rng = np.random.default_rng(settings.seed)
+            verdicts = _tests(_wide(group), spec, settings, rng)
+            if n_seeds < settings.min_seeds:
+                for v in verdicts:
+                    if v.verdict != NA:
+                        v.verdict, v.reason = INCONCLUSIVE, (
+                            f"{n_seeds} seeds < min_seeds {settings.min_seeds}: with n <= 4 "
+                            "chains no sign-symmetric test reaches p < 0.05")
+        units.append((str(task), str(paradigm), n_seeds, last, verdicts))
+    decide([v for *_, vs in units for v in vs], settings)
+    rows = []
+    for task, paradigm, n_seeds, last, verdicts in units:
+        for v in verdicts:
+            p_value = {OCCURS: v.p_occurs_adjusted, NOT: v.p_not_adjusted}.get(
+                v.verdict, np.nanmin([v.p_occurs_adjusted, v.p_not_adjusted])
+                if not np.isnan([v.p_occurs_adjusted, v.p_not_adjusted]).all() else np.nan)
+            rows.append({"task": task, "paradigm": paradigm, "definition": v.definition,
+                         "name": DEFINITIONS[v.definition], "verdict": v.verdict,
+                         "reason": v.reason, "statistic": v.statistic, "value": v.value,
+                         "low": v.low, "high": v.high, "threshold": v.threshold,
+                         "p_value": p_value, "p_occurs": v.p_occurs, "p_not": v.p_not,
+                         "p_occurs_adjusted": v.p_occurs_adjusted,
+                         "p_not_adjusted": v.p_not_adjusted, "test": v.test,
+                         "detail": v.detail, "n_seeds": n_seeds, "last_iteration": last,
+                         "alpha": settings.alpha})
+    return pd.DataFrame(rows, columns=COLUMNS)

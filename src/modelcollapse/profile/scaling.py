@@ -1,0 +1,362 @@
+"""Definition 5, change in scaling law: the effective real sample size (ESS) of each iteration.
+
+ESS(t) is the number of real samples a real-data-only fit of the same model family needs to
+reach, in expectation, the mean risk of iteration t -- the inverse of the real-data learning
+curve at that risk (the relative efficiency ESS / n of Dey & Donoho 2024, arXiv 2410.22812,
+generalised from their closed forms to any task with a held-out real test set).
+
+The reference learning curve
+----------------------------
+``E[risk](N) = r_inf + a / (N - b)``, a > 0, b < N_min, either
+
+* in closed form where the truth is known (spec ``scaling: {metric, a, b}``, r_inf = 0:
+  E||w_hat - w*||^2 = sigma^2 d / (N - d - 1) for OLS on an isotropic Gaussian design,
+  E||mu_hat - mu_0||^2 = tr(Sigma_0) / N for a mean, E||p_hat - p_0||^2 = (1 - sum p_0^2) / N for
+  frequencies), or
+* **fitted** to the task's recorded real-data learning curve (spec ``scaling: {metric,
+  reference}``: metrics ``<reference>N`` = the risk of a real-only fit on N real rows, one value
+  per chain; ``tasks.base.LearningCurve``), anchored at iteration 0 -- itself the real-only fit
+  on all n_real rows, so ESS(0) = n_real exactly: a and b are fitted by weighted least squares
+  to the mean *paired* differences risk(N) - risk(iteration 0) over seeds (weights 1 / their
+  standard error^2; the seed-to-seed spread of the split and test set cancels in them), profiled
+  over b (variable projection: for fixed b the curve is linear in a; Golub & Pereyra 1973), and
+  r_inf = mean risk(0) - a / (n_real - b).
+
+Why this form and not a power law r_inf + a N^-beta: it is *exact* for the closed forms above
+(OLS: the expected test MSE sigma^2 (1 + d / (N - d - 1)) with a Gaussian design, e.g. Breiman &
+Freedman 1983, Hastie et al. 2022 Sec. 2; Gaussian mean: tr Sigma / N), it is the leading-order
+expansion r_inf + c / N + O(N^-2) of the expected excess log-loss of any regular maximum
+likelihood fit (Akaike 1973; Takeuchi 1976: c = tr(J^-1 K) / 2), with b absorbing the O(N^-2)
+term, and its pole at N = b is where a real fit stops being finite (a Gaussian's NLL needs
+N > d) -- so a collapsed model maps to an ESS near b, not to an extrapolated fraction of a
+sample.  For non-parametric fits (KDE: excess risk ~ N^(-4/(d+4))) it is a 3-parameter
+smooth approximation over the recorded sizes; ESSs outside [N_min, n_real] are extrapolations
+and the detail says so.
+
+The test
+--------
+Statistic: theta = log ESS(T) - log ESS(0), T the last iteration.  Occurs when ESS(T) / ESS(0)
+is significantly below ``settings.efficiency`` (default 0.9), does not occur when significantly
+above.  Uncertainty: every seed contributes its learning-curve risks and its risks at 0 and T,
+so theta is a smooth function of means over independent seeds; its standard error is the
+delete-one-seed jackknife's (Tukey 1958; Efron & Stein 1981; consistent for smooth functions of
+means, Shao & Tu 1995 Thm 2.1), refitting the curve in each of the n jackknife samples, and
+(theta - log efficiency) / se is referred to Student-t with n - 1 degrees of freedom.  The
+p-values are analytic, hence fine enough for Holm over every test of a run (a bootstrap
+p-value cannot go below 1 / (B + 1)).
+
+Degenerate cases are results: a mean risk at or below the curve's floor r_inf gives ESS = inf;
+a non-finite mean risk (a NaN or infinite risk in some chain) gives ESS = 0; an ESS of 0 or inf
+at T decides by its side (p 0 or 1).  Fewer than ``settings.min_seeds`` seeds, a learning curve
+that does not decrease, or a jackknife sample that reaches ESS 0 or inf give *inconclusive*.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+from scipy.optimize import minimize_scalar
+
+from ._stats import Verdict, t_pvalues
+
+__all__ = ["scaling_verdict", "CurveFit", "fit_learning_curve", "reference_curve",
+           "dey_donoho_efficiency"]
+
+STATISTIC = "effective real sample size, last / first iteration"
+
+
+@dataclass(frozen=True)
+class CurveFit:
+    """A learning curve E[risk](N) = r_inf + a / (N - b) (risk units; N in samples)."""
+
+    r_inf: float
+    a: float
+    b: float
+
+    def risk(self, n: np.ndarray | float) -> np.ndarray | float:
+        """Expected risk of a real-only fit on n samples (n > b)."""
+        return self.r_inf + self.a / (np.asarray(n, dtype=float) - self.b)
+
+    def ess(self, risk: float) -> float:
+        """Effective sample size of a mean risk: b + a / (risk - r_inf), in samples.
+
+        inf when ``risk`` <= r_inf (better than any finite real sample predicts), 0 when
+        ``risk`` is NaN or infinite, and at least 0 (a curve with b < 0 reaches 0 at a finite
+        risk)."""
+        if not np.isfinite(risk):
+            return 0.0
+        if risk <= self.r_inf:
+            return math.inf
+        return max(0.0, self.b + self.a / (risk - self.r_inf))
+
+    def __str__(self) -> str:
+        return f"{self.r_inf:.4g} + {self.a:.4g} / (N - {self.b:.4g})"
+
+
+def fit_learning_curve(sizes: np.ndarray, means: np.ndarray, se: np.ndarray | None = None, *,
+                       anchor: tuple[float, float] | None = None) -> CurveFit | None:
+    """Weighted least-squares fit of E[risk](N) = r_inf + a / (N - b) with a > 0, b < min N.
+
+    Parameters
+    ----------
+    sizes : ndarray of shape (K,)
+        Training-set sizes N (samples).
+    means : ndarray of shape (K,)
+        Mean risk over seeds at each size (risk units); with ``anchor``, the mean *paired
+        difference* risk(N) - risk(n_anchor) over seeds instead.
+    se : ndarray of shape (K,), optional
+        Standard errors of ``means`` (weights 1 / se^2; non-positive ones get the largest
+        weight seen; missing -> equal weights).
+    anchor : (n_anchor, mean risk at n_anchor), optional
+        A size the curve passes through exactly: then only a and b are fitted (to the paired
+        differences: r_inf = risk(n_anchor) - a / (n_anchor - b)), which needs K >= 2 sizes;
+        without it r_inf, a and b are fitted, which needs K >= 3.
+
+    Returns
+    -------
+    CurveFit, or None when no decreasing curve (a > 0) fits or there are too few sizes.
+
+    Method: variable projection (Golub & Pereyra 1973) -- for fixed b the curve is linear in
+    (r_inf, a), or in a alone with an anchor, solved by weighted least squares; b = N_min (1 - e^u)
+    is found on a grid of u in [log 1e-3, log 100] (b from just below N_min down to -99 N_min, the
+    far end an almost linear curve) and refined by bounded scalar minimisation.
+    """
+    x = np.asarray(sizes, dtype=float)
+    y = np.asarray(means, dtype=float)
+    if len(np.unique(x)) < (2 if anchor is not None else 3) or not np.isfinite(y).all():
+        return None
+    if se is None:
+        w = np.ones_like(y)
+    else:
+        se = np.asarray(se, dtype=float)
+        good = np.isfinite(se) & (se > 0)
+        if not good.any():
+            w = np.ones_like(y)
+        else:  # a zero standard error (constant values) gets the largest weight seen
+            w = 1.0 / np.where(good, se, se[good].min()) ** 2
+    w = w / w.sum()
+    n_min = min(x.min(), anchor[0]) if anchor is not None else x.min()
+
+    def solve(u: np.ndarray):
+        b = n_min * (1.0 - np.exp(np.atleast_1d(u)))            # (G,)
+        g = 1.0 / (x[None, :] - b[:, None])                      # (G, K)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if anchor is not None:
+                g = g - 1.0 / (anchor[0] - b[:, None])
+                a = (w * g * y[None, :]).sum(1) / (w * g * g).sum(1)
+                r = np.zeros_like(a)
+            else:
+                sw, sg, sgg = w.sum(), (w * g).sum(1), (w * g * g).sum(1)
+                sy, sgy = (w * y).sum(), (w * g * y[None, :]).sum(1)
+                a = (sw * sgy - sg * sy) / (sw * sgg - sg**2)
+                r = (sy - a * sg) / sw
+        rss = (w * (y[None, :] - r[:, None] - a[:, None] * g) ** 2).sum(1)
+        rss = np.where((a > 0) & np.isfinite(rss), rss, np.inf)
+        return rss, r, a, b
+
+    grid = np.linspace(math.log(1e-3), math.log(100.0), 121)
+    rss, *_ = solve(grid)
+    best = int(np.argmin(rss))
+    if not np.isfinite(rss[best]):
+        return None
+    lo, hi = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+    u = grid[best]
+    res = minimize_scalar(lambda v: float(solve(v)[0][0]), bounds=(lo, hi), method="bounded",
+                          options={"xatol": 1e-6})
+    if res.fun <= rss[best]:
+        u = float(res.x)
+    _, r, a, b = solve(u)
+    if anchor is not None:
+        r = anchor[1] - a / (anchor[0] - b)
+    return CurveFit(float(r[0]), float(a[0]), float(b[0]))
+
+
+_SIZE = re.compile(r"(\d+)$")
+
+
+def reference_curve(wide: dict[str, np.ndarray], prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    """The recorded real-data learning curve: sizes (K,) and per-seed risks (n_seeds, K), from
+    the metrics ``<prefix>N`` at iteration 0 (``tasks.base.LearningCurve``), by increasing N."""
+    found = []
+    for name, values in wide.items():
+        if name.startswith(prefix):
+            m = _SIZE.fullmatch(name[len(prefix):])
+            if m:
+                found.append((int(m.group(1)), np.asarray(values, dtype=float)[:, 0]))
+    found.sort(key=lambda item: item[0])
+    if not found:
+        return np.zeros(0), np.zeros((0, 0))
+    return (np.array([n for n, _ in found], dtype=float),
+            np.stack([v for _, v in found], axis=1))
+
+
+def dey_donoho_efficiency(generations: int) -> float:
+    """Relative efficiency of the Gaussian-mean estimate after G generations of augment
+    (= accumulate): 1 / sum_{g=1}^{G} 1 / g^2, decreasing to 6 / pi^2 = 0.6079 (Dey & Donoho
+    2024, Sec. 3; research/literature.md Sec. 3).  Generation g is model-fitting iteration
+    g - 1."""
+    return 1.0 / sum(1.0 / g**2 for g in range(1, int(generations) + 1))
+
+
+def _as_risk(x: np.ndarray) -> np.ndarray:
+    """Risks with NaN (an undefined, broken fit) counted as +inf."""
+    x = np.asarray(x, dtype=float)
+    return np.where(np.isnan(x), np.inf, x)
+
+
+def _mean_se(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard errors over seeds (axis 0); inf where a column is not finite."""
+    n = x.shape[0]
+    finite = np.isfinite(x).all(0)
+    with np.errstate(invalid="ignore"):
+        mean = np.where(finite, x.mean(0), np.inf)
+        se = np.where(finite, x.std(0, ddof=1) / math.sqrt(n), np.inf) if n > 1 else \
+            np.full(x.shape[1], np.nan)
+    return mean, se
+
+
+def _accumulate_generations(wide: dict[str, np.ndarray]) -> int | None:
+    """G = number of iterations when the provenance is Dey & Donoho's augment workflow (real
+    pool kept, one real-sized synthetic batch added per iteration), else None."""
+    if "n_real" not in wide or "n_synthetic" not in wide:
+        return None
+    n_real, n_syn = np.asarray(wide["n_real"], float), np.asarray(wide["n_synthetic"], float)
+    t = np.arange(n_real.shape[1])
+    if np.allclose(n_real, n_real[:, :1]) and np.allclose(n_syn, t[None, :] * n_real[:, :1]):
+        return int(n_real.shape[1])
+    return None
+
+
+def scaling_verdict(wide: dict[str, np.ndarray], spec: dict, settings, rng) -> Verdict:
+    """Def. 5 from the wide metric arrays (metric -> (n_seeds, n_iterations); NaN where not
+    recorded) and the task's profile spec (``scaling``: ``metric`` and ``reference`` and/or the
+    closed form ``a``, ``b``; see the module docstring).
+
+    Returns a ``Verdict`` with value = ESS(T) / ESS(0), one-sided ``1 - settings.alpha``
+    bounds, threshold ``settings.efficiency``, ``p_occurs`` (H0: ratio >= efficiency) and
+    ``p_not`` (H0: ratio <= efficiency) from the jackknife t-test; ``extra`` holds the numbers
+    (ESS at 0 and T, ESS / n_real, the curve).  ``rng`` is not used (the test is analytic).
+    """
+    scaling = spec.get("scaling") or {}
+    metric = scaling.get("metric")
+    if not metric or metric not in wide:
+        return Verdict.not_applicable(5, STATISTIC, "no real-data reference learning curve"
+                                      if not scaling else f"risk metric {metric!r} not recorded")
+    risk = _as_risk(wide[metric])
+    n_seeds = risk.shape[0]
+    closed = "a" in scaling and "b" in scaling
+    n_real = float(np.nanmean(wide["n_train"][:, 0])) if "n_train" in wide else math.nan
+    if closed:
+        fixed = CurveFit(float(scaling.get("r_inf", 0.0)), float(scaling["a"]),
+                         float(scaling["b"]))
+        sizes, ref = np.zeros(0), np.zeros((n_seeds, 0))
+        source = f"closed form E[{metric}](N) = {fixed}"
+    else:
+        fixed = None
+        sizes, ref = reference_curve(wide, scaling.get("reference") or "\0")
+        if len(sizes) == 0:
+            return Verdict.not_applicable(5, STATISTIC, "no real-data reference learning curve "
+                                          "recorded (the real pool is too small for one)")
+        ref = _as_risk(ref)
+        if not np.isfinite(n_real):
+            return Verdict.not_applicable(5, STATISTIC, "n_train not recorded: the real pool's "
+                                          "size anchors the learning curve")
+        source = (f"E[{metric}](N) fitted to real-only fits on N = "
+                  f"{', '.join(str(int(n)) for n in sizes)} real samples and iteration 0 "
+                  f"(N = {n_real:.0f}), means over seeds")
+    if n_seeds < settings.min_seeds:
+        return Verdict.inconclusive(5, STATISTIC, f"{n_seeds} seeds < min_seeds = "
+                                    f"{settings.min_seeds}")
+
+    # per-seed data: learning-curve risks, risk at iteration 0, risk at the last iteration
+    data = np.column_stack([ref, risk[:, 0], risk[:, -1]])
+    K = ref.shape[1]
+    if fixed is None:  # sizes whose real-only fit is not finite carry no curve information
+        keep = np.isfinite(data[:, :K]).all(0)
+        data = np.column_stack([data[:, :K][:, keep], data[:, K:]])
+        sizes, K = sizes[keep], int(keep.sum())
+
+    def estimate(rows: np.ndarray):
+        """(theta = log ESS(T) - log ESS(0), curve, ESS(0), ESS(T)) from seeds ``rows``."""
+        mean = _mean_se(rows)[0]
+        if fixed is None:
+            if not np.isfinite(mean[K]):
+                return math.nan, None, math.nan, math.nan
+            # paired differences from iteration 0 (same seed, split and test set): the
+            # seed-to-seed spread of the test set's difficulty cancels
+            diff, se = _mean_se(rows[:, :K] - rows[:, K:K + 1])
+            curve = fit_learning_curve(sizes, diff, se, anchor=(n_real, mean[K]))
+            if curve is None:
+                return math.nan, None, math.nan, math.nan
+        else:
+            curve = fixed
+        e0, e1 = curve.ess(mean[K]), curve.ess(mean[K + 1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            theta = float(np.log(e1) - np.log(e0)) if e0 > 0 and np.isfinite(e0) else math.nan
+        return theta, curve, e0, e1
+
+    theta, curve, ess0, ess1 = estimate(data)
+    if curve is None:
+        return Verdict.inconclusive(5, STATISTIC, "the real-data learning curve does not "
+                                    "decrease with N (no curve r_inf + a / (N - b), a > 0, fits)"
+                                    if fixed is None else "no finite risk at iteration 0")
+    numbers = {"ess_first": ess0, "ess_last": ess1, "n_real": n_real,
+               "ess_first_per_n_real": ess0 / n_real, "ess_last_per_n_real": ess1 / n_real,
+               "curve_r_inf": curve.r_inf, "curve_a": curve.a, "curve_b": curve.b,
+               "curve_sizes": [int(n) for n in sizes]}
+    detail = _detail(metric, source, curve, ess0, ess1, n_real, sizes, scaling, wide)
+    log_eff = math.log(settings.efficiency)
+    if np.isnan(theta):
+        return Verdict.inconclusive(5, STATISTIC, f"ESS(0) = {ess0:.4g}: the risk at iteration 0 "
+                                    "is off the learning curve", detail=detail, extra=numbers)
+    if np.isinf(theta):  # ESS(T) = 0 (non-finite risk) or inf (below the curve's floor)
+        value = 0.0 if theta < 0 else math.inf
+        p_occ, p_not = (0.0, 1.0) if theta < 0 else (1.0, 0.0)
+        return Verdict(5, STATISTIC, value, value, value, settings.efficiency, p_occ, p_not,
+                       test="ESS(T) at a bound of the learning curve (decided by its side)",
+                       detail=detail, extra=numbers)
+
+    # delete-one-seed jackknife of theta (the curve refitted each time)
+    n = data.shape[0]
+    loo = np.array([estimate(np.delete(data, i, axis=0))[0] for i in range(n)])
+    if not np.isfinite(loo).all():
+        return Verdict.inconclusive(
+            5, STATISTIC, "a delete-one-seed jackknife sample reaches ESS 0 or inf (one seed "
+            "decides the effective sample size)", value=math.exp(theta),
+            threshold=settings.efficiency, detail=detail, extra=numbers)
+    se = math.sqrt((n - 1) / n * float(((loo - loo.mean()) ** 2).sum()))
+    q = float(stats.t.ppf(1 - settings.alpha, n - 1))
+    p_not, p_occ = t_pvalues(theta, se, n, log_eff)  # (H0 theta <= log eff, H0 theta >= log eff)
+    numbers["log_ratio_se"] = se
+    return Verdict(5, STATISTIC, math.exp(theta), math.exp(theta - q * se),
+                   math.exp(theta + q * se), settings.efficiency, p_occ, p_not,
+                   test=f"delete-one-seed jackknife t-test of log ESS(T) / ESS(0) ({n - 1} df)",
+                   detail=detail, extra=numbers)
+
+
+def _detail(metric: str, source: str, curve: CurveFit, ess0: float, ess1: float,
+            n_real: float, sizes: np.ndarray, scaling: dict, wide: dict) -> str:
+    def fmt(e: float) -> str:
+        return f"{e:.4g}" if np.isfinite(e) else "inf"
+
+    parts = [f"ESS = {fmt(ess0)} real samples at iteration 0, {fmt(ess1)} at the last"]
+    if np.isfinite(n_real) and n_real > 0:
+        parts.append(f"ESS / n_real = {ess0 / n_real:.3g} and {ess1 / n_real:.3g} "
+                     f"(n_real = {n_real:.0f})")
+    if not ("a" in scaling and "b" in scaling):
+        parts.append(f"curve E[{metric}](N) = {curve}")
+        lo = sizes.min() if len(sizes) else math.nan
+        if np.isfinite(n_real) and (ess1 < lo or ess1 > n_real):
+            parts.append(f"ESS(T) extrapolated outside the recorded sizes "
+                         f"[{lo:.0f}, {n_real:.0f}]")
+    parts.append(source)
+    generations = _accumulate_generations(wide) if scaling.get("dey_donoho") else None
+    if generations is not None:
+        parts.append(f"Dey & Donoho 2024 (Gaussian mean, augment): ESS(T) / n_real -> "
+                     f"{dey_donoho_efficiency(generations):.4f} at G = {generations} "
+                     f"generations (limit 6/pi^2 = {6 / math.pi**2:.4f})")
+    return "; ".join(parts)

@@ -38,6 +38,7 @@ class Role(IntEnum):
     REAL = 4  #: fresh real data drawn during the loop
     EVAL = 5  #: randomness inside metrics
     CURATE = 6  #: curation policies (detector errors, reference fits, ratio-cap choices)
+    REFERENCE = 7  #: the real-data learning curve (Def. 5); stream (N, REFERENCE) for size N
 
 
 class Streams:

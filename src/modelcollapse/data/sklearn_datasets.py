@@ -10,7 +10,10 @@ Preprocessing (per replicate, so that replicates also sample the train/test spli
    training split (scikit-learn PCA; no whitening).  Default: wine keeps all 13 dimensions,
    digits 10 of its 64 pixel dimensions;
 4. regression (diabetes): standardised features plus an intercept column; the target is
-   standardised with training-split statistics, so test loss is a fraction of target variance.
+   standardised with training-split statistics, so test loss is a fraction of target variance;
+5. ``data_scale`` (default 1) multiplies the result -- the features (not the intercept column)
+   and the regression target -- by a constant: the same data in other units (a test that
+   verdicts do not depend on the data's units).
 """
 
 from __future__ import annotations
@@ -49,6 +52,11 @@ def _split(n_rows: int, test_size: float, n_train: int | None, rng: np.random.Ge
     return train, test
 
 
+def _check_scale(data_scale: float) -> None:
+    if not (np.isfinite(data_scale) and data_scale > 0):
+        raise ValueError(f"data_scale: must be a finite number > 0, got {data_scale!r}")
+
+
 def _standardise(train: np.ndarray, test: np.ndarray):
     keep = train.std(0) > 0
     train, test = train[:, keep], test[:, keep]
@@ -57,9 +65,14 @@ def _standardise(train: np.ndarray, test: np.ndarray):
 
 
 def vector_split(name: str, *, n_features: int, n_samples: int | None, test_size: float,
-                 streams: Streams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 streams: Streams, data_scale: float = 1.0
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Real training pool (R, n, n_features), real test set (R, m, n_features) and the test
-    set's class labels (R, m) (wine cultivars, digit classes: the modes of Def. 6)."""
+    set's class labels (R, m) (wine cultivars, digit classes: the modes of Def. 6).
+
+    ``data_scale`` (> 0) multiplies the features after standardisation and projection (units
+    of the data); raises ``ValueError`` if it is not positive."""
+    _check_scale(data_scale)
     from sklearn.decomposition import PCA
 
     X, y = load_raw(name)
@@ -70,22 +83,26 @@ def vector_split(name: str, *, n_features: int, n_samples: int | None, test_size
         if n_features < Xtr.shape[1]:
             pca = PCA(n_components=n_features, svd_solver="full").fit(Xtr)
             Xtr, Xte = pca.transform(Xtr), pca.transform(Xte)
-        trains.append(Xtr)
-        tests.append(Xte)
+        trains.append(Xtr * data_scale)
+        tests.append(Xte * data_scale)
         labels.append(y[te].astype(np.int64))
     return np.stack(trains), np.stack(tests), np.stack(labels)
 
 
-def regression_split(name: str, *, n_samples: int | None, test_size: float, streams: Streams
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``[1, x_1..x_p, y]``: training pool (R, n, p + 2) and test set (R, m, p + 2)."""
+def regression_split(name: str, *, n_samples: int | None, test_size: float, streams: Streams,
+                     data_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``[1, x_1..x_p, y]``: training pool (R, n, p + 2) and test set (R, m, p + 2).
+
+    ``data_scale`` (> 0) multiplies the standardised features and target (not the intercept
+    column); raises ``ValueError`` if it is not positive."""
+    _check_scale(data_scale)
     X, y = load_raw(name)
     trains, tests = [], []
     for g in streams(0, Role.DATA):
         tr, te = _split(len(X), test_size, n_samples, g)
         Xtr, Xte = _standardise(X[tr], X[te])
         mu, sd = y[tr].mean(), y[tr].std()
-        rows = [np.column_stack([np.ones(len(a)), a, (t - mu) / sd])
+        rows = [np.column_stack([np.ones(len(a)), a * data_scale, (t - mu) / sd * data_scale])
                 for a, t in ((Xtr, y[tr]), (Xte, y[te]))]
         trains.append(rows[0])
         tests.append(rows[1])

@@ -156,7 +156,9 @@ def run_chain(task: Task, paradigm, *, n_iterations: int,
     Returns
     -------
     ChainResult with every metric of ``task.evaluate`` plus ``n_train``, ``n_real``,
-    ``n_synthetic`` and ``synthetic_to_real_ratio`` (inf when no real data is trained on).
+    ``n_synthetic`` and ``synthetic_to_real_ratio`` (inf when no real data is trained on), and
+    the task's real-data learning curve ``reference_<metric>_n<N>`` (``Task.learning_curve``;
+    one value per chain, repeated at every iteration).
     """
     R, n_real = task.n_replicates, task.n_real
     if n_synthetic is None or np.ndim(n_synthetic) == 0:
@@ -259,6 +261,12 @@ def run_chain(task: Task, paradigm, *, n_iterations: int,
     for name in dict.fromkeys(k for row in ledger for k in row):  # NaN where not applicable
         values[name] = [np.broadcast_to(np.asarray(row.get(name, np.nan), dtype=float), (R,))
                         for row in ledger]
+    # the real-data learning curve (Def. 5): a property of each chain's real pool, the same value
+    # at every iteration (the table stays complete); it never sets a status, and a resumed chain
+    # recomputes it (same streams, same numbers)
+    curve = task.learning_curve(streams) if hasattr(task, "learning_curve") else {}
+    for name, v in curve.items():
+        values[name] = [np.asarray(v, dtype=float)] * len(status)
     return ChainResult({k: np.stack(v) for k, v in values.items()}, status)
 
 

@@ -10,7 +10,8 @@ from pydantic import Field, model_validator
 from ..data.sklearn_datasets import VECTOR_DATASETS, vector_split
 from ..metrics.knn import knn_precision_recall
 from ..rng import Role, Streams
-from .base import TaskParams, reference_moments, tail_rows  # noqa: F401  (re-exported)
+from .base import (LearningCurve, TaskParams, curve_sizes, reference_moments,  # noqa: F401
+                   tail_rows)
 
 
 #: collapse-profile roles of the density tasks' metrics (see ``Task.profile``)
@@ -35,6 +36,9 @@ class VectorParams(TaskParams):
         "the whole training split)")
     n_test: int = Field(1000, ge=1, description="held-out test samples (synthetic)")
     test_size: float = Field(0.25, gt=0, lt=1, description="held-out fraction (real data)")
+    data_scale: float = Field(
+        1.0, gt=0, description="multiply the real (or toy) data by this constant: the same "
+        "data in other units (not for the known truth: its scale is the task's own parameter)")
     sample_metrics: bool | None = Field(
         None, description="record k-NN precision / recall / mode coverage of fresh samples each "
         "iteration (Defs. 6-8; costs a sample and two distance matrices per replicate); default: "
@@ -43,6 +47,9 @@ class VectorParams(TaskParams):
 
     @model_validator(mode="after")
     def _resolve_sizes(self):
+        if self.data_scale != 1.0 and self.dataset == "synthetic":
+            raise ValueError("data_scale: only for real or toy datasets; the known truth's "
+                             "scale is a parameter of the task")
         if self.sample_metrics is None:
             self.sample_metrics = self.dataset != "synthetic" or self.synthetic_has_modes
         if self.dataset == "synthetic":
@@ -91,7 +98,11 @@ def vector_data(p: VectorParams, streams: Streams, draw_truth):
     ``draw_truth(generator, n) -> (X, labels or None)`` draws from the known truth.
     """
     if p.dataset in TOY_DATASETS:
-        draw_truth = _toy(p.dataset)
+        toy, scale = _toy(p.dataset), p.data_scale
+
+        def draw_truth(g, n):
+            X, labels = toy(g, n)
+            return X * scale, labels
     if p.dataset == "synthetic" or p.dataset in TOY_DATASETS:
         gens = streams(0, Role.DATA)
         real = np.stack([draw_truth(g, p.n_samples)[0] for g in gens])
@@ -105,8 +116,20 @@ def vector_data(p: VectorParams, streams: Streams, draw_truth):
         return real, test, sample_real, labels
     real, test, labels = vector_split(p.dataset, n_features=p.n_features,
                                       n_samples=p.n_samples, test_size=p.test_size,
-                                      streams=streams)
+                                      streams=streams, data_scale=p.data_scale)
     return real, test, None, labels
+
+
+#: real-data learning curve (Def. 5): smallest subsample = this many times (n_features + 1)
+CURVE_SMALLEST = 3
+
+
+def vector_curve(metric: str, risk, n_real: int, smallest: int,
+                 repeats: int) -> LearningCurve | None:
+    """The task's real-data learning curve on subsamples of ``smallest`` .. ``n_real`` rows
+    (``tasks.base.LearningCurve``), or None when the pool is too small for one."""
+    sizes = curve_sizes(n_real, smallest)
+    return LearningCurve(metric, risk, sizes, repeats) if sizes else None
 
 
 N_EVAL = 300  #: held-out points (and synthetic samples) for the k-NN metrics

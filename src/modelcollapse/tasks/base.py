@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["Task", "TaskParams"]
+__all__ = ["Task", "TaskParams", "LearningCurve", "curve_sizes"]
 
 
 class TaskParams(BaseModel):
@@ -48,8 +48,15 @@ class Task:
         Which recorded metric measures what for the collapse profile (``modelcollapse.profile``):
         ``variance`` (Def. 4), ``modes`` (Def. 6), ``tail`` and ``tail_base`` (Def. 7: tail risk
         relative to overall risk), ``tail_recall`` (Def. 7), ``hallucination`` (Def. 8), and
-        ``scaling`` = {"metric", "a", "b"}: the real-data-only reference curve
-        E[metric](N) = a / (N - b) used for the effective sample size (Def. 5).
+        ``scaling`` (Def. 5) = {"metric", "reference"} and, where the truth is known, "a", "b":
+        the real-data-only reference learning curve E[metric](N) = a / (N - b) in closed form;
+        ``reference`` is the prefix of the recorded empirical curve's metrics
+        (``reference``: ``LearningCurve``).
+    reference : LearningCurve, optional
+        The task's real-data learning curve (Def. 5): fits of the task's family on real
+        subsamples of several sizes, recorded with every chain as the metrics
+        ``reference_<metric>_n<N>`` (``Task.learning_curve``; one value per chain, the same at
+        every iteration).
     """
 
     name: str
@@ -62,6 +69,23 @@ class Task:
     sample_real: Callable[[int, list], np.ndarray] | None = None
     truth: dict[str, Any] = field(default_factory=dict)
     profile: dict[str, Any] = field(default_factory=dict)
+    reference: "LearningCurve | None" = None
+    _curves: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def learning_curve(self, streams) -> dict[str, np.ndarray]:
+        """The real-data learning curve of each replicate of ``streams``: metric name
+        ``reference_<metric>_n<N>`` -> risks of shape (R,) ({} without ``reference``).
+
+        Computed once per task object and set of replicates (a task built once serves all its
+        paradigms; the value is a pure function of the real pool and the streams, so a task
+        rebuilt in another process gives identical numbers).
+        """
+        if self.reference is None:
+            return {}
+        key = (streams.seed, tuple(int(r) for r in streams.replicates))
+        if key not in self._curves:
+            self._curves = {key: self.reference.compute(self.make_model, self.real, streams)}
+        return self._curves[key]
 
     @property
     def n_replicates(self) -> int:
@@ -70,6 +94,74 @@ class Task:
     @property
     def n_real(self) -> int:
         return self.real.shape[1]
+
+
+@dataclass
+class LearningCurve:
+    """A real-data-only learning curve: the task's risk of its model family fitted on real
+    subsamples of sizes ``sizes`` (the reference scaling law of Def. 5).
+
+    For each size N and replicate r, ``repeats`` subsamples of N rows are drawn without
+    replacement from replicate r's real training pool (stream (N, ``Role.REFERENCE``), which
+    also feeds the fit's own randomness), a fresh model is fitted on each, ``risk`` evaluates
+    it on the held-out real test set and the replicate's value is the mean over the repeats.
+    The streams depend only on (replicate, N), never on the paradigm, so every paradigm of a
+    study records the same curve.
+
+    Attributes
+    ----------
+    metric : str
+        The risk metric measured (e.g. ``test_loss``, ``test_nll``; the name in ``METRICS``).
+    risk : callable (fitted model) -> ndarray of shape (R,)
+        ``metric`` of a model fitted on R replicates, in the metric's units.
+    sizes : tuple of int
+        Subsample sizes N, each < the real pool's size (``curve_sizes``).
+    repeats : int
+        Subsamples per size and replicate (their risks are averaged).
+    """
+
+    metric: str
+    risk: Callable[[Any], np.ndarray]
+    sizes: tuple[int, ...]
+    repeats: int = 1
+
+    @property
+    def prefix(self) -> str:
+        """Prefix of the recorded metrics: ``reference_<metric>_n`` (then N)."""
+        return f"reference_{self.metric}_n"
+
+    def compute(self, make_model: Callable[[], Any], real: np.ndarray,
+                streams) -> dict[str, np.ndarray]:
+        """``{prefix + str(N): risks (R,)}`` for every size N; real of shape (R, n_real, ...)."""
+        from ..rng import Role
+
+        R, n_real = real.shape[:2]
+        out = {}
+        for N in self.sizes:
+            if not 1 <= N <= n_real:
+                raise ValueError(f"learning-curve size {N} outside 1..{n_real} (the real pool)")
+            gens = streams(N, Role.REFERENCE)
+            total = np.zeros(R)
+            for _ in range(self.repeats):
+                rows = np.stack([g.choice(n_real, size=N, replace=False) for g in gens])
+                model = make_model()
+                model.fit(take_rows(real, rows), rngs=gens)
+                with np.errstate(all="ignore"):
+                    total = total + np.asarray(self.risk(model), dtype=float)
+            out[f"{self.prefix}{N}"] = total / self.repeats
+        return out
+
+
+def curve_sizes(n_real: int, smallest: int, count: int = 5) -> tuple[int, ...]:
+    """``count`` geometrically spaced subsample sizes from ``smallest`` up to (not including)
+    ``n_real``: N_j = round(smallest (n_real / smallest)^(j / count)), j = 0..count-1, without
+    repeats; () when ``smallest`` >= ``n_real`` (no room for a curve)."""
+    smallest = int(smallest)
+    if smallest >= n_real or count < 1:
+        return ()
+    ratio = n_real / smallest
+    sizes = [int(round(smallest * ratio ** (j / count))) for j in range(count)]
+    return tuple(sorted({n for n in sizes if smallest <= n < n_real}))
 
 
 TAIL_FRACTION = 0.1  #: share of held-out real points that form the tail (Def. 7)

@@ -12,8 +12,11 @@ from ..families.base import PerReplicate
 from ..families.gmm import GaussianMixture
 from ..metrics import cov_trace_ratio, mean_nll
 from ..rng import Streams
-from ._vector import VECTOR_PROFILE, VectorParams, sample_metrics, vector_data
+from ._vector import (CURVE_SMALLEST, VECTOR_PROFILE, VectorParams, sample_metrics, vector_curve,
+                      vector_data)
 from .base import Task, reference_moments, tail_rows, take_rows
+
+CURVE_REPEATS = 1  #: subsamples per size and replicate of the learning curve (an EM fit each)
 
 
 def _circle_means(k: int, d: int, radius: float = 4.0) -> np.ndarray:
@@ -68,9 +71,19 @@ class GMMTask:
             return PerReplicate(lambda: GaussianMixture(
                 n_components=k, covariance_type=p.covariance_type, max_iter=p.max_iter), R)
 
+        def test_nll(model: PerReplicate) -> np.ndarray:
+            return mean_nll(model.score_samples(test))
+
+        # Def. 5: the real-data learning curve, from 3 (d + 1) rows per component
+        reference = vector_curve("test_nll", test_nll, real.shape[1],
+                                 CURVE_SMALLEST * (d + 1) * k, CURVE_REPEATS)
+        profile = dict(VECTOR_PROFILE, scaling={"metric": "test_nll"})
+        if reference is not None:
+            profile["scaling"]["reference"] = reference.prefix
+
         return Task(
             name=f"gmm-{p.dataset}", family=cls.family, make_model=make_model,
             real=real, test=test, evaluate=evaluate, risk_metric="test_nll",
             sample_real=sample_real, truth={"means": means, "covariance": cov0},
-            profile=VECTOR_PROFILE,
+            profile=profile, reference=reference,
         )

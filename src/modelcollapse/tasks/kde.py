@@ -11,8 +11,12 @@ from pydantic import Field, field_validator
 from ..families.kde import KernelDensity
 from ..metrics import cov_trace_ratio, mean_nll
 from ..rng import Streams
-from ._vector import VECTOR_PROFILE, VectorParams, sample_metrics, vector_data
+from ._vector import (VECTOR_PROFILE, VectorParams, sample_metrics, vector_curve,
+                      vector_data)
 from .base import Task, reference_moments, tail_rows, take_rows
+
+CURVE_REPEATS = 8  #: subsamples per size and replicate of the learning curve (cheap fits)
+CURVE_SMALLEST_KDE = 1  #: smallest learning-curve subsample: this many times (n_features + 1)
 
 
 class KDETask:
@@ -44,6 +48,18 @@ class KDETask:
         mean0 = np.zeros((R, d)) if p.dataset == "synthetic" else reference_moments(test)[0]
         tail = tail_rows(test, mean0, cov0)
 
+        def test_nll(model: KernelDensity) -> np.ndarray:
+            return mean_nll(model.score_samples(test))
+
+        # Def. 5: the real-data learning curve (the bandwidth rule adapts to each subsample); a
+        # KDE is defined from one sample, so the curve starts low, at d + 1 samples, where
+        # collapsed chains land (a KDE's risk falls slowly, ~N^(-4/(d+4)))
+        reference = vector_curve("test_nll", test_nll, real.shape[1], CURVE_SMALLEST_KDE * (d + 1),
+                                 CURVE_REPEATS)
+        profile = dict(VECTOR_PROFILE, scaling={"metric": "test_nll"})
+        if reference is not None:
+            profile["scaling"]["reference"] = reference.prefix
+
         def evaluate(model: KernelDensity, iteration: int = 0) -> dict[str, np.ndarray]:
             scores = model.score_samples(test)
             return {**sample_metrics(model, test, labels, streams, iteration, p.sample_metrics),
@@ -55,5 +71,6 @@ class KDETask:
             name=f"kde-{p.dataset}", family=cls.family,
             make_model=lambda: KernelDensity(bandwidth=p.bandwidth),
             real=real, test=test, evaluate=evaluate, risk_metric="test_nll",
-            sample_real=sample_real, truth={"covariance": cov0}, profile=VECTOR_PROFILE,
+            sample_real=sample_real, truth={"covariance": cov0}, profile=profile,
+            reference=reference,
         )

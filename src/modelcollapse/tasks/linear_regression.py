@@ -22,7 +22,12 @@ from pydantic import Field, model_validator
 from ..data.sklearn_datasets import regression_split
 from ..families.linear_regression import LinearRegression
 from ..rng import Role, Streams
-from .base import Task, TaskParams, reference_moments, tail_rows, take_rows
+from .base import (LearningCurve, Task, TaskParams, curve_sizes, reference_moments, tail_rows,
+                   take_rows)
+
+#: real-data learning curve (Def. 5): smallest subsample = this many times the design's columns
+CURVE_SMALLEST = 3
+CURVE_REPEATS = 8  #: subsamples per size and replicate (an OLS fit costs microseconds)
 
 
 class LinearRegressionTask:
@@ -41,9 +46,15 @@ class LinearRegressionTask:
             "(theory; synthetic default) or the fitted residual variance (diabetes: always)")
         n_test: int = Field(1000, ge=1, description="held-out test rows (synthetic)")
         test_size: float = Field(0.25, gt=0, lt=1, description="held-out fraction (real data)")
+        data_scale: float = Field(
+            1.0, gt=0, description="multiply the real features and target by this constant "
+            "(other units of the same data; real data only)")
 
         @model_validator(mode="after")
         def _resolve(self):
+            if self.data_scale != 1.0 and self.dataset == "synthetic":
+                raise ValueError("data_scale: only for real data (dataset: diabetes); the known "
+                                 "truth's scale is noise_variance")
             if self.dataset == "synthetic":
                 self.n_samples = 100 if self.n_samples is None else self.n_samples
                 self.label_noise = self.label_noise or "true"
@@ -77,7 +88,8 @@ class LinearRegressionTask:
                 return rows(Xn, rngs)
         else:
             real, test = regression_split(p.dataset, n_samples=p.n_samples,
-                                          test_size=p.test_size, streams=streams)
+                                          test_size=p.test_size, streams=streams,
+                                          data_scale=p.data_scale)
             truth, sample_real = {}, None
 
         design = real[..., :-1]
@@ -99,15 +111,21 @@ class LinearRegressionTask:
                    + (c * (moments["xtx"] @ c[..., None])[..., 0]).sum(1))
             return np.clip(sse, 0.0, None) / moments["count"]
 
+        def population_risk(model: LinearRegression) -> np.ndarray:
+            return ((model.coef_ - truth["coef"]) ** 2).sum(1)
+
+        def test_loss(model: LinearRegression) -> np.ndarray:
+            return mse(test_moments, model.coef_)
+
         def evaluate(model: LinearRegression, iteration: int = 0) -> dict[str, np.ndarray]:
             c = model.coef_
             out = {}
             if "coef" in truth:
                 delta = c - truth["coef"]
-                out["population_risk"] = (delta**2).sum(1)
+                out["population_risk"] = population_risk(model)
                 # excess risk on the tail of x: E[(x^T delta)^2 | x in the 10% highest leverage]
                 out["tail_risk"] = (delta * (tail_second_moment @ delta[..., None])[..., 0]).sum(1)
-            out["test_loss"] = mse(test_moments, c)
+            out["test_loss"] = test_loss(model)
             out["tail_loss"] = mse(tail_moments, c)
             out["residual_variance"] = model.residual_variance_
             # variance of the model's label distribution: noise + Var_x(x^T c)
@@ -116,18 +134,23 @@ class LinearRegressionTask:
             return out
 
         risk = "population_risk" if truth else "test_loss"
-        # Def. 7 compares tail to overall risk: excess risks when the truth is known (the noise
-        # floor would hide the ratio), held-out losses otherwise
+        # Def. 7 compares tail to overall risk: excess risks when the truth is known, else the
+        # increments of held-out losses since iteration 0 (the noise floor cancels)
+        # Def. 5: the real-data learning curve of OLS on real subsamples of 3d .. n rows
+        d = design.shape[-1]
+        reference = LearningCurve(risk, population_risk if truth else test_loss,
+                                  curve_sizes(real.shape[1], CURVE_SMALLEST * d), CURVE_REPEATS)
         profile = {"variance": "predictive_variance", "tail": "tail_loss", "tail_base": "test_loss",
-                   "tail_mode": "ratio"}
+                   "tail_mode": "increment",
+                   "scaling": {"metric": risk, "reference": reference.prefix}}
         if truth:  # E risk of OLS on N real rows of an isotropic Gaussian design
-            d = design.shape[-1]
-            profile.update(tail="tail_risk", tail_base="population_risk", scaling={
-                "metric": "population_risk", "a": p.noise_variance * d, "b": d + 1.0})
+            profile.update(tail="tail_risk", tail_base="population_risk", tail_mode="ratio")
+            profile["scaling"].update(a=p.noise_variance * d, b=d + 1.0)
 
         return Task(
             name=f"linear_regression-{p.dataset}", family=cls.family,
             make_model=lambda: LinearRegression(design, noise_variance=noise),
             real=real, test=test, evaluate=evaluate,
             risk_metric=risk, sample_real=sample_real, truth=truth, profile=profile,
+            reference=reference if reference.sizes else None,
         )

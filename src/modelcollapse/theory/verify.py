@@ -19,13 +19,15 @@ bound of absorption checks; 0 for exact formulas), the statistic is the simultan
 simultaneous bands, e.g. Westfall & Young 1993, resampling-based multiple testing): B multinomial
 resamples of the N chains give e*_i, and
 
-    Z*_b = max_i |e*_i - e_i| / s_i,     p = (1 + #{b: Z*_b >= Z}) / (B + 1),
+    Z*_b = max_i |e*_i - e_i| / s_i,     p = (1 + #{b: Z*_b >= Z}) / (B + 1)
 
-so the correlation across iterations and the skewness of heavy-tailed values (trace ratios,
+(signed deviations for one-sided checks), so the correlation across iterations and the skewness of heavy-tailed values (trace ratios,
 squared errors) are taken from the data rather than from a normal approximation.  A check
 passes when p >= ``level``; ``run_verify`` uses level = ``FAMILY_LEVEL`` / (number of checks)
 (Bonferroni), so a run of correct formulas fails with probability <= ~1% for any seed.  B is at
-least 2 / level, so that a p-value below the level can be resolved.
+least 2 / level, so that a p-value below the level can be resolved.  (``scipy.stats.bootstrap``
+gives intervals for one statistic at a time; the shared resamples and the max over iterations
+are what the simultaneous test needs, hence the few lines of numpy here.)
 
 Seeds: engine checks share runs: every distinct study is run once per call (``run_study`` with
 ``seed`` as its root seed).  Independent simulations are seeded with
@@ -47,8 +49,8 @@ import pandas as pd
 
 from .predictions import PREDICTIONS, Prediction
 
-__all__ = ["run_verify", "verify_one", "max_z_test", "STATISTICS", "COLUMNS", "FAMILY_LEVEL",
-           "N_BOOTSTRAP"]
+__all__ = ["run_verify", "verify_one", "max_z_test", "multinomial_counts", "resampled_means",
+           "default_level", "Sample", "STATISTICS", "COLUMNS", "FAMILY_LEVEL", "N_BOOTSTRAP"]
 
 COLUMNS = ["check", "source", "iterations", "predicted", "simulated", "std_error", "tolerance",
            "max_z", "p_value", "level", "passed"]

@@ -94,7 +94,8 @@ class CurveFit:
         return max(0.0, self.b + self.a / (risk - self.r_inf))
 
     def __str__(self) -> str:
-        return f"{self.r_inf:.4g} + {self.a:.4g} / (N - {self.b:.4g})"
+        sign = "-" if self.b >= 0 else "+"
+        return f"{self.r_inf:.4g} + {self.a:.4g} / (N {sign} {abs(self.b):.4g})"
 
 
 def fit_learning_curve(sizes: np.ndarray, means: np.ndarray, se: np.ndarray | None = None, *,
@@ -352,7 +353,9 @@ def _detail(metric: str, source: str, curve: CurveFit, ess0: float, ess1: float,
         lo = sizes.min() if len(sizes) else math.nan
         if np.isfinite(n_real) and (ess1 < lo or ess1 > n_real):
             parts.append(f"ESS(T) extrapolated outside the recorded sizes "
-                         f"[{lo:.0f}, {n_real:.0f}]")
+                         f"[{lo:.0f}, {n_real:.0f}]" + (
+                             f": the last risk is worse than a real-only fit on {lo:.0f} "
+                             "samples" if ess1 < lo else ""))
     parts.append(source)
     generations = _accumulate_generations(wide) if scaling.get("dey_donoho") else None
     if generations is not None:

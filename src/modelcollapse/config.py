@@ -117,7 +117,9 @@ class ParadigmSpec(_Strict):
     name: str = Field(description="replace | accumulate | accumulate-subsample | mix")
     real_fraction: float | None = Field(
         None, ge=0, le=1, description="mix only: real fraction lambda of each training set")
-    fresh_real: bool = Field(False, description="mix only: draw the real part anew each iteration")
+    fresh_real: bool = Field(False, description="mix only: draw the real part anew each "
+                             "iteration (from the truth where the task knows it; on a real "
+                             "dataset a new subsample of the same fixed real pool)")
     real_weight: float | None = Field(
         None, ge=0, le=1, description="mix only: total sample weight of the real part (the rest "
         "goes to the synthetic part); default proportional to counts")

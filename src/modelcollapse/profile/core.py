@@ -28,14 +28,14 @@ COLUMNS = ["task", "paradigm", "definition", "name", "verdict", "reason", "stati
 
 def _wide(group: pd.DataFrame) -> dict[str, np.ndarray]:
     """metric -> (n_seeds, n_iterations) array (NaN where not recorded), seeds in one order."""
-    seeds = np.sort(group.seed.unique())
-    iterations = np.sort(group.iteration.unique())
-    out = {}
-    for m, g in group.groupby("metric", observed=True):
-        w = g.pivot_table(index="seed", columns="iteration", values="value", aggfunc="first",
-                          dropna=False)
-        out[str(m)] = w.reindex(index=seeds, columns=iterations).to_numpy(dtype=float)
-    return out
+    seeds, s_idx = np.unique(group.seed.to_numpy(), return_inverse=True)
+    its, t_idx = np.unique(group.iteration.to_numpy(), return_inverse=True)
+    metric = group.metric.astype(str).to_numpy()
+    values = group.value.to_numpy(dtype=float)
+    names, m_idx = np.unique(metric, return_inverse=True)
+    cube = np.full((len(names), len(seeds), len(its)), np.nan)
+    cube[m_idx, s_idx, t_idx] = values
+    return {str(name): cube[k] for k, name in enumerate(names)}
 
 
 def _present(wide, name) -> bool:

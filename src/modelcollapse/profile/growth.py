@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import linalg, stats
+from scipy import stats
 from scipy.optimize import minimize_scalar
 
 __all__ = ["GrowthTest", "growth_test", "box_cox_basis", "exp_saturation_basis"]
@@ -58,14 +58,15 @@ class _GLS:
     """Profiled generalized least squares of ybar ~ a + b g(shape) on block means."""
 
     def __init__(self, ybar: np.ndarray, cov: np.ndarray, blocks: np.ndarray):
-        self.chol = linalg.cholesky(cov, lower=True)
-        self.blocks = blocks                       # (K, T) block-averaging matrix
-        self.y = linalg.solve_triangular(self.chol, ybar, lower=True)
-        self.one = linalg.solve_triangular(self.chol, np.ones(len(ybar)), lower=True)
+        # whitening W = L^-1 (cov = L L^T, K x K), applied to the block-averaging matrix once
+        w = np.linalg.inv(np.linalg.cholesky(cov))
+        self.white = w @ blocks                    # (K, T)
+        self.y = w @ ybar
+        self.one = w.sum(1)
 
     def chi2(self, basis: np.ndarray, b_min: float | None) -> np.ndarray:
         """Minimum GLS lack of fit over (a, b) for each row of ``basis`` (shapes, T)."""
-        g = linalg.solve_triangular(self.chol, (basis @ self.blocks.T).T, lower=True).T
+        g = basis @ self.white.T
         one, y = self.one, self.y
         # project out the intercept: residual makers with respect to the whitened constant
         oo = one @ one

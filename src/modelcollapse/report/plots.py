@@ -35,8 +35,10 @@ def plot_task(results: pd.DataFrame, task: str, path: Path,
     import matplotlib.pyplot as plt
 
     data = results[results.task == task]
+    # the real-data learning curve (reference_<metric>_n<N>, Def. 5) is constant per chain
     metrics = [m for m in data.metric.unique()
-               if m not in PROVENANCE or m == "synthetic_to_real_ratio"]
+               if (m not in PROVENANCE or m == "synthetic_to_real_ratio")
+               and not str(m).startswith("reference_")]
     ncol = min(3, len(metrics))
     nrow = int(np.ceil(len(metrics) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.4 * nrow), squeeze=False)

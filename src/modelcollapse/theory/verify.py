@@ -21,13 +21,15 @@ resamples of the N chains give e*_i, and
 
     Z*_b = max_i |e*_i - e_i| / s_i,     p = (1 + #{b: Z*_b >= Z}) / (B + 1)
 
-(signed deviations for one-sided checks), so the correlation across iterations and the skewness of heavy-tailed values (trace ratios,
-squared errors) are taken from the data rather than from a normal approximation.  A check
-passes when p >= ``level``; ``run_verify`` uses level = ``FAMILY_LEVEL`` / (number of checks)
-(Bonferroni), so a run of correct formulas fails with probability <= ~1% for any seed.  B is at
-least 2 / level, so that a p-value below the level can be resolved.  (``scipy.stats.bootstrap``
-gives intervals for one statistic at a time; the shared resamples and the max over iterations
-are what the simultaneous test needs, hence the few lines of numpy here.)
+(signed deviations for one-sided checks), so the correlation across iterations and the
+skewness of heavy-tailed values (trace ratios, squared errors) are taken from the data rather
+than from a normal approximation.  A check passes when p >= ``level``; ``run_verify`` uses
+level = ``FAMILY_LEVEL`` / (number of checks) (Bonferroni), so a run of correct formulas fails
+with probability ~1% for any seed.  B is at least 2 / level, so that a p-value below the level
+can be resolved.  Measured calibration (1500 data sets each, exact formulas): rejection rates
+1.1% / 5.1% (weighting curve) and 1.3% / 5.7% (location MSE ratio) at nominal 1% / 5%.
+(``scipy.stats.bootstrap`` gives intervals for one statistic at a time; the shared resamples
+and the max over iterations are what the simultaneous test needs, hence the numpy here.)
 
 Seeds: engine checks share runs: every distinct study is run once per call (``run_study`` with
 ``seed`` as its root seed).  Independent simulations are seeded with

@@ -86,7 +86,6 @@ def test_run_verify_all_pass(seed):
     assert len(table) == len(theory.PREDICTIONS)
     failed = table[~table.passed]
     assert failed.empty, failed.to_string()
-    assert sum(table.attrs["seconds"].values()) < 30
 
 
 def test_predictions_registry_is_well_formed():

@@ -122,7 +122,8 @@ def _summary_table(summary: pd.DataFrame) -> str:
         f"<td>{_ci_cell(r, 'initial')}</td><td>{_ci_cell(r, 'final')}</td>"
         f"<td>{_ci_cell(r, 'ratio')}</td></tr>" for r in summary.itertuples())
     return ('<table id="summary"><thead><tr><th>task</th><th>paradigm</th><th>metric</th>'
-            "<th>iteration 0</th><th>last iteration</th><th>last / first</th></tr></thead>"
+            "<th>iteration 0</th><th>last iteration</th><th>last vs first (ratio of means; "
+            "difference for log-losses)</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>")
 
 
@@ -130,13 +131,15 @@ def _practices_table(effects: pd.DataFrame, baseline: str) -> str:
     fmt = _ci_cell
     rows = "".join(
         f'<tr><td class="name">{_e(r.task)}</td><td class="name">{_e(r.paradigm)}</td>'
-        f"<td>{_e(r.risk_metric or '')}</td><td>{fmt(r, 'risk_ratio')}</td>"
+        f"<td>{_e(r.risk_metric or '')}</td><td>{fmt(r, 'risk_ratio')}"
+        f"<br><small>{_e(getattr(r, 'risk_contrast', '') or '')}</small></td>"
         f"<td>{fmt(r, 'risk_vs_baseline')}</td><td>{_e(r.tail_metric or '')}</td>"
         f"<td>{fmt(r, 'tail_ratio')}</td><td>{_e(_num(getattr(r, 'synthetic_share', np.nan)))}"
         "</td></tr>" for r in effects.itertuples())
     return ('<div class="scroll"><table id="practices"><thead><tr><th>task</th><th>paradigm'
-            "</th><th>risk</th><th>risk last / first</th>"
-            f"<th>last risk − {_e(baseline)}</th><th>tail metric</th><th>tail last / first</th>"
+            "</th><th>risk</th><th>risk last vs first</th>"
+            f"<th>last risk − {_e(baseline)}</th><th>tail metric</th><th>tail last / first "
+            "(ratio of means)</th>"
             "<th>synthetic share (last)</th></tr></thead>"
             f"<tbody>{rows}</tbody></table></div>")
 

@@ -33,6 +33,22 @@ def _wide(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     return rows[rows.metric == metric].pivot(index="seed", columns="iteration", values="value")
 
 
+def _contrast(w: pd.DataFrame, metric: str, level: float) -> tuple[float, float, float, str]:
+    """Last vs first iteration over seeds: the ratio of means with a delta-method interval, or
+    for log-losses (nats) the mean difference with a paired t interval (see
+    ``summary.final_vs_initial``)."""
+    from ..metrics import info
+    from ..profile._stats import log_ratio_of_means, mean_test
+
+    first, last = w.iloc[:, 0].to_numpy(float), w.iloc[:, -1].to_numpy(float)
+    alpha = (1 - level) / 2
+    if info(metric).units.startswith("nats"):
+        t = mean_test(last - first, 0.0, alpha)
+        return t.mean, t.low, t.high, "difference"
+    _, t = log_ratio_of_means(first, last, 1.0, alpha)
+    return t.mean, t.low, t.high, "ratio of means"
+
+
 def practice_effects(results: pd.DataFrame, specs: dict[str, dict],
                      baseline: str = "accumulate", level: float = 0.95) -> pd.DataFrame:
     """One row per (task, paradigm): the last iteration's risk and tail metric relative to
@@ -42,7 +58,11 @@ def practice_effects(results: pd.DataFrame, specs: dict[str, dict],
 
     Returns
     -------
-    DataFrame with columns task, paradigm, risk_metric, risk_ratio(_low, _high),
+    ``risk_ratio`` is the ratio of means last / first (delta-method interval), or for a
+    log-loss the difference last - first (``risk_contrast`` says which); ``tail_ratio`` the
+    ratio of means of the tail metric.
+
+    DataFrame with columns task, paradigm, risk_metric, risk_contrast, risk_ratio(_low, _high),
     risk_vs_baseline(_low, _high), tail_metric, tail_higher_is_better, tail_ratio(_low, _high),
     synthetic_share, n_seeds.
     """
@@ -59,8 +79,7 @@ def practice_effects(results: pd.DataFrame, specs: dict[str, dict],
             if risk and (rows_p.metric == risk).any():
                 w = _wide(rows_p, risk)
                 row["n_seeds"] = len(w)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    m, lo, hi = mean_ci((w.iloc[:, -1] / w.iloc[:, 0]).to_numpy(), level)
+                m, lo, hi, row["risk_contrast"] = _contrast(w, risk, level)
                 row.update(risk_ratio=m, risk_ratio_low=lo, risk_ratio_high=hi)
                 if base_final is not None:
                     diff = (w.iloc[:, -1] - base_final.reindex(w.index)).to_numpy()
@@ -69,8 +88,7 @@ def practice_effects(results: pd.DataFrame, specs: dict[str, dict],
                                risk_vs_baseline_high=hi)
             if tail and (rows_p.metric == tail).any():
                 w = _wide(rows_p, tail)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    m, lo, hi = mean_ci((w.iloc[:, -1] / w.iloc[:, 0]).to_numpy(), level)
+                m, lo, hi, _ = _contrast(w, tail, level)
                 row.update(tail_ratio=m, tail_ratio_low=lo, tail_ratio_high=hi)
             n_syn, n_train = _wide(rows_p, "n_synthetic"), _wide(rows_p, "n_train")
             if len(n_syn):

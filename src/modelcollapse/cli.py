@@ -430,6 +430,10 @@ def print_profile(profile, title: str) -> None:
             table.add_row(f"  {escape(str(paradigm))}",
                           *[SYMBOLS[marks.get(d, "not_applicable")] for d in DEFINITIONS])
     console.print(table)
+    if "reason" in profile:
+        unsure = profile[profile.verdict == "inconclusive"]
+        for reason, n in unsure.reason.fillna("").value_counts().items():
+            console.print(f"[yellow]?[/] x{n}: {escape(str(reason))}", highlight=False)
     first = profile.iloc[0] if len(profile) else None
     control = (f"family-wise alpha {first.alpha:g} (Holm over all verdicts), "
                f"{first.n_seeds} seeds, horizon: iteration {first.last_iteration}. "

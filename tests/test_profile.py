@@ -123,6 +123,16 @@ def test_growth_test_separates_growth_laws(seed):
         assert p_occ > 1e-4 and p_not < 1e-3
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_divergence_needs_the_curve_still_rising_at_the_end(seed):
+    """A linear rise that stops flat for the last third is no saturating law's shape (S is
+    rejected) but is not rising at the end: the intersection-union test never says 'occurs'."""
+    t = np.arange(45.0)
+    kinked = np.minimum(t, 30.0)
+    p_occ, _ = _p(_curves(kinked, n=100, sd=0.01, seed=seed))
+    assert p_occ > 0.05
+
+
 @pytest.mark.parametrize("T", [10, 50, 300])
 @pytest.mark.parametrize("tau_over_T", [0.5, 1.0])
 def test_bounded_curves_with_unresolved_timescale_never_occur(T, tau_over_T):

@@ -77,11 +77,12 @@ def _hand_made_profile(columns):
     rows = []
     for k, (task, paradigm) in enumerate(columns):
         for d in range(1, 9):
-            verdict = ("occurs", "does_not_occur", "not_applicable")[(d + k) % 3]
+            verdict = ("occurs", "does_not_occur", "inconclusive", "not_applicable")[(d + k) % 4]
             rows.append(dict(task=task, paradigm=paradigm, definition=d, name=f"def <{d}>",
                              verdict=verdict, statistic="ratio & <b>bold</b>",
                              value=1.5 * d if verdict != "not_applicable" else float("nan"),
                              low=1.0 * d, high=float("nan"), p_value=0.01,
+                             reason="too few <seeds>" if verdict == "inconclusive" else "",
                              detail='"quoted" <script>alert(1)</script>'))
     return pd.DataFrame(rows)
 
@@ -97,9 +98,14 @@ def test_hand_made_profile_is_escaped_and_complete(run_dir, tmp_path):
     assert len(rows) == 8
     cells = re.findall(r'<td class="verdict-(\w+)" title="([^"]*)">', table)
     assert len(cells) == 16
-    assert {v for v, _ in cells} == {"occurs", "does_not_occur", "not_applicable"}
+    assert {v for v, _ in cells} == {"occurs", "does_not_occur", "inconclusive",
+                                     "not_applicable"}
     assert all(tip for _, tip in cells)
     assert table.count("✓") == sum(v == "occurs" for v, _ in cells)
+    # inconclusive is its own symbol, not a ✗, and its reason is in the tooltip (escaped)
+    assert table.count("?") >= sum(v == "inconclusive" for v, _ in cells)
+    assert table.count("✗") == sum(v == "does_not_occur" for v, _ in cells)
+    assert all("too few &lt;seeds&gt;" in tip for v, tip in cells if v == "inconclusive")
 
 
 def test_report_without_profile_module_renders_a_note(run_dir, tmp_path, monkeypatch):

@@ -317,3 +317,22 @@ def test_holm_matches_an_independent_implementation():
         ok = ~np.isnan(p)
         np.testing.assert_allclose(got[ok], multipletests(p[ok], method="holm")[1])
         assert np.isnan(got[~ok]).all()
+
+
+def test_extreme_values_are_results_not_crashes():
+    """Curves spanning 1e-9 to 1e300 (a rank-deficient or overflowing covariance) give a
+    verdict or 'inconclusive' with the reason -- never an exception (the He et al. preset's
+    variance curves once made the growth test's Cholesky fail)."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for seed in range(30):
+        for it in range(12):
+            value = 1.0 + 1e-9 * rng.normal() + (1e300 if (seed, it) == (0, 5) else 0.0)
+            for metric in ("w2_squared", "cov_trace_ratio"):
+                rows.append(("s", "t", "f", "p", seed, it, metric,
+                             value if metric == "w2_squared" else 1e-12 * (seed == 3) + 1.0,
+                             "ok"))
+    df = pd.DataFrame(rows, columns=["study", "task", "family", "paradigm", "seed", "iteration",
+                                     "metric", "value", "status"])
+    profile = collapse_profile(df, {"t": {"risk": "w2_squared", "variance": "cov_trace_ratio"}})
+    assert len(profile) == 8 and set(profile.verdict) <= {OCC, NOT, INC, NA}

@@ -42,32 +42,47 @@ def _present(wide, name) -> bool:
     return name in wide and not np.isnan(wide[name][:, [0, -1]]).all()
 
 
+def _guarded(definition: int, fn, *args) -> Verdict:
+    """``fn(*args)``; a numerical failure of the test (overflow, a singular system, values no
+    test can take) is a result, not a crash: an inconclusive verdict saying what failed."""
+    try:
+        with np.errstate(all="ignore"):
+            return fn(*args)
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
+        return Verdict.inconclusive(definition, DEFINITIONS[definition],
+                                    f"numerical failure of the test: {type(exc).__name__}: "
+                                    f"{exc}")
+
+
 def _tests(wide: dict, spec: dict, settings: ProfileSettings, rng) -> list[Verdict]:
     """The eight tests of one (task, paradigm), undecided."""
     out: list[Verdict] = []
     risk_name = spec.get("risk")
     if _present(wide, risk_name):
         risk = wide[risk_name]
-        out += [D.catastrophic(risk, risk_name, settings), D.any_increase(risk, settings),
-                D.diverging(risk, risk_name, settings)]
+        out += [_guarded(1, D.catastrophic, risk, risk_name, settings),
+                _guarded(2, D.any_increase, risk, settings),
+                _guarded(3, D.diverging, risk, risk_name, settings)]
     else:
         out += [Verdict.not_applicable(d, "population risk", "no risk metric") for d in (1, 2, 3)]
     var = spec.get("variance")
-    out.append(D.collapsing_variance(wide[var], settings) if _present(wide, var)
+    out.append(_guarded(4, D.collapsing_variance, wide[var], settings) if _present(wide, var)
                else Verdict.not_applicable(4, "variance", "no variance metric"))
-    out.append(scaling_verdict(wide, spec, settings, rng))
+    out.append(_guarded(5, scaling_verdict, wide, spec, settings, rng))
     modes = spec.get("modes")
-    out.append(D.mode_loss(wide[modes], settings) if _present(wide, modes)
+    out.append(_guarded(6, D.mode_loss, wide[modes], settings) if _present(wide, modes)
                else Verdict.not_applicable(6, "mode coverage", "no mode metric"))
     tail, base = spec.get("tail"), spec.get("tail_base")
     if _present(wide, tail) and _present(wide, base):
-        out.append(D.tail_loss(wide[tail], wide[base], spec.get("tail_mode", "ratio"), settings))
+        out.append(_guarded(7, D.tail_loss, wide[tail], wide[base],
+                            spec.get("tail_mode", "ratio"), settings))
     elif _present(wide, spec.get("tail_recall")):
-        out.append(D.tail_recall(wide[spec["tail_recall"]], settings))
+        out.append(_guarded(7, D.tail_recall, wide[spec["tail_recall"]], settings))
     else:
         out.append(Verdict.not_applicable(7, "tail risk", "no tail metric"))
     hal = spec.get("hallucination")
-    out.append(D.hallucination(wide[hal], spec.get("hallucination_mode", "mass"), settings)
+    out.append(_guarded(8, D.hallucination, wide[hal], spec.get("hallucination_mode", "mass"),
+                        settings)
                if _present(wide, hal) else Verdict.not_applicable(
                    8, "hallucinated share", "no off-support metric (e.g. the truth has full "
                    "support)"))

@@ -58,8 +58,12 @@ class _GLS:
     """Profiled generalized least squares of ybar ~ a + b g(shape) on block means."""
 
     def __init__(self, ybar: np.ndarray, cov: np.ndarray, blocks: np.ndarray):
-        # whitening W = L^-1 (cov = L L^T, K x K), applied to the block-averaging matrix once
-        w = np.linalg.inv(np.linalg.cholesky(cov))
+        # whitening W = Lambda^-1/2 V^T (cov = V Lambda V^T, K x K; eigenvalues floored at
+        # 1e-12 of the largest so a rank-deficient covariance cannot fail), applied to the
+        # block-averaging matrix once
+        lam, vec = np.linalg.eigh((cov + cov.T) / 2)
+        lam = np.maximum(lam, max(float(lam.max()), 1e-300) * 1e-12)
+        w = vec.T / np.sqrt(lam)[:, None]
         self.white = w @ blocks                    # (K, T)
         self.y = w @ ybar
         self.one = w.sum(1)
@@ -144,7 +148,7 @@ def growth_test(curves: np.ndarray, n_blocks: int = 8, horizon: float = 2.0,
     Y = curves @ A.T                                                 # (n, K)
     ybar = Y.mean(0)
     scale = max(float(np.ptp(ybar)), float(np.abs(ybar).max()) * 1e-6, 1e-300)
-    cov = np.cov(Y, rowvar=False, ddof=1) / n + np.eye(K) * (precision * scale) ** 2
+    cov = np.cov(Y, rowvar=False, ddof=1) / n + np.eye(K) * np.square(precision * scale)
     gls = _GLS(ybar, cov, A)
     t = np.arange(T, dtype=float)
     unb = gls.best(t, box_cox_basis, 0.0, 3.0, b_min=0.0)

@@ -43,7 +43,8 @@ def _contrast(w: pd.DataFrame, metric: str, level: float) -> tuple[float, float,
     first, last = w.iloc[:, 0].to_numpy(float), w.iloc[:, -1].to_numpy(float)
     alpha = (1 - level) / 2
     if info(metric).units.startswith("nats"):
-        t = mean_test(last - first, 0.0, alpha)
+        with np.errstate(invalid="ignore"):  # inf - inf (collapsed chains) is NaN, dropped
+            t = mean_test(last - first, 0.0, alpha)
         return t.mean, t.low, t.high, "difference"
     _, t = log_ratio_of_means(first, last, 1.0, alpha)
     return t.mean, t.low, t.high, "ratio of means"

@@ -74,7 +74,8 @@ def final_vs_initial(results: pd.DataFrame, risk_metrics: dict[str, str] | None 
             m, lo, hi = mean_ci(v, level)
             row.update({name: m, f"{name}_low": lo, f"{name}_high": hi})
         if info(metric).units.startswith("nats"):
-            test = mean_test(last - first, 0.0, alpha)
+            with np.errstate(invalid="ignore"):  # inf - inf (collapsed chains): NaN, dropped
+                test = mean_test(last - first, 0.0, alpha)
             row["contrast"] = "difference"
         else:
             _, test = log_ratio_of_means(first, last, 1.0, alpha)

@@ -244,7 +244,8 @@ class LM:
     ------
     ValueError
         On an unknown ``init``, a non-positive temperature, ``d_model`` not divisible by
-        ``n_head``, ``train_steps`` < 1, or rows of ``fit`` / ``score_samples`` of the wrong length or out-of-range ids.
+        ``n_head``, ``train_steps`` < 1, or rows of ``fit`` / ``score_samples`` of the wrong
+        length or out-of-range ids.
     """
 
     def __init__(self, *, vocab_size: int, context: int = 64, n_layer: int = 2, n_head: int = 4,

@@ -114,7 +114,9 @@ PolicySpec = typing.Annotated[
 class ParadigmSpec(_Strict):
     """One data paradigm of a study; a bare string ``"replace"`` is short for ``{name: replace}``."""
 
-    name: str = Field(description="replace | accumulate | accumulate-subsample | mix")
+    name: str = Field(description="replace | accumulate | accumulate-subsample | mix | "
+                      "real-matched (real data only, repeated to accumulate's pool size: the "
+                      "matched-compute control of the deep presets)")
     real_fraction: float | None = Field(
         None, ge=0, le=1, description="mix only: real fraction lambda of each training set")
     fresh_real: bool = Field(False, description="mix only: draw the real part anew each "
@@ -293,6 +295,8 @@ class Study(_Strict):
             if entry.label is None:
                 ds = entry.task_params.get("dataset")
                 entry.label = f"{entry.task}-{ds}" if ds else entry.task
+                if entry.task_params.get("sample_output") == "mean":
+                    entry.label += "-mean"  # decoder-mean samples: a different sampler
         for what, labels in (("tasks", [t.label for t in self.tasks]),
                              ("paradigms", [p.label for p in self.paradigms])):
             if len(set(labels)) != len(labels):

@@ -72,6 +72,10 @@ METRICS: dict[str, MetricInfo] = {
                                     "in a model sample"),
     "novel_ngram_share": MetricInfo(False, "fraction", "sample 3-grams absent from the real "
                                     "training text (Def. 8)"),
+    "train_steps": MetricInfo(None, "optimizer steps", "optimizer steps of the fit "
+                              "(train_budget: steps fixes it; epochs lets n_train decide)"),
+    "tail_cov_r": MetricInfo(True, "fraction", "coverage of each molecule's most isolated "
+                             "reference conformers at tail_threshold (Def. 7)"),
     "n_train": MetricInfo(None, "samples", "training-set size"),
     "n_real": MetricInfo(None, "samples", "real samples in the training set"),
     "n_synthetic": MetricInfo(None, "samples", "synthetic samples in the training set"),
@@ -82,7 +86,14 @@ PROVENANCE = ("n_train", "n_real", "n_synthetic", "synthetic_to_real_ratio")
 
 
 def info(name: str) -> MetricInfo:
-    """Metadata of a metric; unknown (user) metrics get a neutral entry."""
+    """Metadata of a metric; unknown (user) metrics get a neutral entry.  A real-data learning
+    curve point ``reference_<metric>_n<N>`` (Def. 5) has the units of ``<metric>``."""
+    if name not in METRICS and name.startswith("reference_") and "_n" in name:
+        base = name[len("reference_"):].rsplit("_n", 1)[0]
+        if base in METRICS:
+            b = METRICS[base]
+            return MetricInfo(b.higher_is_better, b.units, f"{base} of a real-data-only fit on "
+                              f"{name.rsplit('_n', 1)[1]} real samples (Def. 5 learning curve)")
     return METRICS.get(name, MetricInfo(None, "", name))
 
 

@@ -91,6 +91,30 @@ def test_sweep_equals_separate_runs_of_each_point(sweep_file, local1, tmp_path):
     assert _invoke("validate", local1).exit_code == 0
 
 
+def test_sweep_summary_and_profile_are_by_grid_point(local1):
+    """A sweep directory is analysable: sweep writes summary.csv and profile.csv with one
+    block per grid point (its grid.<key> columns), each point profiled with its own specs and
+    its paradigms only; the summary / profile commands read it (they used to fail with
+    'Index contains duplicate entries')."""
+    results = load_results(local1)
+    for name in ("summary.csv", "profile.csv"):
+        table = pd.read_csv(local1 / name)
+        assert {"point", "grid.task_params.n_samples"} <= set(table.columns)
+        for point, rows in table.groupby("point"):
+            assert set(rows.paradigm) == set(results[results.point == point].paradigm)
+    profile = pd.read_csv(local1 / "profile.csv")
+    assert len(profile) == 4 * 2 * 8
+    # the points' own specs: the variance metric (Def. 4) is decided, not "no variance metric"
+    assert (profile[profile.definition == 4].verdict != "not_applicable").all()
+    summary = pd.read_csv(local1 / "summary.csv")
+    by_point = summary.set_index(["point", "paradigm"]).initial
+    assert by_point.loc[(0, "replace")] != by_point.loc[(2, "replace")]  # n = 15 vs n = 40
+    for command in ("summary", "profile"):
+        res = _invoke(command, local1)
+        assert res.exit_code == 0, res.output
+        assert "point 3" in res.stdout
+
+
 def test_jobs_do_not_change_results(sweep_file, local1):
     out = sweep_file.parent / "jobs2"
     res = _invoke("sweep", sweep_file, "--out", out, "--jobs", "2", "-q")

@@ -70,13 +70,33 @@ def _fmt(x: float, lo: float, hi: float) -> str:
     return f"{x:.3g} ± {(hi - lo) / 2:.2g}"
 
 
+def _unit_label(frame):
+    """The task column, prefixed by the grid point in a sweep ("point 2 (seed=1) · task")."""
+    if "point" not in frame:
+        return frame.task.astype(str)
+    grid = [c for c in frame.columns if str(c).startswith("grid.")]
+
+    def label(row):
+        values = ", ".join(f"{c.split('.')[-1]}={row[c]}" for c in grid)
+        return f"point {row['point']} ({values}) · {row['task']}"
+
+    return frame.apply(label, axis=1)
+
+
+def _point_specs(manifest: dict) -> tuple[dict, dict]:
+    """(point -> profile specs, point -> risk metrics) of a sweep manifest ({} for a run)."""
+    points = manifest.get("points") or []
+    return ({int(p["point"]): p.get("profile_specs") or {} for p in points},
+            {int(p["point"]): p.get("risk_metrics") or {} for p in points})
+
+
 def print_summary(summary, title: str) -> None:
     """The final-vs-initial table, grouped by task (fits an 80-column terminal)."""
     table = Table(title=title, title_justify="left", box=None, header_style="bold",
                   pad_edge=False)
     for col in ("task / paradigm", "iteration 0", "final", "final vs initial"):
         table.add_column(col, no_wrap=True, justify="left" if col.startswith("task") else "right")
-    for task, rows in summary.groupby("task", sort=False):
+    for task, rows in summary.groupby(_unit_label(summary), sort=False):
         contrast = ("final - initial" if "contrast" in rows and rows.contrast.iloc[0] ==
                     "difference" else "mean final / mean initial")
         table.add_row(f"[bold]{escape(str(task))}[/] [dim]({escape(rows.metric.iloc[0])}; "
@@ -295,7 +315,8 @@ def _sweep_into(grid, directory: Path, checkpoints, *, jobs: int, executor: str,
 
     from .engine.executors import make_executor
     from .engine.sweep import run_sweep
-    from .results.store import write_run
+    from .report.summary import final_vs_initial
+    from .results.store import atomic_write, write_run
 
     n_units = sum(len(s.tasks) * len(s.paradigms) for s in grid.points)
     total = sum(len(s.tasks) * len(s.paradigms) * s.n_iterations for s in grid.points)
@@ -343,8 +364,17 @@ def _sweep_into(grid, directory: Path, checkpoints, *, jobs: int, executor: str,
     results.attrs = {}
     write_run(directory, results, manifest)
     checkpoints.remove()
+    from .profile import collapse_profile
+
+    point_specs, point_risk = _point_specs(manifest)
+    summary = final_vs_initial(results, manifest["risk_metrics"], point_risk=point_risk)
+    atomic_write(directory / "summary.csv", lambda p: summary.to_csv(p, index=False))
+    profile = collapse_profile(results, profile_specs, grid.points[0].profile,
+                               point_specs=point_specs)
+    atomic_write(directory / "profile.csv", lambda p: profile.to_csv(p, index=False))
     console.print(f"wrote {directory}/ ({len(grid.points)} points, {n_units} units, "
-                  f"{len(results)} rows, {elapsed:.1f} s)", highlight=False)
+                  f"{len(results)} rows, {elapsed:.1f} s; summary.csv and profile.csv by "
+                  "grid point)", highlight=False)
 
 
 @app.command()
@@ -405,8 +435,10 @@ def summary(directory: Annotated[Path, typer.Argument(help="run directory")]) ->
         results = load_results(directory)
     except FileNotFoundError as exc:
         _fail(str(exc))
-    risk = load_manifest(directory).get("risk_metrics", {})
-    print_summary(final_vs_initial(results, risk), str(directory))
+    manifest = load_manifest(directory)
+    _, point_risk = _point_specs(manifest)
+    print_summary(final_vs_initial(results, manifest.get("risk_metrics", {}),
+                                   point_risk=point_risk), str(directory))
 
 
 SYMBOLS = {"occurs": "[red]✓[/]", "does_not_occur": "[green]✗[/]",
@@ -423,7 +455,7 @@ def print_profile(profile, title: str) -> None:
     table.add_column("task / paradigm", no_wrap=True)
     for d in DEFINITIONS:
         table.add_column(str(d), justify="center")
-    for task, rows in profile.groupby("task", sort=False):
+    for task, rows in profile.groupby(_unit_label(profile), sort=False):
         table.add_row(f"[bold]{escape(str(task))}[/]", *[""] * len(DEFINITIONS))
         for paradigm, cells in rows.groupby("paradigm", sort=False):
             marks = dict(zip(cells.definition, cells.verdict))
@@ -485,7 +517,8 @@ def profile_command(
     except FileNotFoundError as exc:
         _fail(str(exc))
     specs = manifest.get("profile_specs")
-    profile = collapse_profile(results, specs, settings)
+    point_specs, _ = _point_specs(manifest)
+    profile = collapse_profile(results, specs, settings, point_specs=point_specs)
     if format == "json":
         sys.stdout.write(profile.to_json(orient="records", indent=1) + "\n")
     elif format == "csv":

@@ -123,7 +123,8 @@ def decide(verdicts: list[Verdict], settings: ProfileSettings) -> None:
 
 
 def collapse_profile(results: pd.DataFrame, specs: dict[str, dict] | None = None,
-                     settings: ProfileSettings | dict | None = None) -> pd.DataFrame:
+                     settings: ProfileSettings | dict | None = None, *,
+                     point_specs: dict[int, dict[str, dict]] | None = None) -> pd.DataFrame:
     """The collapse profile of a run: one row per (task, paradigm, definition).
 
     Parameters
@@ -135,11 +136,16 @@ def collapse_profile(results: pd.DataFrame, specs: dict[str, dict] | None = None
         other definitions are not applicable.
     settings : ProfileSettings or dict, optional
         Thresholds and error control (``ProfileSettings``; docs/profile.md).
+    point_specs : dict point -> (dict task -> profile spec), optional
+        For a sweep store (a ``point`` column): each grid point's specs (the sweep manifest's
+        ``points[k].profile_specs``); points without an entry use ``specs``.  A sweep is one
+        run: the Holm correction spans every point.
 
     Returns
     -------
     DataFrame with columns ``COLUMNS``: verdict is ``occurs``, ``does_not_occur``,
-    ``inconclusive`` (with a ``reason``) or ``not_applicable``; value is the effect size with
+    ``inconclusive`` (with a ``reason``) or ``not_applicable``; a sweep store adds ``point``
+    and its ``grid.<key>`` columns first; value is the effect size with
     one-sided ``1 - alpha`` bounds low/high; p_occurs / p_not are the raw p-values of
     "collapse occurs" / "does not occur" and the ``_adjusted`` ones after Holm's correction
     over every test of the run; p_value is the adjusted p-value behind the verdict;
@@ -149,9 +155,17 @@ def collapse_profile(results: pd.DataFrame, specs: dict[str, dict] | None = None
 
     settings = ProfileSettings.model_validate(settings or {})
     units = []
-    for (task, paradigm), group in results.groupby(["task", "paradigm"], observed=True,
-                                                   sort=False):
-        spec = dict((specs or {}).get(str(task), {}))
+    by_point = "point" in results.columns
+    grid_cols = sorted(c for c in results.columns if str(c).startswith("grid."))
+    keys = ["point", "task", "paradigm"] if by_point else ["task", "paradigm"]
+    for key, group in results.groupby(keys, observed=True, sort=False):
+        *point, task, paradigm = key
+        where = {}
+        spec_map = specs
+        if by_point:
+            where = {"point": int(point[0]), **{c: group[c].iloc[0] for c in grid_cols}}
+            spec_map = (point_specs or {}).get(int(point[0]), specs)
+        spec = dict((spec_map or {}).get(str(task), {}))
         if "risk" not in spec:
             spec["risk"] = next((m for m in RISK_PREFERENCE if (group.metric == m).any()), None)
         n_seeds, last = int(group.seed.nunique()), int(group.iteration.max())
@@ -168,15 +182,16 @@ def collapse_profile(results: pd.DataFrame, specs: dict[str, dict] | None = None
                         v.verdict, v.reason = INCONCLUSIVE, (
                             f"{n_seeds} seeds < min_seeds {settings.min_seeds}: with n <= 4 "
                             "chains no sign-symmetric test reaches p < 0.05")
-        units.append((str(task), str(paradigm), n_seeds, last, verdicts))
+        units.append((where, str(task), str(paradigm), n_seeds, last, verdicts))
     decide([v for *_, vs in units for v in vs], settings)
     rows = []
-    for task, paradigm, n_seeds, last, verdicts in units:
+    for where, task, paradigm, n_seeds, last, verdicts in units:
         for v in verdicts:
             p_value = {OCCURS: v.p_occurs_adjusted, NOT: v.p_not_adjusted}.get(
                 v.verdict, np.nanmin([v.p_occurs_adjusted, v.p_not_adjusted])
                 if not np.isnan([v.p_occurs_adjusted, v.p_not_adjusted]).all() else np.nan)
-            rows.append({"task": task, "paradigm": paradigm, "definition": v.definition,
+            rows.append({**where, "task": task, "paradigm": paradigm,
+                         "definition": v.definition,
                          "name": DEFINITIONS[v.definition], "verdict": v.verdict,
                          "reason": v.reason, "statistic": v.statistic, "value": v.value,
                          "low": v.low, "high": v.high, "threshold": v.threshold,
@@ -185,4 +200,4 @@ def collapse_profile(results: pd.DataFrame, specs: dict[str, dict] | None = None
                          "p_not_adjusted": v.p_not_adjusted, "test": v.test,
                          "detail": v.detail, "n_seeds": n_seeds, "last_iteration": last,
                          "alpha": settings.alpha})
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=(["point", *grid_cols] if by_point else []) + COLUMNS)

@@ -30,7 +30,8 @@ def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, floa
 
 
 def final_vs_initial(results: pd.DataFrame, risk_metrics: dict[str, str] | None = None,
-                     level: float = 0.95) -> pd.DataFrame:
+                     level: float = 0.95, *,
+                     point_risk: dict[int, dict[str, str]] | None = None) -> pd.DataFrame:
     """Per (task, paradigm): the risk metric at iteration 0 and at the last iteration, each as
     mean with a Student-t ``level`` confidence interval over seeds, and their contrast.
 
@@ -48,10 +49,13 @@ def final_vs_initial(results: pd.DataFrame, risk_metrics: dict[str, str] | None 
     risk_metrics : dict task -> metric, optional
         Which metric is each task's population risk (or test-set estimate of it); default the
         first of ``RISK_PREFERENCE`` the task recorded.
+    point_risk : dict point -> (dict task -> metric), optional
+        For a sweep store (a ``point`` column): each grid point's risk metrics.
 
     Returns
     -------
-    DataFrame with columns task, paradigm, metric, n_seeds, initial, initial_low,
+    DataFrame with columns (point and its grid.<key> columns for a sweep) task, paradigm,
+    metric, n_seeds, initial, initial_low,
     initial_high, final, final_low, final_high, contrast ("ratio of means" or "difference"),
     ratio, ratio_low, ratio_high (the contrast and its interval), final_iteration.
     """
@@ -61,14 +65,23 @@ def final_vs_initial(results: pd.DataFrame, risk_metrics: dict[str, str] | None 
     rows = []
     risk_metrics = dict(risk_metrics or {})
     alpha = (1 - level) / 2
-    for (task, paradigm), group in results.groupby(["task", "paradigm"], observed=True, sort=False):
-        metric = risk_metrics.get(task) or next(
+    by_point = "point" in results.columns
+    grid_cols = sorted(c for c in results.columns if str(c).startswith("grid."))
+    keys = ["point", "task", "paradigm"] if by_point else ["task", "paradigm"]
+    for key, group in results.groupby(keys, observed=True, sort=False):
+        *point, task, paradigm = key
+        where, risks = {}, risk_metrics
+        if by_point:
+            where = {"point": int(point[0]), **{c: group[c].iloc[0] for c in grid_cols}}
+            risks = (point_risk or {}).get(int(point[0]), risk_metrics)
+        metric = risks.get(task) or next(
             (m for m in RISK_PREFERENCE if (group.metric == m).any()), None)
         if metric is None:
             continue
         g = group[group.metric == metric].pivot(index="seed", columns="iteration", values="value")
         first, last = g[g.columns.min()].to_numpy(), g[g.columns.max()].to_numpy()
-        row = {"task": task, "paradigm": paradigm, "metric": metric, "n_seeds": len(g),
+        row = {**where, "task": task, "paradigm": paradigm, "metric": metric,
+               "n_seeds": len(g),
                "final_iteration": int(g.columns.max())}
         for name, v in (("initial", first), ("final", last)):
             m, lo, hi = mean_ci(v, level)

@@ -115,6 +115,23 @@ def test_sweep_summary_and_profile_are_by_grid_point(local1):
         assert "point 3" in res.stdout
 
 
+def test_sweep_report_and_ledger_are_by_grid_point(local1, tmp_path):
+    """report and ledger read a sweep directory as one run whose tasks are <task>@p<point>
+    (the ledger no longer averages across grid points)."""
+    res = _invoke("report", local1)
+    assert res.exit_code == 0, res.output
+    page = (local1 / "report.html").read_text()
+    assert 'id="points"' in page and "gaussian-synthetic@p3" in page
+    out = tmp_path / "ledger.csv"
+    res = _invoke("ledger", local1, "--csv", out)
+    assert res.exit_code == 0, res.output
+    ledger = pd.read_csv(out)
+    assert set(ledger.task) == {f"gaussian-synthetic@p{k}" for k in range(4)}
+    first = ledger[ledger.iteration == 0].set_index(["task", "paradigm"]).real
+    assert first.loc[("gaussian-synthetic@p0", "replace")] == 15
+    assert first.loc[("gaussian-synthetic@p2", "replace")] == 40
+
+
 def test_jobs_do_not_change_results(sweep_file, local1):
     out = sweep_file.parent / "jobs2"
     res = _invoke("sweep", sweep_file, "--out", out, "--jobs", "2", "-q")

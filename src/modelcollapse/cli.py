@@ -647,12 +647,16 @@ def ledger(directory: Annotated[Path, typer.Argument(help="run directory")],
     synthetic rows trained on, synthetic rows by source iteration, what each curation policy
     flagged or dropped, and the synthetic-to-real ratio (means over seeds)."""
     from .report.ledger import ledger_table
-    from .results.store import atomic_write, load_results
+    from .report.sweep import points_as_tasks
+    from .results.store import atomic_write, load_manifest, load_results
 
     try:
         results = load_results(directory)
+        manifest = load_manifest(directory)
     except FileNotFoundError as exc:
         _fail(str(exc))
+    # a sweep: one ledger per grid point ("<task>@p<point>"), never averaged across points
+    results, _, _ = points_as_tasks(results, manifest)
     table = ledger_table(results)
     target = Path(csv) if csv is not None else Path(directory) / "ledger.csv"
     atomic_write(target, lambda tmp: table.to_csv(tmp, index=False))

@@ -127,6 +127,17 @@ def _summary_table(summary: pd.DataFrame) -> str:
             f"<tbody>{rows}</tbody></table>")
 
 
+def _points_table(points: list[dict]) -> str:
+    """The grid values of each point of a sweep (tasks are labelled ``<task>@p<point>``)."""
+    keys = list(dict.fromkeys(k for p in points for k in p.get("values", {})))
+    head = "".join(f"<th>{_e(k)}</th>" for k in keys)
+    rows = "".join(f'<tr><td class="name">p{_e(p["point"])}</td>'
+                   + "".join(f"<td>{_e(p.get('values', {}).get(k, ''))}</td>" for k in keys)
+                   + "</tr>" for p in points)
+    return (f'<table id="points"><thead><tr><th>grid point</th>{head}</tr></thead>'
+            f"<tbody>{rows}</tbody></table>")
+
+
 def _practices_table(effects: pd.DataFrame, baseline: str) -> str:
     fmt = _ci_cell
     rows = "".join(
@@ -167,11 +178,16 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     from .plots import plot_provenance, plot_run
     from .summary import final_vs_initial
 
+    from .sweep import points_as_tasks
+
     run_dir = Path(run_dir)
-    results = load_results(run_dir)
     manifest = load_manifest(run_dir)
-    specs = manifest.get("profile_specs") or {}
+    # a sweep reads as one run whose tasks are "<task>@p<point>" (grid values: points table)
+    results, specs, risk_metrics = points_as_tasks(load_results(run_dir), manifest)
     study = manifest.get("study", {})
+    if "points" in manifest:
+        study = {"name": (manifest.get("sweep") or {}).get("name", run_dir.name),
+                 "profile": (manifest["points"][0].get("study") or {}).get("profile")}
     if profile is None:
         try:
             from ..profile import collapse_profile
@@ -182,8 +198,6 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
             profile = collapse_profile(results, specs, study.get("profile"))
     if profile is not None:
         profile_html = _profile_table(profile)
-    risk_metrics = {t: s["risk"] for t, s in specs.items() if s.get("risk")}
-    risk_metrics.update(manifest.get("risk_metrics") or {})
     summary = final_vs_initial(results, risk_metrics)
     plots = plot_run(results, run_dir / "plots", study)
     provenance = plot_provenance(results, run_dir / "plots" / "provenance.png")
@@ -203,9 +217,12 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
         f"<p>{_e(study.get('description', ''))}</p>",
         "<h2>Collapse profile</h2>",
         "<p>For each task and paradigm, whether model collapse occurs under each of the eight "
-        "definitions of Schaeffer et al. 2025 (Sec. 2): ✓ occurs, ✗ does not occur, – not "
-        "applicable. Hover a cell for the statistic, its one-sided bounds over seeds and the "
-        "p-value.</p>",
+        "definitions of Schaeffer et al. 2025 (Sec. 2): ✓ occurs, ✗ does not occur (both "
+        "decided at family-wise α over every verdict of the run, Holm), ? inconclusive (not "
+        "detected either way), – not applicable. Hover a cell for the statistic, its interval, "
+        "the threshold, the adjusted p-value, the test and the reason; docs/profile.md has "
+        "the rules.</p>",
+        *([_points_table(manifest["points"])] if "points" in manifest else []),
         profile_html,
         "<h2>Risk: last iteration vs iteration 0</h2>",
         "<p>Mean and 95% confidence interval over seeds.</p>",

@@ -43,7 +43,9 @@ def ledger_table(results: pd.DataFrame) -> pd.DataFrame:
     table = rows.pivot_table(index=keys, columns="metric", values="value", aggfunc="mean",
                              observed=True, dropna=False)
     seeds = results.groupby(keys, observed=True).seed.nunique().rename("n_seeds")
-    table = table.join(seeds).reset_index()
+    # inner: pivot_table(dropna=False) builds the product of the index levels, including
+    # (task, paradigm) pairs that never ran (a sweep's points differ in paradigms)
+    table = table.join(seeds, how="inner").reset_index()
 
     def order(col: str) -> tuple:
         fixed = ["task", "paradigm", "iteration", "n_seeds", "n_real", "n_synthetic",

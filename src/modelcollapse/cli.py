@@ -626,14 +626,6 @@ def _register_data_commands() -> None:
 _register_data_commands()
 
 
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()
-
-
 _LEDGER_HEADERS = {"iteration": "it", "synthetic_to_real_ratio": "syn/real",
                    "real_weight_share": "real wt share"}
 
@@ -677,3 +669,11 @@ def ledger(directory: Annotated[Path, typer.Argument(help="run directory")],
             out.add_row(*cells)
         console.print(out)
     console.print(f"wrote {target}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

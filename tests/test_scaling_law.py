@@ -44,7 +44,7 @@ def verdicts(frame: pd.DataFrame, spec_override: dict | None = None):
             spec["scaling"] = dict(spec["scaling"], **spec_override)
             for k in [k for k, v in spec_override.items() if v is None]:
                 del spec["scaling"][k]
-        out[key] = scaling_verdict(wide, spec, SETTINGS, np.random.default_rng(0))
+        out[key] = scaling_verdict(wide, spec, SETTINGS)
     return out
 
 
@@ -236,31 +236,31 @@ def _toy_wide(n_seeds=10, T=5, last=None, rng=None):
 
 def test_degenerate_cases():
     wide, spec = _toy_wide()
-    ok = scaling_verdict(wide, spec, SETTINGS, None)
+    ok = scaling_verdict(wide, spec, SETTINGS)
     assert ok.value == pytest.approx(1.0, abs=0.05) and ok.p_not < 1e-3
     assert abs(ok.extra["curve_a"] / 20 - 1) < 0.2
     # a NaN (or infinite) risk in some chain at T: ESS 0, collapse decided
     wide, spec = _toy_wide()
     wide["test_nll"][3, -1] = np.nan
-    x = scaling_verdict(wide, spec, SETTINGS, None)
+    x = scaling_verdict(wide, spec, SETTINGS)
     assert x.value == 0.0 and x.p_occurs == 0.0 and x.p_not == 1.0
     # a risk below the curve's floor: ESS inf, no collapse
     wide, spec = _toy_wide(last=0.5)
-    x = scaling_verdict(wide, spec, SETTINGS, None)
+    x = scaling_verdict(wide, spec, SETTINGS)
     assert x.value == math.inf and x.p_not == 0.0
     # too few seeds
     wide, spec = _toy_wide(n_seeds=3)
-    assert scaling_verdict(wide, spec, SETTINGS, None).verdict == INCONCLUSIVE
+    assert scaling_verdict(wide, spec, SETTINGS).verdict == INCONCLUSIVE
     # a learning curve that rises with N
     wide, spec = _toy_wide()
     for N in (10, 20, 40, 80):
         wide[f"reference_test_nll_n{N}"] = wide[f"reference_test_nll_n{N}"] * 0 + 1.0 - 1 / N
-    assert "does not decrease" in scaling_verdict(wide, spec, SETTINGS, None).reason
+    assert "does not decrease" in scaling_verdict(wide, spec, SETTINGS).reason
     # no curve recorded / no spec
     wide, spec = _toy_wide()
     wide = {k: v for k, v in wide.items() if not k.startswith("reference_")}
-    assert scaling_verdict(wide, spec, SETTINGS, None).verdict == NA
-    assert scaling_verdict(wide, {}, SETTINGS, None).verdict == NA
+    assert scaling_verdict(wide, spec, SETTINGS).verdict == NA
+    assert scaling_verdict(wide, {}, SETTINGS).verdict == NA
 
 
 # -- data_scale ----------------------------------------------------------------------------
@@ -323,7 +323,7 @@ def test_jackknife_standard_error_is_calibrated():
             wide[f"reference_test_nll_n{N}"] = np.repeat(noisy(N), 2, axis=1)
         x = scaling_verdict(wide, {"scaling": {"metric": "test_nll",
                                                "reference": "reference_test_nll_n"}},
-                            SETTINGS, None)
+                            SETTINGS)
         thetas.append(math.log(x.value))
         ses.append(x.extra["log_ratio_se"])
         p.append(x.p_occurs)

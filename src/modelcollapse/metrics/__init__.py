@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MetricInfo", "METRICS", "info", "entropy", "gini_simpson", "cov_trace_ratio",
+__all__ = ["MetricInfo", "METRICS", "info", "is_log_loss", "entropy", "gini_simpson", "cov_trace_ratio",
            "mean_nll"]
 
 
@@ -95,6 +95,13 @@ def info(name: str) -> MetricInfo:
             return MetricInfo(b.higher_is_better, b.units, f"{base} of a real-data-only fit on "
                               f"{name.rsplit('_n', 1)[1]} real samples (Def. 5 learning curve)")
     return METRICS.get(name, MetricInfo(None, "", name))
+
+
+def is_log_loss(name: str) -> bool:
+    """Whether a metric is a log-loss (units in nats): only its differences are unit-free (a
+    log-density shifts by log|det A| under x -> A x + b), so it is contrasted by differences,
+    never ratios."""
+    return info(name).units.startswith("nats")
 
 
 def entropy(p: np.ndarray) -> np.ndarray:

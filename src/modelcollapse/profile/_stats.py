@@ -14,7 +14,6 @@ confidence interval), before correction.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -177,19 +176,3 @@ def holm(p: np.ndarray) -> np.ndarray:
         steps = (m - np.arange(m)) * np.clip(p[order], 0.0, 1.0)
         out[order] = np.minimum(1.0, np.maximum.accumulate(steps))
     return out
-
-
-def bootstrap_interval(values: np.ndarray, stat, n_bootstrap: int, alpha: float,
-                       rng: np.random.Generator) -> tuple[float, float]:
-    """One-sided ``1 - alpha`` percentile bounds of ``stat`` over seed-resampled rows of
-    ``values`` (seeds on axis 0)."""
-    n = values.shape[0]
-    idx = rng.integers(n, size=(n_bootstrap, n))
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        boot = np.array([stat(values[i]) for i in idx], dtype=float)
-    boot = boot[~np.isnan(boot)]
-    if len(boot) == 0:
-        return np.nan, np.nan
-    with np.errstate(invalid="ignore"):
-        return float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha))

@@ -54,7 +54,7 @@ def _guarded(definition: int, fn, *args) -> Verdict:
                                     f"{exc}")
 
 
-def _tests(wide: dict, spec: dict, settings: ProfileSettings, rng) -> list[Verdict]:
+def _tests(wide: dict, spec: dict, settings: ProfileSettings) -> list[Verdict]:
     """The eight tests of one (task, paradigm), undecided."""
     out: list[Verdict] = []
     risk_name = spec.get("risk")
@@ -68,7 +68,7 @@ def _tests(wide: dict, spec: dict, settings: ProfileSettings, rng) -> list[Verdi
     var = spec.get("variance")
     out.append(_guarded(4, D.collapsing_variance, wide[var], settings) if _present(wide, var)
                else Verdict.not_applicable(4, "variance", "no variance metric"))
-    out.append(_guarded(5, scaling_verdict, wide, spec, settings, rng))
+    out.append(_guarded(5, scaling_verdict, wide, spec, settings))
     modes = spec.get("modes")
     out.append(_guarded(6, D.mode_loss, wide[modes], settings) if _present(wide, modes)
                else Verdict.not_applicable(6, "mode coverage", "no mode metric"))
@@ -154,18 +154,12 @@ def collapse_profile(results: pd.DataFrame, specs: dict[str, dict] | None = None
     from ..report.summary import RISK_PREFERENCE
 
     settings = ProfileSettings.model_validate(settings or {})
+    from ..results.store import units as iter_units
+
     units = []
-    by_point = "point" in results.columns
-    grid_cols = sorted(c for c in results.columns if str(c).startswith("grid."))
-    keys = ["point", "task", "paradigm"] if by_point else ["task", "paradigm"]
-    for key, group in results.groupby(keys, observed=True, sort=False):
-        *point, task, paradigm = key
-        where = {}
-        spec_map = specs
-        if by_point:
-            where = {"point": int(point[0]), **{c: group[c].iloc[0] for c in grid_cols}}
-            spec_map = (point_specs or {}).get(int(point[0]), specs)
-        spec = dict((spec_map or {}).get(str(task), {}))
+    for where, task, paradigm, group in iter_units(results):
+        spec_map = (point_specs or {}).get(where["point"], specs) if where else specs
+        spec = dict((spec_map or {}).get(task, {}))
         if "risk" not in spec:
             spec["risk"] = next((m for m in RISK_PREFERENCE if (group.metric == m).any()), None)
         n_seeds, last = int(group.seed.nunique()), int(group.iteration.max())
@@ -174,15 +168,14 @@ def collapse_profile(results: pd.DataFrame, specs: dict[str, dict] | None = None
             verdicts = [Verdict.not_applicable(d, "", "a single model-fitting iteration: "
                                                "nothing to compare") for d in DEFINITIONS]
         else:
-            rng = np.random.default_rng(settings.seed)
-            verdicts = _tests(_wide(group), spec, settings, rng)
+            verdicts = _tests(_wide(group), spec, settings)
             if n_seeds < settings.min_seeds:
                 for v in verdicts:
                     if v.verdict != NA:
                         v.verdict, v.reason = INCONCLUSIVE, (
                             f"{n_seeds} seeds < min_seeds {settings.min_seeds}: with n <= 4 "
                             "chains no sign-symmetric test reaches p < 0.05")
-        units.append((where, str(task), str(paradigm), n_seeds, last, verdicts))
+        units.append((where, task, paradigm, n_seeds, last, verdicts))
     decide([v for *_, vs in units for v in vs], settings)
     rows = []
     for where, task, paradigm, n_seeds, last, verdicts in units:
@@ -200,4 +193,5 @@ def collapse_profile(results: pd.DataFrame, specs: dict[str, dict] | None = None
                          "p_not_adjusted": v.p_not_adjusted, "test": v.test,
                          "detail": v.detail, "n_seeds": n_seeds, "last_iteration": last,
                          "alpha": settings.alpha})
-    return pd.DataFrame(rows, columns=(["point", *grid_cols] if by_point else []) + COLUMNS)
+    first_cols = list(units[0][0]) if units else []
+    return pd.DataFrame(rows, columns=first_cols + COLUMNS)

@@ -13,18 +13,13 @@ import math
 import numpy as np
 from scipy import stats
 
-from ..metrics import info
+from ..metrics import is_log_loss
 from ._stats import (MeanTest, Verdict, bonferroni_union, intersection_union, log_ratio_of_means,
                      mean_test)
-from .growth import growth_test
+from .growth import GrowthTest, growth_test
 
 __all__ = ["catastrophic", "any_increase", "diverging", "collapsing_variance", "mode_loss",
-           "tail_loss", "tail_recall", "hallucination", "is_log_loss"]
-
-
-def is_log_loss(metric: str) -> bool:
-    """Whether a risk is a log-loss (nats): then only its differences are unit-free."""
-    return info(metric).units.startswith("nats")
+           "tail_loss", "tail_recall", "hallucination"]
 
 
 def _verdict(definition: int, statistic: str, test: MeanTest, threshold: float, name: str,
@@ -67,17 +62,17 @@ def any_increase(risk: np.ndarray, settings) -> Verdict:
 
 
 def _growth(curves: np.ndarray, margin: float | None,
-            settings) -> tuple[float, float, float, str]:
-    """Growth test on per-seed curves: (best unbounded exponent, p of 'diverges', p of
-    'bounded', detail).
+            settings) -> tuple[GrowthTest | None, float, float, str]:
+    """Growth test on per-seed curves: (the test, or None with too few iterations or seeds;
+    p of 'diverges', p of 'bounded', detail).
 
     'Bounded': no unbounded growth law fits; with a ``margin``, also (Bonferroni) the curve
     rising at the end significantly slower than ``margin`` per iteration -- the rate at which it
     would cross the definition's threshold only after ``saturation_horizon`` run lengths.
     """
-    g = _growth.last = growth_test(curves, settings.growth_blocks, settings.saturation_horizon)
+    g = growth_test(curves, settings.growth_blocks, settings.saturation_horizon)
     if g is None:
-        return np.nan, np.nan, np.nan, ""
+        return None, np.nan, np.nan, ""
     kind, shape = g.saturation
     detail = (f"GLS lack of fit on {g.n_blocks} blocks: saturating p = {g.p_saturating:.2g} "
               f"(best {kind} = {shape:.3g}), unbounded p = {g.p_unbounded:.2g} (exponent c = "
@@ -89,7 +84,7 @@ def _growth(curves: np.ndarray, margin: float | None,
         p_not = bonferroni_union(g.p_unbounded, slow.p_less)
         detail += (f"; slope at the end {slow.mean:.3g} per iteration vs margin {margin:.3g} "
                    f"(p = {slow.p_less:.2g})")
-    return g.exponent, p_occ, p_not, detail
+    return g, p_occ, p_not, detail
 
 
 def diverging(risk: np.ndarray, metric: str, settings) -> Verdict:
@@ -107,10 +102,10 @@ def diverging(risk: np.ndarray, metric: str, settings) -> Verdict:
         return Verdict.not_applicable(3, name, "needs at least 4 model-fitting iterations")
     # no 'slow growth' route here: a held-out loss carries a noise floor, so a margin relative
     # to the risk level would call a linearly growing excess risk bounded
-    c, p_occ, p_not, detail = _growth(risk, None, settings)
-    if not detail:
+    g, p_occ, p_not, detail = _growth(risk, None, settings)
+    if g is None:
         return Verdict.inconclusive(3, name, "too few seeds for the growth test")
-    return Verdict(3, name, c, p_occurs=p_occ, p_not=p_not, threshold=settings.saturation_horizon,
+    return Verdict(3, name, g.exponent, p_occurs=p_occ, p_not=p_not, threshold=settings.saturation_horizon,
                    test="GLS growth-law lack of fit (F) and paired t-tests", detail=detail)
 
 
@@ -146,9 +141,8 @@ def collapsing_variance(v: np.ndarray, settings) -> Verdict:
     if v.shape[1] >= 4 and np.isfinite(logr).all():
         span = settings.saturation_horizon * v.shape[1]
         margin = -math.log(vr) / span
-        _, p_div, p_bnd, detail = _growth(-logr, margin, settings)
+        g, p_div, p_bnd, detail = _growth(-logr, margin, settings)
         # still falling at a rate that crosses the threshold within the horizon
-        g = _growth.last
         to_go = max(-math.log(vr) + float(np.mean(logr[:, -1])), 0.0)
         fast = mean_test(g.end_slope, to_go / span, settings.alpha) if g is not None else None
         p_fast = fast.p_greater if fast is not None else np.nan

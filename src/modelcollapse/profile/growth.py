@@ -33,6 +33,7 @@ The same test applied to -log(variance ratio) decides Def. 4's "trending to zero
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -98,14 +99,19 @@ class _GLS:
         return float(chi[k]), float(grid[k])
 
 
+@dataclass
 class GrowthTest:
     """Result of ``growth_test`` (p-values unadjusted)."""
 
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
-
-    def __repr__(self) -> str:
-        return f"GrowthTest({self.__dict__})"
+    p_saturating: float            # lack of fit of the saturating family S
+    p_unbounded: float             # lack of fit of the unbounded family U
+    p_rising: float                # H0: last block mean <= the previous one
+    exponent: float                # Box-Cox c of the best unbounded fit
+    saturation: tuple[str, float]  # ("tau", tau) or ("c", c) of the best saturating fit
+    n_blocks: int
+    chi2_unbounded: float
+    chi2_saturating: float
+    end_slope: np.ndarray          # per seed, last minus previous block mean per iteration
 
 
 def _blocks(T: int, K: int) -> np.ndarray:

@@ -232,7 +232,7 @@ def _accumulate_generations(wide: dict[str, np.ndarray]) -> int | None:
     return None
 
 
-def scaling_verdict(wide: dict[str, np.ndarray], spec: dict, settings, rng) -> Verdict:
+def scaling_verdict(wide: dict[str, np.ndarray], spec: dict, settings) -> Verdict:
     """Def. 5 from the wide metric arrays (metric -> (n_seeds, n_iterations); NaN where not
     recorded) and the task's profile spec (``scaling``: ``metric`` and ``reference`` and/or the
     closed form ``a``, ``b``; see the module docstring).
@@ -240,7 +240,7 @@ def scaling_verdict(wide: dict[str, np.ndarray], spec: dict, settings, rng) -> V
     Returns a ``Verdict`` with value = ESS(T) / ESS(0), one-sided ``1 - settings.alpha``
     bounds, threshold ``settings.efficiency``, ``p_occurs`` (H0: ratio >= efficiency) and
     ``p_not`` (H0: ratio <= efficiency) from the jackknife t-test; ``extra`` holds the numbers
-    (ESS at 0 and T, ESS / n_real, the curve).  ``rng`` is not used (the test is analytic).
+    (ESS at 0 and T, ESS / n_real, the curve).  The test is analytic: no resampling.
     """
     scaling = spec.get("scaling") or {}
     metric = scaling.get("metric")

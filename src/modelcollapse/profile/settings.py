@@ -57,6 +57,3 @@ class ProfileSettings(BaseModel):
         1.0, gt=0, description="Def. 3/4: saturating models may approach their plateau with "
         "a timescale up to this many run lengths; slower saturation cannot be told from "
         "divergence at the run's horizon (a stated caveat)")
-    n_bootstrap: int = Field(200, ge=20, description="bootstrap resamples of the seeds (the "
-                             "intervals of Defs. 5 and 7)")
-    seed: int = Field(0, ge=0, description="seed of the bootstrap")

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..results.store import atomic_write
-from .summary import mean_ci
+from .summary import contrast, mean_ci
 
 __all__ = ["practice_effects", "plot_tail_vs_synthetic_share", "tail_metric"]
 
@@ -31,23 +30,6 @@ def tail_metric(results: pd.DataFrame, spec: dict) -> tuple[str | None, bool]:
 
 def _wide(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     return rows[rows.metric == metric].pivot(index="seed", columns="iteration", values="value")
-
-
-def _contrast(w: pd.DataFrame, metric: str, level: float) -> tuple[float, float, float, str]:
-    """Last vs first iteration over seeds: the ratio of means with a delta-method interval, or
-    for log-losses (nats) the mean difference with a paired t interval (see
-    ``summary.final_vs_initial``)."""
-    from ..metrics import info
-    from ..profile._stats import log_ratio_of_means, mean_test
-
-    first, last = w.iloc[:, 0].to_numpy(float), w.iloc[:, -1].to_numpy(float)
-    alpha = (1 - level) / 2
-    if info(metric).units.startswith("nats"):
-        with np.errstate(invalid="ignore"):  # inf - inf (collapsed chains) is NaN, dropped
-            t = mean_test(last - first, 0.0, alpha)
-        return t.mean, t.low, t.high, "difference"
-    _, t = log_ratio_of_means(first, last, 1.0, alpha)
-    return t.mean, t.low, t.high, "ratio of means"
 
 
 def practice_effects(results: pd.DataFrame, specs: dict[str, dict],
@@ -80,7 +62,8 @@ def practice_effects(results: pd.DataFrame, specs: dict[str, dict],
             if risk and (rows_p.metric == risk).any():
                 w = _wide(rows_p, risk)
                 row["n_seeds"] = len(w)
-                m, lo, hi, row["risk_contrast"] = _contrast(w, risk, level)
+                m, lo, hi, row["risk_contrast"] = contrast(w.iloc[:, 0], w.iloc[:, -1], risk,
+                                                           level)
                 row.update(risk_ratio=m, risk_ratio_low=lo, risk_ratio_high=hi)
                 if base_final is not None:
                     diff = (w.iloc[:, -1] - base_final.reindex(w.index)).to_numpy()
@@ -89,7 +72,7 @@ def practice_effects(results: pd.DataFrame, specs: dict[str, dict],
                                risk_vs_baseline_high=hi)
             if tail and (rows_p.metric == tail).any():
                 w = _wide(rows_p, tail)
-                m, lo, hi, _ = _contrast(w, tail, level)
+                m, lo, hi, _ = contrast(w.iloc[:, 0], w.iloc[:, -1], tail, level)
                 row.update(tail_ratio=m, tail_ratio_low=lo, tail_ratio_high=hi)
             n_syn, n_train = _wide(rows_p, "n_synthetic"), _wide(rows_p, "n_train")
             if len(n_syn):

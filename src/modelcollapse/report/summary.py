@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["mean_ci", "final_vs_initial", "collapse_times", "RISK_PREFERENCE"]
+__all__ = ["mean_ci", "contrast", "final_vs_initial", "collapse_times", "RISK_PREFERENCE"]
 
 #: When a run does not say which metric is a task's risk, the first of these it recorded.
 RISK_PREFERENCE = ("population_risk", "test_loss", "test_nll", "tv_distance", "w2_squared")
@@ -27,6 +27,25 @@ def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, floa
         return (mean, np.nan, np.nan)
     half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
     return (mean, mean - half, mean + half)
+
+
+def contrast(first: np.ndarray, last: np.ndarray, metric: str,
+             level: float = 0.95) -> tuple[float, float, float, str]:
+    """Last vs first iteration of per-chain values, shape (n_seeds,) each: (value, low, high,
+    kind) with a two-sided ``level`` interval.  The ratio of means with a delta-method interval
+    (``profile._stats.log_ratio_of_means``), or for a log-loss (``metrics.is_log_loss``) the
+    mean difference with a paired t interval; ``kind`` says which.  inf - inf (chains collapsed
+    at both ends) is NaN and dropped."""
+    from ..metrics import is_log_loss
+    from ..profile._stats import log_ratio_of_means, mean_test
+
+    alpha = (1 - level) / 2
+    if is_log_loss(metric):
+        with np.errstate(invalid="ignore"):
+            t = mean_test(np.asarray(last, float) - np.asarray(first, float), 0.0, alpha)
+        return t.mean, t.low, t.high, "difference"
+    _, t = log_ratio_of_means(np.asarray(first, float), np.asarray(last, float), 1.0, alpha)
+    return t.mean, t.low, t.high, "ratio of means"
 
 
 def final_vs_initial(results: pd.DataFrame, risk_metrics: dict[str, str] | None = None,
@@ -59,21 +78,12 @@ def final_vs_initial(results: pd.DataFrame, risk_metrics: dict[str, str] | None 
     initial_high, final, final_low, final_high, contrast ("ratio of means" or "difference"),
     ratio, ratio_low, ratio_high (the contrast and its interval), final_iteration.
     """
-    from ..metrics import info
-    from ..profile._stats import log_ratio_of_means, mean_test
-
     rows = []
     risk_metrics = dict(risk_metrics or {})
-    alpha = (1 - level) / 2
-    by_point = "point" in results.columns
-    grid_cols = sorted(c for c in results.columns if str(c).startswith("grid."))
-    keys = ["point", "task", "paradigm"] if by_point else ["task", "paradigm"]
-    for key, group in results.groupby(keys, observed=True, sort=False):
-        *point, task, paradigm = key
-        where, risks = {}, risk_metrics
-        if by_point:
-            where = {"point": int(point[0]), **{c: group[c].iloc[0] for c in grid_cols}}
-            risks = (point_risk or {}).get(int(point[0]), risk_metrics)
+    from ..results.store import units
+
+    for where, task, paradigm, group in units(results):
+        risks = (point_risk or {}).get(where["point"], risk_metrics) if where else risk_metrics
         metric = risks.get(task) or next(
             (m for m in RISK_PREFERENCE if (group.metric == m).any()), None)
         if metric is None:
@@ -86,14 +96,8 @@ def final_vs_initial(results: pd.DataFrame, risk_metrics: dict[str, str] | None 
         for name, v in (("initial", first), ("final", last)):
             m, lo, hi = mean_ci(v, level)
             row.update({name: m, f"{name}_low": lo, f"{name}_high": hi})
-        if info(metric).units.startswith("nats"):
-            with np.errstate(invalid="ignore"):  # inf - inf (collapsed chains): NaN, dropped
-                test = mean_test(last - first, 0.0, alpha)
-            row["contrast"] = "difference"
-        else:
-            _, test = log_ratio_of_means(first, last, 1.0, alpha)
-            row["contrast"] = "ratio of means"
-        row.update({"ratio": test.mean, "ratio_low": test.low, "ratio_high": test.high})
+        m, lo, hi, row["contrast"] = contrast(first, last, metric, level)
+        row.update({"ratio": m, "ratio_low": lo, "ratio_high": hi})
         rows.append(row)
     return pd.DataFrame(rows)
 

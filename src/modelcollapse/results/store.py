@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["COLUMNS", "chain_frame", "write_run", "load_results", "load_manifest", "atomic_write",
+__all__ = ["COLUMNS", "units", "chain_frame", "write_run", "load_results", "load_manifest", "atomic_write",
            "RunLock", "RunLocked", "verify_run"]
 
 COLUMNS = ["study", "task", "family", "paradigm", "seed", "iteration", "metric", "value", "status"]
@@ -58,6 +58,19 @@ def chain_frame(values: dict[str, np.ndarray], status: np.ndarray, replicates: n
         "status": pd.Categorical.from_codes(np.tile(status_codes, M), categories=kinds),
     })
     return pd.DataFrame(columns)[COLUMNS]
+
+
+def units(results: pd.DataFrame):
+    """Iterate the (task, paradigm) units of a results table -- of every grid point in a sweep
+    store.  Yields ``(where, task, paradigm, rows)``: ``where`` is ``{}`` for a run, or the
+    unit's ``point`` and ``grid.<key>`` values in a sweep (columns that analyses put first)."""
+    grid = sorted(c for c in results.columns if str(c).startswith("grid."))
+    keys = (["point"] if "point" in results.columns else []) + ["task", "paradigm"]
+    for key, rows in results.groupby(keys, observed=True, sort=False):
+        *point, task, paradigm = key
+        where = ({"point": int(point[0]), **{c: rows[c].iloc[0] for c in grid}} if point
+                 else {})
+        yield where, str(task), str(paradigm), rows
 
 
 def _categorise(frame: pd.DataFrame) -> pd.DataFrame:

@@ -12,11 +12,11 @@ import importlib
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["Registry", "RegistryError", "tasks", "paradigms"]
+__all__ = ["Registry", "RegistryError", "tasks", "families", "paradigms"]
 
 
 class RegistryError(LookupError):
-    """An unknown name was asked of a registry."""
+    """An unknown name was asked of a registry, or a name was registered twice."""
 
 
 class Registry:
@@ -31,16 +31,36 @@ class Registry:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, Any] = {}
+        self._builtin: set[str] = set()
 
-    def register(self, name: str, target: Any = None) -> Any:
-        """Register ``target`` under ``name``; without ``target``, return a decorator."""
+    def register(self, name: str, target: Any = None, *, replace: bool = False) -> Any:
+        """Register ``target`` under ``name``; without ``target``, return a decorator.
+
+        Raises
+        ------
+        RegistryError
+            If ``name`` is a built-in, or already registered and ``replace`` is False (a
+            plug-in never silently shadows or overwrites another entry).
+        """
         if target is None:
             def decorator(obj):
-                self._entries[name] = obj
+                self.register(name, obj, replace=replace)
                 return obj
             return decorator
+        if name in self._builtin:
+            raise RegistryError(f"{self.kind} {name!r} is built in; register yours under "
+                                "another name")
+        if name in self._entries and not replace and self._entries[name] is not target:
+            raise RegistryError(f"{self.kind} {name!r} is already registered "
+                                f"({self._describe(name)}); pass replace=True to replace it")
         self._entries[name] = target
         return target
+
+    def _describe(self, name: str) -> str:
+        target = self._entries[name]
+        if isinstance(target, str):
+            return target
+        return f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', target)}"
 
     def get(self, name: str) -> Any:
         """Return the object registered as ``name``, importing it if it is lazy.
@@ -85,23 +105,32 @@ class Registry:
         self._entry_points_loaded = True
         from importlib.metadata import entry_points
 
-        for ep in entry_points(group=f"modelcollapse.{self.kind}s"):
-            self._entries.setdefault(ep.name, ep.value)
+        for ep in entry_points(group=f"modelcollapse.{self.kind}" + (
+                "ies" if self.kind.endswith("y") else "s")):
+            if ep.name in self._entries and self._entries[ep.name] != ep.value:
+                raise RegistryError(
+                    f"{self.kind} {ep.name!r} of the installed package "
+                    f"{ep.dist.name if ep.dist else '?'} (entry point {ep.value}) collides with "
+                    f"{self._describe(ep.name)}; rename it in that package's entry points")
+            self._entries[ep.name] = ep.value
+
+    def builtin(self, entries: dict[str, str]) -> None:
+        """Register the package's own entries (lazy ``"module:attr"`` strings)."""
+        self._entries.update(entries)
+        self._builtin.update(entries)
 
 
-#: Tasks: name -> TaskSpec class (data source + model family + held-out real test set + metrics).
+#: Tasks (recipes): name -> task class (data source + held-out real test set + metrics, run
+#: with a model family).
 tasks = Registry("task")
+#: Model families: name -> model class (``families.base``: ``GenerativeModel`` per replicate,
+#: or a batched model with ``batched = True``).
+families = Registry("family")
 #: Data paradigms: name -> Paradigm class.
 paradigms = Registry("paradigm")
 
 
-def _register_builtins(registry: Registry, entries: dict[str, str]) -> None:
-    for name, target in entries.items():
-        registry.register(name, target)
-
-
-_register_builtins(
-    tasks,
+tasks.builtin(
     {
         "linear_regression": "modelcollapse.tasks.linear_regression:LinearRegressionTask",
         "gaussian": "modelcollapse.tasks.gaussian:GaussianTask",
@@ -113,13 +142,24 @@ _register_builtins(
         "diffusion": "modelcollapse.tasks.diffusion:DiffusionTask",
     },
 )
-_register_builtins(
-    paradigms,
+paradigms.builtin(
     {
         "replace": "modelcollapse.engine.paradigms:Replace",
         "accumulate": "modelcollapse.engine.paradigms:Accumulate",
         "accumulate-subsample": "modelcollapse.engine.paradigms:AccumulateSubsample",
         "mix": "modelcollapse.engine.paradigms:Mix",
         "real-matched": "modelcollapse.engine.paradigms:RealMatched",
+    },
+)
+families.builtin(
+    {
+        "gaussian": "modelcollapse.families.gaussian:Gaussian",
+        "kde": "modelcollapse.families.kde:KernelDensity",
+        "gmm": "modelcollapse.families.gmm:GaussianMixture",
+        "linear_regression": "modelcollapse.families.linear_regression:LinearRegression",
+        "discrete": "modelcollapse.families.discrete:Categorical",
+        "vae": "modelcollapse.families.vae:VAE",
+        "lm": "modelcollapse.families.lm:LM",
+        "diffusion": "modelcollapse.families.diffusion:ConformerDiffusion",
     },
 )

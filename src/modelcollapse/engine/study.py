@@ -44,6 +44,8 @@ class UnitResult:
     replicates: np.ndarray
     labels: dict[str, str]  #: study, task, family, paradigm
     profile_spec: dict = field(default_factory=dict)
+    #: the task's provenance (``Task.provenance``: dataset files and checksums, family origin)
+    provenance: dict = field(default_factory=dict)
 
     def frame(self) -> pd.DataFrame:
         """The long results rows (``results.COLUMNS``)."""
@@ -55,13 +57,13 @@ class UnitResult:
         arrays = {"values": np.stack([self.values[k] for k in names]),
                   "status": np.asarray(self.status).astype(str), "replicates": self.replicates}
         return arrays, {"metrics": names, "labels": self.labels,
-                        "profile_spec": self.profile_spec}
+                        "profile_spec": self.profile_spec, "provenance": self.provenance}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict) -> "UnitResult":
         values = dict(zip(meta["metrics"], arrays["values"]))
         return cls(values, arrays["status"].astype(object), arrays["replicates"],
-                   meta["labels"], meta["profile_spec"])
+                   meta["labels"], meta["profile_spec"], meta.get("provenance", {}))
 
 
 def compute_unit(study: Study, task_index: int, paradigm_index: int, *, task=None,
@@ -95,7 +97,7 @@ def compute_unit(study: Study, task_index: int, paradigm_index: int, *, task=Non
     labels = {"study": study.name, "task": task.name, "family": task.family,
               "paradigm": spec.label}
     return UnitResult(chain.values, chain.status, streams.replicates, labels,
-                      {"risk": task.risk_metric, **task.profile})
+                      {"risk": task.risk_metric, **task.profile}, dict(task.provenance))
 
 
 def run_unit(study: Study, task_index: int, paradigm_index: int, task=None,
@@ -205,6 +207,7 @@ def run_study(study: Study, *, jobs: int = 1,
               checkpoints=None) -> pd.DataFrame:
     """Run a study and return its long results table (columns ``results.COLUMNS``).
 
+    ``frame.attrs["provenance"]`` maps each task label to ``Task.provenance``.
     ``frame.attrs["profile_specs"]`` maps each task label to its profile spec: ``"risk"``, the
     metric that is its population risk (or the test-set estimate of it), and the metrics the
     collapse profile reads for each definition (``Task.profile``).
@@ -229,4 +232,5 @@ def run_study(study: Study, *, jobs: int = 1,
                         ship_checkpoints=getattr(executor, "shares_files", True))
     frame = pd.concat([r.frame() for r in outputs], ignore_index=True)[COLUMNS]
     frame.attrs["profile_specs"] = {r.labels["task"]: r.profile_spec for r in outputs}
+    frame.attrs["provenance"] = {r.labels["task"]: r.provenance for r in outputs}
     return frame

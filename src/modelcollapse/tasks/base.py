@@ -57,6 +57,10 @@ class Task:
         subsamples of several sizes, recorded with every chain as the metrics
         ``reference_<metric>_n<N>`` (``Task.learning_curve``; one value per chain, the same at
         every iteration).
+    provenance : dict
+        Where the task's data and model come from, for the manifest (JSON-able): ``datasets``
+        = {name: {"path", "sha256", ...}} for data files, ``family`` = {"name", "source",
+        "package", "version"} for a family plug-in.
     """
 
     name: str
@@ -70,6 +74,7 @@ class Task:
     truth: dict[str, Any] = field(default_factory=dict)
     profile: dict[str, Any] = field(default_factory=dict)
     reference: "LearningCurve | None" = None
+    provenance: dict[str, Any] = field(default_factory=dict)
     _curves: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def learning_curve(self, streams) -> dict[str, np.ndarray]:

@@ -3,7 +3,7 @@
 For each family (linear_regression, gaussian, discrete) and paradigm (replace, accumulate) this
 script times, in one process,
 
-* the **engine**: ``modelcollapse.engine.study.run_unit`` on a study built with the public API
+* the **engine**: ``modelcollapse.engine.unit.run_unit`` on a study built with the public API
   (all replicates advance as one array computation; accumulate uses sufficient statistics), and
 * a **naive loop** in the style of the published research code: per replicate, per model-fitting
   iteration, refit on the full current training set (for accumulate: concatenate the growing pool
@@ -61,7 +61,7 @@ import scipy.stats
 
 import modelcollapse
 from modelcollapse.config import Study
-from modelcollapse.engine.study import run_unit
+from modelcollapse.engine.unit import run_unit
 from modelcollapse.registry import tasks as task_registry
 from modelcollapse.rng import Streams
 

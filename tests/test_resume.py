@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from modelcollapse.cli import app
 from modelcollapse.config import load_study
-from modelcollapse.engine.study import compute_unit, run_study
+from modelcollapse.engine.study import run_study
+from modelcollapse.engine.unit import compute_unit
 from modelcollapse.results.checkpoint import CHECKPOINT_DIR, RunCheckpoints, UnitCheckpoint
 from modelcollapse.results.store import load_results, write_run
 
@@ -176,7 +177,7 @@ def test_finished_units_are_not_recomputed_and_partial_units_continue(tmp_path, 
         chain = real_run_chain(task, paradigm, **kw)
         fits.append(chain.status.shape[0])
         return chain
-    monkeypatch.setattr("modelcollapse.engine.study.run_chain", counting)
+    monkeypatch.setattr("modelcollapse.engine.unit.run_chain", counting)
     calls.clear()
     resumed = run_study(spec, checkpoints=ck, on_iteration=calls.append)
     pd.testing.assert_frame_equal(resumed, expected)

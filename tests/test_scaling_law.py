@@ -13,7 +13,7 @@ import pytest
 from modelcollapse.config import Study, load_study
 from modelcollapse.data.sklearn_datasets import regression_split, vector_split
 from modelcollapse.engine import run_study
-from modelcollapse.engine.study import compute_unit
+from modelcollapse.engine.unit import compute_unit
 from modelcollapse.profile._stats import INCONCLUSIVE, NA
 from modelcollapse.profile.scaling import (CurveFit, dey_donoho_efficiency, fit_learning_curve,
                                            reference_curve, scaling_verdict)

@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-from .study import UnitJob, UnitResult
+from .unit import UnitJob, UnitResult, build_task
 
 __all__ = ["LocalExecutor", "RayExecutor", "make_executor"]
 
@@ -54,13 +54,11 @@ class LocalExecutor:
         if not jobs:
             return
         if self.in_process:
-            from .study import _build_task
-
             built: dict = {}
             for job in jobs:
                 key = (id(job.study), job.task_index)
                 if key not in built:  # one task build serves all its paradigms
-                    built = {key: _build_task(job.study, job.task_index)[0]}
+                    built = {key: build_task(job.study, job.task_index)[0]}
                 finished(job, job.run(task=built[key], on_iteration=on_iteration))
             return
         with ProcessPoolExecutor(max_workers=min(self.jobs, len(jobs))) as pool:

@@ -39,6 +39,7 @@ from pydantic import ValidationError
 from ..config import Study, StudyError, _first_error, _read, apply_override, study_hash
 from ..registry import RegistryError
 from ..results.store import COLUMNS
+from .study import run_units
 
 __all__ = ["Sweep", "load_sweep", "run_sweep", "sweep_columns"]
 
@@ -174,8 +175,6 @@ def run_sweep(sweep: Sweep, *, executor=None, checkpoints=None, on_iteration=Non
 
     ``frame.attrs["profile_specs"]`` has, per point, the task label -> profile spec map.
     """
-    from .study import run_units
-
     ship = getattr(executor, "shares_files", True) if executor is not None else True
     results = run_units(sweep.points, executor=executor, checkpoints=checkpoints,
                         on_iteration=on_iteration, on_unit=on_unit, ship_checkpoints=ship)

@@ -94,6 +94,9 @@ def _sha256(path: Path) -> str:
 def _load_npy(path: Path) -> np.ndarray:
     """A numeric (bool, int or float) array from a ``.npy`` file, never unpickling."""
     try:
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise ValueError("no NumPy .npy header; save it with numpy.save")
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise _unreadable(path, err, " as .npy") from None

@@ -16,8 +16,8 @@ from modelcollapse.families.diffusion import (  # noqa: E402
     N_EDGE_FEATURES, ConformerDiffusion, _centre, cosine_schedule)
 from modelcollapse.registry import tasks  # noqa: E402
 from modelcollapse.rng import Role, Streams  # noqa: E402
-from modelcollapse.tasks.diffusion import (  # noqa: E402
-    DiffusionTask, coverage_matching, kabsch_rmsd, tail_conformers)
+from modelcollapse.metrics.molecules import coverage_matching, kabsch_rmsd  # noqa: E402
+from modelcollapse.tasks.diffusion import DiffusionTask, tail_conformers  # noqa: E402
 
 # flexible molecules (conformers differ, so every metric is defined), a few elements and rings
 SMILES = ["CCCCO", "CCOCC", "OCCOCCO", "CCN(CC)CC", "CC(C)CC(=O)O", "NCCCCN", "CCCOC(=O)C",
@@ -345,12 +345,12 @@ def test_task_split_and_metrics():
     streams = Streams(0, range(2))
     model.fit(task.real, rngs=streams(0, Role.FIT))
     out = task.evaluate(model, 0)
-    assert set(out) == {"test_loss", "cov_r", "mat_r", "cov_p", "tail_cov_r", "bond_length_error",
-                        "diversity", "diversity_ratio", "train_steps"}
+    assert set(out) == {"test_denoising_loss", "cov_r", "mat_r", "cov_p", "tail_cov_r",
+                        "bond_length_error", "diversity", "diversity_ratio", "train_steps"}
     assert (out["train_steps"] == 3).all()
     for v in out.values():
         assert v.shape == (2,) and np.isfinite(v).all()
-    np.testing.assert_allclose(out["test_loss"], -model.score_samples(task.test).mean(1))
+    np.testing.assert_allclose(out["test_denoising_loss"], -model.score_samples(task.test).mean(1))
     again = task.evaluate(model, 0)
     for k in out:
         np.testing.assert_array_equal(out[k], again[k])
@@ -373,11 +373,11 @@ def test_diffusion_study_through_engine(diffusion_registered):
     df = run_study(study)
     assert set(df.paradigm) == {"replace", "accumulate"}
     assert df.iteration.max() == 1 and df.seed.nunique() == 2
-    loss = df[df.metric == "test_loss"]
+    loss = df[df.metric == "test_denoising_loss"]
     assert len(loss) == 2 * 2 * 2 and np.isfinite(loss.value).all() and (loss.value > 0).all()
     n_train = df[(df.metric == "n_train") & (df.iteration == 1)].set_index("paradigm").value
     assert (n_train["replace"] == 18).all() and (n_train["accumulate"] == 36).all()
     spec = next(iter(df.attrs["profile_specs"].values()))
-    assert spec["risk"] == "test_loss" and spec["tail_recall"] == "tail_cov_r"
+    assert spec["risk"] == "test_denoising_loss" and spec["tail_recall"] == "tail_cov_r"
     steps = df[df.metric == "train_steps"].value
     assert (steps == 3).all()  # steps budget: the same for both paradigms and iterations

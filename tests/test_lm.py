@@ -19,9 +19,10 @@ from modelcollapse.families.lm import LM, _generate  # noqa: E402
 from modelcollapse.registry import tasks  # noqa: E402
 from modelcollapse.rng import Role, Streams  # noqa: E402
 from modelcollapse.tasks import lm as lm_task  # noqa: E402
+from modelcollapse.metrics.text import (  # noqa: E402
+    distinct_n, novel_ngram_share, pack_ngrams, rare_types, type_recall, unigram_entropy)
 from modelcollapse.tasks.lm import (  # noqa: E402
-    AUSTEN, LMTask, distinct_n, draw_windows, novel_ngram_share, rare_types,
-    tail_token_positions, type_recall, unigram_entropy, _pack)
+    AUSTEN, LMTask, draw_windows, tail_token_positions)
 
 V, L = 48, 12
 TINY = dict(vocab_size=V, context=L, n_layer=2, n_head=2, d_model=16, batch_size=16)
@@ -182,12 +183,12 @@ def test_text_metrics_by_hand():
     np.testing.assert_allclose(unigram_entropy(np.array([0, 0, 1, 1]), 4), np.log(2))
     np.testing.assert_allclose(unigram_entropy(toks, 8),
                                -(2 * 0.25 * np.log(0.25) + 0.5 * np.log(0.5)))
-    reference = np.unique(_pack(np.array([1, 2, 3, 4, 5]), 3))  # (1,2,3), (2,3,4), (3,4,5)
+    reference = np.unique(pack_ngrams(np.array([1, 2, 3, 4, 5]), 3))  # (1,2,3), (2,3,4), (3,4,5)
     sample = np.array([[1, 2, 3, 4], [2, 3, 5, 5]])            # 4 trigrams, 2 in reference
     assert novel_ngram_share(sample, reference, 3) == 0.5
     assert novel_ngram_share(np.array([[9, 9, 9]]), reference, 3) == 1.0
     counts = np.array([0, 50, 1, 7, 1, 30, 2, 9, 100, 4, 3, 60])  # 11 occurring types
-    np.testing.assert_array_equal(rare_types(counts), [2])          # round(1.1) = 1: the rarest
+    np.testing.assert_array_equal(rare_types(counts, 0.1), [2])     # round(1.1) = 1: the rarest
     np.testing.assert_array_equal(rare_types(counts, 0.3), [2, 4, 6])  # ties by id
     assert type_recall(np.array([2, 4, 6]), np.array([[4, 4, 1], [8, 2, 0]])) == 2 / 3
     targets = np.array([[1, 2], [3, 8], [4, 1]])  # counts 50, 1, 7, 100, 1, 50

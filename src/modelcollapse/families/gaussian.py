@@ -15,40 +15,9 @@ import numpy as np
 from ._linalg import SPDFactor, spd_factor
 from .base import STATUS_OK, Stats, stack_draws
 
-__all__ = ["Gaussian", "bures_wasserstein_squared", "psd_sqrt"]
+__all__ = ["Gaussian"]
 
 LOG_2PI = float(np.log(2 * np.pi))
-
-
-def psd_sqrt(S: np.ndarray) -> np.ndarray:
-    """Symmetric square root of PSD matrices, shape (..., d, d); negative eigenvalues clipped to 0."""
-    vals, vecs = np.linalg.eigh(S)
-    return (vecs * np.sqrt(np.clip(vals, 0.0, None))[..., None, :]) @ np.swapaxes(vecs, -1, -2)
-
-
-def bures_wasserstein_squared(mean_a, cov_a, mean_b, cov_b, *, root_b=None) -> np.ndarray:
-    """Squared 2-Wasserstein distance between Gaussians, split is ``mean term + covariance term``.
-
-    W2^2 = ||m_a - m_b||^2 + tr(S_a) + tr(S_b) - 2 tr((S_b^1/2 S_a S_b^1/2)^1/2)
-    (Dowson & Landau 1982; Schaeffer et al. 2025, Sec. 2.1).
-
-    Parameters
-    ----------
-    mean_a, mean_b : ndarray of shape (..., d)
-    cov_a, cov_b : ndarray of shape (..., d, d), positive semi-definite
-    root_b : ndarray of shape (..., d, d), optional
-        ``psd_sqrt(cov_b)`` if already known (saves an eigendecomposition per call).
-
-    Returns
-    -------
-    ndarray of shape (...,), squared distance in squared data units.
-    """
-    root_b = psd_sqrt(cov_b) if root_b is None else root_b
-    inner = np.linalg.eigvalsh(root_b @ cov_a @ root_b)
-    cross = np.sqrt(np.clip(inner, 0.0, None)).sum(-1)
-    cov_term = np.trace(cov_a, axis1=-2, axis2=-1) + np.trace(cov_b, axis1=-2, axis2=-1) - 2 * cross
-    mean_term = ((np.asarray(mean_a) - mean_b) ** 2).sum(-1)
-    return mean_term + np.clip(cov_term, 0.0, None)
 
 
 class Gaussian:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import MetricInfo, metric
+
 __all__ = ["knn_precision_recall"]
 
 
@@ -27,6 +29,14 @@ def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip((a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * a @ b.T, 0.0, None)
 
 
+@metric(precision=MetricInfo(True, "fraction", "k-NN precision: synthetic samples on the real "
+                            "manifold (1 - hallucinated share)", "fraction"),
+        recall=MetricInfo(True, "fraction", "k-NN recall: held-out real points the model covers",
+                          "fraction"),
+        mode_coverage=MetricInfo(True, "fraction", "real modes (outcomes, classes, components) "
+                                 "still produced", "fraction"),
+        tail_recall=MetricInfo(True, "fraction", "k-NN recall of the 10% held-out real points "
+                               "farthest from their mean (Mahalanobis)", "fraction"))
 def knn_precision_recall(real: np.ndarray, synthetic: np.ndarray, *, k: int = 5,
                          labels: np.ndarray | None = None, min_recall: float = 0.1,
                          tail: np.ndarray | None = None):

@@ -21,9 +21,10 @@ the real pool holds all ``n_conformers`` conformers of each training molecule
 
 Metrics (each iteration)
 ------------------------
-* ``test_loss``: mean denoising loss (DDPM epsilon-MSE, squared noise norm per atom, at fixed
-  timesteps and noise; ``ConformerDiffusion.score_samples``) of the held-out real conformers:
-  the risk metric ("Loss (Test)" of Gerstgrasser et al.).  A loss, not a log-likelihood.
+* ``test_denoising_loss``: mean denoising loss (DDPM epsilon-MSE, squared noise norm per atom,
+  at fixed timesteps and noise; ``ConformerDiffusion.score_samples``) of the held-out real
+  conformers: the risk metric ("Loss (Test)" of Gerstgrasser et al.).  A loss, not a
+  log-likelihood, and not in label units (recorded as ``test_loss`` before issue 11).
 
 From 2 x ``n_conformers`` conformers generated (EVAL stream) for each of the first
 ``n_eval_molecules`` test molecules (GeoDiff generates twice the number of reference
@@ -73,12 +74,12 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ..families.base import PerReplicate
+from ..metrics.molecules import bond_length_error, coverage_matching, kabsch_rmsd, mean_pairwise
 from ..rng import Role, Streams
 from ._budget import TrainBudget, train_steps_taken
 from .base import Task, TaskParams
 
-__all__ = ["DiffusionTask", "DIFFUSION_PROFILE", "kabsch_rmsd", "coverage_matching",
-           "tail_conformers", "load_conformers"]
+__all__ = ["DiffusionTask", "DIFFUSION_PROFILE", "tail_conformers", "load_conformers"]
 
 #: collapse-profile roles of the diffusion task's metrics
 DIFFUSION_PROFILE = {"variance": "diversity", "tail_recall": "tail_cov_r",
@@ -90,40 +91,6 @@ SMILES_CONFORMERS = 5        #: conformers embedded per molecule for ``smiles`` 
 TAIL_CONFORMER_FRACTION = 0.3  #: share of a molecule's reference conformers that are its tail
 
 
-def kabsch_rmsd(P: np.ndarray, Q: np.ndarray) -> np.ndarray:
-    """RMSD after optimal superposition by a proper rotation and translation.
-
-    P, Q : arrays (..., n, 3) (broadcast against each other)  ->  (...,) in the coordinates'
-    unit.  Kabsch 1976: with centred P, Q and the SVD P^T Q = U S V^T, the best rotation maps P
-    to P U D V^T, D = diag(1, 1, sign det(U V^T)) (excludes reflections); the RMSD is computed
-    from the residuals (not from the closed form |P|^2 + |Q|^2 - 2 tr S, which loses precision
-    near 0).
-    """
-    P = np.asarray(P, np.float64)
-    Q = np.asarray(Q, np.float64)
-    P, Q = np.broadcast_arrays(P - P.mean(-2, keepdims=True), Q - Q.mean(-2, keepdims=True))
-    U, _, Vt = np.linalg.svd(np.swapaxes(P, -1, -2) @ Q)             # (..., 3, 3)
-    d = np.sign(np.linalg.det(U @ Vt))
-    d = np.where(d == 0, 1.0, d)
-    U = U.copy()
-    U[..., :, 2] *= d[..., None]
-    residual = P @ U @ Vt - Q                                        # (..., n, 3)
-    return np.sqrt((residual ** 2).sum((-1, -2)) / P.shape[-2])
-
-
-def coverage_matching(rmsd: np.ndarray, threshold: float) -> dict[str, float]:
-    """COV-R, MAT-R, COV-P of one molecule from its (G generated, C reference) RMSD matrix
-    (Xu et al. 2022 eqs. 15-16): ``cov_r`` = share of references with min_g RMSD <= threshold,
-    ``mat_r`` = mean over references of min_g RMSD, ``cov_p`` = share of generated conformers
-    with min_c RMSD <= threshold.  Non-finite RMSDs count as infinitely far."""
-    r = np.where(np.isfinite(rmsd), rmsd, np.inf)
-    best_ref = r.min(0)                                              # (C,)
-    best_gen = r.min(1)                                              # (G,)
-    return {"cov_r": float(np.mean(best_ref <= threshold)),
-            "mat_r": float(np.mean(best_ref)) if np.isfinite(best_ref).all() else np.nan,
-            "cov_p": float(np.mean(best_gen <= threshold))}
-
-
 def tail_conformers(ref_rmsd: np.ndarray, fraction: float = TAIL_CONFORMER_FRACTION) -> np.ndarray:
     """Indices of a molecule's tail conformers from the (C, C) RMSD matrix of its reference
     conformers: the ceil(``fraction`` C) with the largest mean RMSD to the other references
@@ -132,11 +99,6 @@ def tail_conformers(ref_rmsd: np.ndarray, fraction: float = TAIL_CONFORMER_FRACT
     k = min(C, max(1, int(np.ceil(fraction * C - 1e-9))))
     isolation = ref_rmsd.sum(1) / max(C - 1, 1)                     # (C,) mean RMSD to others
     return np.sort(np.argsort(-isolation, kind="stable")[:k])
-
-
-def _mean_pairwise(rmsd: np.ndarray) -> float:
-    i, j = np.triu_indices(rmsd.shape[0], 1)
-    return float(rmsd[i, j].mean()) if len(i) else 0.0
 
 
 def load_conformers(smiles: list[str] | None, n_conformers: int | None):
@@ -275,11 +237,9 @@ class DiffusionTask:
                     tail = cross[:, tails[int(k)]]                     # (G, k)
                     per["tail_cov_r"].append(
                         coverage_matching(tail, p.tail_threshold)["cov_r"])
-                    i, j, length = bond_pairs[int(k)]
-                    d = np.linalg.norm(x[:, i] - x[:, j], axis=-1)     # (G, bonds)
-                    bond_err.append(np.abs(d - length).mean())
-                    div_gen += _mean_pairwise(kabsch_rmsd(x[:, None], x[None]))
-                    div_ref += _mean_pairwise(ref_rmsd[int(k)])
+                    bond_err.append(bond_length_error(x, *bond_pairs[int(k)]))
+                    div_gen += mean_pairwise(kabsch_rmsd(x[:, None], x[None]))
+                    div_ref += mean_pairwise(ref_rmsd[int(k)])
                 for name in names[:4]:
                     out[name][r] = np.mean(per[name])
                 out["bond_length_error"][r] = np.mean(bond_err)
@@ -288,7 +248,7 @@ class DiffusionTask:
             return out
 
         def evaluate(model: PerReplicate, iteration: int = 0) -> dict[str, np.ndarray]:
-            out = {"test_loss": -model.score_samples(test).mean(1),
+            out = {"test_denoising_loss": -model.score_samples(test).mean(1),
                    "train_steps": train_steps_taken(model, len(real))}
             if p.sample_metrics:
                 out.update(sample_metrics(model, iteration))
@@ -307,7 +267,7 @@ class DiffusionTask:
 
         return Task(
             name=f"diffusion-{p.dataset}", family=cls.family, make_model=make_model, real=real,
-            test=test, evaluate=evaluate, risk_metric="test_loss",
+            test=test, evaluate=evaluate, risk_metric="test_denoising_loss",
             truth={"n_features": real.shape[2], "n_atoms_max": A, "n_conformers": C,
                    "n_molecules_table": K}, profile=DIFFUSION_PROFILE,
         )

@@ -26,7 +26,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ..families.discrete import Categorical
-from ..metrics import entropy, gini_simpson
+from ..metrics.discrete import entropy, gini_simpson, sq_error, tv_distance
 from ..rng import Role, Streams
 from .base import Task, TaskParams
 
@@ -93,8 +93,8 @@ class DiscreteTask:
         def evaluate(model: Categorical, iteration: int = 0) -> dict[str, np.ndarray]:
             q = model.probabilities_
             out = {"entropy": entropy(q), "support_size": (q > 0).sum(1).astype(float),
-                   "gini_simpson": gini_simpson(q), "tv_distance": 0.5 * np.abs(q - p0).sum(1),
-                   "sq_error": ((q - p0) ** 2).sum(1),
+                   "gini_simpson": gini_simpson(q), "tv_distance": tv_distance(q, p0),
+                   "sq_error": sq_error(q, p0),
                    "mode_coverage": (q[:, real_support] > 0).mean(1),
                    "hallucinated_mass": q[:, ~real_support].sum(1)}
             if tail.any():

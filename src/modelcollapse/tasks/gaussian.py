@@ -13,8 +13,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from ..families.gaussian import Gaussian, bures_wasserstein_squared, psd_sqrt
-from ..metrics import cov_trace_ratio
+from ..families.gaussian import Gaussian
+from ..metrics import bures_wasserstein_squared, cov_trace_ratio, psd_sqrt
 from ..rng import Streams
 from ._vector import (CURVE_SMALLEST, VECTOR_PROFILE, VectorParams, sample_metrics, vector_curve,
                       vector_data)

@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 
 from ..data.sklearn_datasets import regression_split
 from ..families.linear_regression import LinearRegression
+from ..metrics.regression import excess_risk, moment_mse, predictive_variance
 from ..rng import Role, Streams
 from .base import (LearningCurve, Task, TaskParams, curve_sizes, reference_moments, tail_rows,
                    take_rows)
@@ -106,31 +107,24 @@ class LinearRegressionTask:
         tail_moments = LinearRegression.statistics(tail)
         tail_second_moment = tail_moments["xtx"] / tail_moments["count"][:, None, None]
 
-        def mse(moments, c):
-            sse = (moments["yty"] - 2 * (c * moments["xty"]).sum(1)
-                   + (c * (moments["xtx"] @ c[..., None])[..., 0]).sum(1))
-            return np.clip(sse, 0.0, None) / moments["count"]
-
         def population_risk(model: LinearRegression) -> np.ndarray:
-            return ((model.coef_ - truth["coef"]) ** 2).sum(1)
+            return excess_risk(model.coef_ - truth["coef"])
 
         def test_loss(model: LinearRegression) -> np.ndarray:
-            return mse(test_moments, model.coef_)
+            return moment_mse(test_moments, model.coef_)
 
         def evaluate(model: LinearRegression, iteration: int = 0) -> dict[str, np.ndarray]:
             c = model.coef_
             out = {}
             if "coef" in truth:
-                delta = c - truth["coef"]
                 out["population_risk"] = population_risk(model)
                 # excess risk on the tail of x: E[(x^T delta)^2 | x in the 10% highest leverage]
-                out["tail_risk"] = (delta * (tail_second_moment @ delta[..., None])[..., 0]).sum(1)
+                out["tail_risk"] = excess_risk(c - truth["coef"], tail_second_moment)
             out["test_loss"] = test_loss(model)
-            out["tail_loss"] = mse(tail_moments, c)
+            out["tail_loss"] = moment_mse(tail_moments, c)
             out["residual_variance"] = model.residual_variance_
             # variance of the model's label distribution: noise + Var_x(x^T c)
-            out["predictive_variance"] = model.noise_variance_ + (
-                c * ((x_cov @ c[..., None])[..., 0])).sum(1)
+            out["predictive_variance"] = predictive_variance(model.noise_variance_, c, x_cov)
             return out
 
         risk = "population_risk" if truth else "test_loss"

@@ -71,13 +71,13 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ..families.base import PerReplicate
-from ..metrics import entropy
+from ..metrics.text import (distinct_n, novel_ngram_share, pack_ngrams, rare_types, type_recall,
+                            unigram_entropy)
 from ..rng import Role, Streams
 from ._budget import TrainBudget, train_steps_taken
 from .base import TAIL_FRACTION, Task, TaskParams
 
-__all__ = ["LMTask", "LM_PROFILE", "load_units", "distinct_n", "unigram_entropy",
-           "novel_ngram_share", "rare_types", "type_recall", "tail_token_positions"]
+__all__ = ["LMTask", "LM_PROFILE", "load_units", "tail_token_positions"]
 
 #: collapse-profile roles of the LM task's metrics (Def. 7 on the increments of the tail and
 #: overall cross-entropies since iteration 0: the text's entropy floor cancels)
@@ -254,50 +254,7 @@ def draw_windows(units: list[np.ndarray], n: int, context: int, bos_id: int,
     return np.concatenate([np.full((n, 1), bos_id, np.int64), rows], axis=1)
 
 
-# ----------------------------------------------------------------------------- metrics
-
-def _pack(tokens: np.ndarray, n: int) -> np.ndarray:
-    """n-grams within rows of tokens (..., T) -> uint64 codes (..., T-n+1) (ids < 2**16)."""
-    tokens = tokens.astype(np.uint64)
-    T = tokens.shape[-1]
-    code = np.zeros(tokens.shape[:-1] + (T - n + 1,), dtype=np.uint64)
-    for j in range(n):
-        code = (code << np.uint64(16)) | tokens[..., j:T - n + 1 + j]
-    return code
-
-
-def distinct_n(tokens: np.ndarray, n: int) -> float:
-    """Distinct n-grams / n-grams of a corpus of rows (m, T) (n-grams within rows)."""
-    codes = _pack(tokens, n).ravel()
-    return len(np.unique(codes)) / len(codes) if len(codes) else np.nan
-
-
-def unigram_entropy(tokens: np.ndarray, vocab_size: int) -> float:
-    """Shannon entropy (nats) of the empirical token distribution of ``tokens`` (any shape)."""
-    counts = np.bincount(tokens.ravel(), minlength=vocab_size)
-    return float(entropy(counts / counts.sum()))
-
-
-def novel_ngram_share(tokens: np.ndarray, reference: np.ndarray, n: int = NOVEL_N) -> float:
-    """Share of the n-grams of rows ``tokens`` (m, T) absent from ``reference`` (sorted unique
-    uint64 codes of ``_pack``)."""
-    codes = _pack(tokens, n).ravel()
-    pos = np.searchsorted(reference, codes).clip(max=len(reference) - 1)
-    return float(np.mean(reference[pos] != codes)) if len(codes) else np.nan
-
-
-def rare_types(counts: np.ndarray, fraction: float = TAIL_FRACTION) -> np.ndarray:
-    """Ids of the ``fraction`` of occurring types (count > 0) with the lowest counts (ties by
-    id), at least one: counts (V,) -> (k,)."""
-    present = np.flatnonzero(counts)
-    k = max(1, int(round(fraction * len(present))))
-    return present[np.argsort(counts[present], kind="stable")[:k]]
-
-
-def type_recall(types: np.ndarray, tokens: np.ndarray) -> float:
-    """Share of ``types`` that occur at least once in ``tokens``."""
-    return float(np.isin(types, tokens).mean())
-
+# ----------------------------------------------------------------------------- the tail
 
 def tail_token_positions(counts: np.ndarray, targets: np.ndarray,
                          fraction: float = TAIL_FRACTION) -> np.ndarray:
@@ -365,9 +322,9 @@ class LMTask:
         counts = np.stack([np.bincount(x[:, 1:].ravel(), minlength=V) for x in real])  # (R, V)
         tail = np.stack([tail_token_positions(counts[r], test[r, :, 1:]) for r in range(R)])
         m = min(N_EVAL, p.n_test)
-        rare = [rare_types(c) for c in counts]
+        rare = [rare_types(c, TAIL_FRACTION) for c in counts]
         real_entropy = np.array([unigram_entropy(x[:m, 1:], V) for x in real])      # (R,)
-        reference = np.unique(np.concatenate([_pack(u, NOVEL_N) for u in train_units
+        reference = np.unique(np.concatenate([pack_ngrams(u, NOVEL_N) for u in train_units
                                               if len(u) >= NOVEL_N]))
         corpus = np.bincount(np.concatenate(train_units), minlength=V)
 
@@ -385,7 +342,8 @@ class LMTask:
                 out["unigram_entropy"] = h
                 out["unigram_entropy_ratio"] = h / real_entropy
                 out["rare_token_recall"] = np.array([type_recall(t, x) for t, x in zip(rare, s)])
-                out["novel_ngram_share"] = np.array([novel_ngram_share(x, reference) for x in s])
+                out["novel_ngram_share"] = np.array([novel_ngram_share(x, reference, NOVEL_N)
+                                                     for x in s])
             return out
 
         def make_model():
@@ -405,7 +363,7 @@ class LMTask:
                    "real_unigram_entropy": real_entropy.tolist(),
                    "rare_token_recall_real": [type_recall(t, x[:m, 1:])
                                               for t, x in zip(rare, test)],
-                   "novel_ngram_share_real": [novel_ngram_share(x[:m, 1:], reference)
+                   "novel_ngram_share_real": [novel_ngram_share(x[:m, 1:], reference, NOVEL_N)
                                               for x in test],
                    "n_parameters": _n_params(V, p)},
             profile=LM_PROFILE,

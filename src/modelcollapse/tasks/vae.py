@@ -61,8 +61,9 @@ from pydantic import Field, model_validator
 
 from ..families.base import PerReplicate
 from ..metrics import mean_nll
-from ..rng import Role, Streams
+from ..metrics.image import class_coverage, classifier_features, pixel_variance_ratio
 from ..metrics.knn import knn_precision_recall
+from ..rng import Role, Streams
 from ._budget import TrainBudget, train_steps_taken
 from ._vector import N_EVAL, VECTOR_PROFILE
 from .base import Task, TaskParams, reference_moments, tail_rows, take_rows
@@ -72,7 +73,6 @@ __all__ = ["VAETask", "VAE_PROFILE"]
 #: collapse-profile roles of the VAE task's metrics
 VAE_PROFILE = {**VECTOR_PROFILE, "variance": "pixel_variance_ratio", "modes": "class_coverage"}
 
-MIN_SHARE = 0.1  #: a class is covered when it receives >= 10% of its expected share of samples
 FEATURES = 64    #: hidden units of the real-data classifier whose activations are the features
 
 _DEFAULTS = {"digits": (500, 300), "fashion-mnist": (2000, 1000)}  # n_samples, n_test
@@ -100,34 +100,6 @@ def load_images(dataset: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         out[split] = ((X.reshape(len(X), -1) / 255.0).astype(np.float32),
                       np.load(labels).astype(np.int64))
     return out
-
-
-def class_coverage(classifiers, samples: np.ndarray, train_labels: np.ndarray) -> np.ndarray:
-    """Share of classes whose share of the samples is >= ``MIN_SHARE`` x their share of the
-    training pool, per replicate: (R, s, D), (R, n) -> (R,)."""
-    out = np.empty(len(classifiers))
-    for r, clf in enumerate(classifiers):
-        finite = np.isfinite(samples[r]).all(1)
-        predicted = clf.predict(samples[r][finite]) if finite.any() else np.empty(0, np.int64)
-        classes, counts = np.unique(train_labels[r], return_counts=True)
-        expected = counts / counts.sum()
-        got = np.array([(predicted == c).sum() for c in classes]) / len(samples[r])
-        out[r] = np.mean(got >= MIN_SHARE * expected)
-    return out
-
-
-def classifier_features(clf, X: np.ndarray) -> np.ndarray:
-    """Hidden-layer activations of a fitted scikit-learn ``MLPClassifier`` (ReLU), (n, D) ->
-    (n, FEATURES); non-finite pixels are set to 0 and pixels clipped to [0, 1] first."""
-    h = np.clip(np.nan_to_num(X, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-    for W, b in zip(clf.coefs_[:-1], clf.intercepts_[:-1]):
-        h = np.maximum(h @ W + b, 0.0)
-    return h
-
-
-def pixel_variance_ratio(samples: np.ndarray, test: np.ndarray) -> np.ndarray:
-    """Total per-pixel variance of samples / of test images: (R, s, D), (R, m, D) -> (R,)."""
-    return samples.var(1).sum(-1) / test.var(1).sum(-1)
 
 
 class VAETask:

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Study", "load_study", "run_study", "run_chain", "load_results", "collapse_profile",
-           "write_report", "Streams", "tasks", "paradigms", "__version__"]
+__all__ = ["run", "sweep", "open_run", "Run", "RunError", "Study", "load_study", "run_study",
+           "run_chain", "load_results", "collapse_profile", "write_report", "Streams", "tasks",
+           "paradigms", "__version__"]
 
 
 def __getattr__(name: str):
     # keep ``import modelcollapse`` light: heavy modules load on first use
+    if name in ("run", "sweep", "open_run", "Run", "RunError"):
+        from . import api
+        return getattr(api, name)
     if name in ("Study", "load_study"):
         from . import config
         return getattr(config, name)

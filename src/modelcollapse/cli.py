@@ -8,10 +8,9 @@ anything is written.
 from __future__ import annotations
 
 import json
-import platform
 import sys
-import time
-from importlib import metadata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -20,7 +19,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__
 from .config import StudyError, list_presets, load_study, study_hash
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
@@ -32,32 +30,6 @@ err_console = Console(stderr=True)
 def _fail(message: str, code: int = 2) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "modelcollapse": __version__}
-    for pkg in ("numpy", "scipy", "scikit-learn", "pandas", "pyarrow", "pydantic", "matplotlib"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def _out_dir(out: Optional[Path], name: str) -> Path:
-    if out is not None:
-        if (out / "results.parquet").exists():
-            _fail(f"--out {out}: already holds results; choose another directory "
-                  "(finished results are never overwritten)")
-        if out.exists() and not out.is_dir():
-            _fail(f"--out {out}: exists and is not a directory")
-        return out
-    base = Path("runs") / name
-    candidate, k = base, 1
-    while (candidate / "results.parquet").exists():
-        k += 1
-        candidate = base.with_name(f"{name}-{k}")
-    return candidate
 
 
 def _fmt(x: float, lo: float, hi: float) -> str:
@@ -81,13 +53,6 @@ def _unit_label(frame):
         return f"point {row['point']} ({values}) · {row['task']}"
 
     return frame.apply(label, axis=1)
-
-
-def _point_specs(manifest: dict) -> tuple[dict, dict]:
-    """(point -> profile specs, point -> risk metrics) of a sweep manifest ({} for a run)."""
-    points = manifest.get("points") or []
-    return ({int(p["point"]): p.get("profile_specs") or {} for p in points},
-            {int(p["point"]): p.get("risk_metrics") or {} for p in points})
 
 
 def print_summary(summary, title: str) -> None:
@@ -134,121 +99,56 @@ def run(
 
     Examples: modelcollapse run; modelcollapse run kazdan2024-gaussian --set n_seeds=500
     """
-    if jobs < 1:
-        _fail(f"--jobs: {jobs} is not allowed; allowed: an integer >= 1")
+    with _api_errors(), _progress_bar(quiet) as progress:
+        from .api import run as run_api
+
+        result = run_api(study, out=out, overrides=set_ or [], jobs=jobs, plots=plots,
+                         resume=resume, progress=progress)
+    manifest = result.manifest
+    if not quiet:
+        spec = manifest["study"]
+        print_summary(result.summary, f"{spec['name']}: risk at the last model-fitting "
+                      f"iteration vs iteration 0 (mean ± 95% CI half-width over "
+                      f"{spec['n_seeds']} seeds)")
+        print_profile(result.profile, f"{spec['name']}: collapse profile (Schaeffer et al. "
+                      "2025, Sec. 2)")
+    console.print(f"wrote {result.directory}/ ({manifest['files']['results.parquet']['rows']} "
+                  f"rows, {manifest['elapsed_seconds']:.1f} s)", highlight=False)
+
+
+@contextmanager
+def _api_errors() -> Iterator[None]:
+    """The API's exceptions as ``error: <one line>`` and exit 2 (an interruption: exit 130 with
+    the --resume hint)."""
+    from .api import RunInterrupted
+
     try:
-        spec = load_study(study, set_ or [])
-    except StudyError as exc:
-        _fail(str(exc))
-    _in_run_dir(out, spec.name, "run", study_hash(spec), resume, lambda directory, checkpoints:
-                _run_into(spec, directory, jobs=jobs, plots=plots, quiet=quiet,
-                          checkpoints=checkpoints))
-
-
-def _in_run_dir(out: Optional[Path], name: str, kind: str, digest: str, resume: bool,
-                body) -> None:
-    """Resolve the run directory (--out, else runs/<name>), hold its lock, check (--resume) or
-    start its checkpoints, and call ``body(directory, checkpoints)``."""
-    directory = _resume_dir(out, name) if resume else _out_dir(out, name)
-    from .results.checkpoint import RunCheckpoints
-    from .results.store import RunLock, RunLocked
-
-    try:
-        with RunLock(directory):
-            body(directory, _checkpoints(RunCheckpoints(directory, kind, digest), resume))
-    except RunLocked as exc:
+        yield
+    except RunInterrupted as exc:
+        _fail(f"interrupted; {exc.directory}/.checkpoints holds the progress: run the same "
+              f"command with --resume --out {exc.directory} to continue", code=130)
+    except (StudyError, ValueError) as exc:
         _fail(str(exc))
 
 
-def _resume_dir(out: Optional[Path], name: str) -> Path:
-    """The run directory to resume: --out, else runs/<name>."""
-    directory = out if out is not None else Path("runs") / name
-    if (directory / "results.parquet").exists():
-        _fail(f"--resume: {directory} already holds finished results (nothing to resume; "
-              "finished results are never overwritten)")
-    if directory.exists() and not directory.is_dir():
-        _fail(f"--out {directory}: exists and is not a directory")
-    return directory
-
-
-def _interrupted(directory: Path) -> None:
-    _fail(f"interrupted; {directory}/.checkpoints holds the progress: run the same command with "
-          f"--resume --out {directory} to continue", code=130)
-
-
-def _checkpoints(checkpoints, resume: bool):
-    """Check (resume) or start the checkpoints of a run directory (under its lock)."""
-    from .results.checkpoint import CheckpointMismatch
-
-    if checkpoints.exists():
-        if not resume:
-            run_dir = checkpoints.directory.parent
-            _fail(f"{run_dir}: holds an interrupted run; continue it with --resume, or choose "
-                  f"another --out (or delete {run_dir}/.checkpoints to start over)")
-        try:
-            checkpoints.check()
-        except CheckpointMismatch as exc:
-            _fail(str(exc))
-    else:
-        checkpoints.start()
-    return checkpoints
-
-
-def _run_into(spec, directory: Path, *, jobs: int, plots: bool, quiet: bool,
-              checkpoints=None) -> None:
-    """Run ``spec`` and write everything into ``directory`` (held under the run lock)."""
+@contextmanager
+def _progress_bar(quiet: bool) -> Iterator[Callable]:
+    """A transient progress bar on stderr, fed by the API's ``progress`` callback."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .engine import run_study
-    from .report.summary import final_vs_initial
-    from .results.store import atomic_write, write_run
-
-    total = len(spec.tasks) * len(spec.paradigms) * spec.n_iterations
-    start = time.time()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, disable=quiet, transient=True) as bar:
-        handle = bar.add_task(f"{spec.name}: model-fitting iterations", total=total)
-        try:
-            results = run_study(spec, jobs=jobs, on_iteration=lambda t: bar.advance(handle),
-                                checkpoints=checkpoints)
-        except (ValueError, StudyError) as exc:
-            if checkpoints is not None:  # deterministic: resuming would fail the same way
-                checkpoints.remove()
-            _fail(str(exc))
-        except KeyboardInterrupt:
-            _interrupted(directory)
-    elapsed = time.time() - start
+                  TextColumn("{task.fields[units]}"), TimeElapsedColumn(), console=err_console,
+                  disable=quiet, transient=True) as bar:
+        handle: list = []
 
-    profile_specs = results.attrs.get("profile_specs", {})
-    risk_metrics = {task: spec["risk"] for task, spec in profile_specs.items()}
-    manifest = {
-        "study": spec.resolved(),
-        "study_hash": study_hash(spec),
-        "risk_metrics": risk_metrics,
-        "profile_specs": profile_specs,
-        "versions": _versions(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "elapsed_seconds": round(elapsed, 3),
-        "command": sys.argv,
-    }
-    write_run(directory, results, manifest)
-    if checkpoints is not None:
-        checkpoints.remove()
-    summary = final_vs_initial(results, risk_metrics)
-    atomic_write(directory / "summary.csv", lambda p: summary.to_csv(p, index=False))
-    from .profile import collapse_profile
+        def update(p) -> None:
+            units = f"iterations · {p.units}/{p.total_units} units" if p.total_units else ""
+            if not handle:
+                handle.append(bar.add_task(f"{p.name}: model-fitting iterations",
+                                           total=p.total_iterations, units=units))
+            bar.update(handle[0], completed=p.iterations, units=units)
 
-    profile = collapse_profile(results, profile_specs, spec.profile)
-    atomic_write(directory / "profile.csv", lambda p: profile.to_csv(p, index=False))
-    if plots:
-        from .report.html import write_report
-
-        write_report(directory, profile=profile)
-    if not quiet:
-        print_summary(summary, f"{spec.name}: risk at the last model-fitting iteration vs "
-                      f"iteration 0 (mean ± 95% CI half-width over {spec.n_seeds} seeds)")
-        print_profile(profile, f"{spec.name}: collapse profile (Schaeffer et al. 2025, Sec. 2)")
-    console.print(f"wrote {directory}/ ({len(results)} rows, {elapsed:.1f} s)", highlight=False)
+        yield update
 
 
 @app.command()
@@ -270,123 +170,36 @@ def sweep(
     resume: Annotated[bool, typer.Option(
         "--resume", help="continue the interrupted sweep in --out from its checkpoints")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    plots: Annotated[bool, typer.Option(help="write PNG plots and report.html")] = True,
 ) -> None:
     """Run a grid of studies into one results store: DIR/results.parquet (the store's columns
-    plus point and grid.<key>) and manifest.json (every point's study and hash).
+    plus point and grid.<key>), manifest.json (every point's study and hash), and, by grid
+    point, summary.csv, profile.csv and report.html.
 
     Example: modelcollapse sweep examples/sweep.yaml --jobs 2
     """
-    import importlib.util
+    with _api_errors(), _progress_bar(quiet) as progress:
+        from .api import sweep as sweep_api
 
-    from .engine.sweep import load_sweep
-
-    if jobs < 1:
-        _fail(f"--jobs: {jobs} is not allowed; allowed: an integer >= 1")
-    if executor not in ("local", "ray"):
-        _fail(f"--executor: {executor!r} is not allowed; allowed: local, ray")
-    if address is not None and executor != "ray":
-        _fail("--address: only with --executor ray")
-    if executor == "ray" and importlib.util.find_spec("ray") is None:
-        _fail("--executor ray: Ray is not installed; pip install 'modelcollapse[ray]'")
-    try:
-        grid = load_sweep(file, set_ or [])
-    except StudyError as exc:
-        _fail(str(exc))
-    _in_run_dir(out, grid.name, "sweep", grid.hash, resume, lambda directory, checkpoints:
-                _sweep_into(grid, directory, checkpoints, jobs=jobs, executor=executor,
-                            address=address, quiet=quiet, file=file, overrides=set_ or []))
-
-
-def _consistent(maps: list[dict]) -> dict:
-    """Keys whose value is the same in every map that has them."""
-    out: dict = {}
-    clash = set()
-    for m in maps:
-        for k, v in m.items():
-            if k in out and out[k] != v:
-                clash.add(k)
-            out.setdefault(k, v)
-    return {k: v for k, v in out.items() if k not in clash}
-
-
-def _sweep_into(grid, directory: Path, checkpoints, *, jobs: int, executor: str,
-                address: Optional[str], quiet: bool, file: str, overrides: list[str]) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from .engine.executors import make_executor
-    from .engine.sweep import run_sweep
-    from .report.summary import final_vs_initial
-    from .results.store import atomic_write, write_run
-
-    n_units = sum(len(s.tasks) * len(s.paradigms) for s in grid.points)
-    total = sum(len(s.tasks) * len(s.paradigms) * s.n_iterations for s in grid.points)
-    start = time.time()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("iterations · {task.fields[units]}/%d units" % n_units),
-                  TimeElapsedColumn(), console=err_console, disable=quiet, transient=True) as bar:
-        handle = bar.add_task(f"{grid.name}: {len(grid.points)} points", total=total, units=0)
-        done = [0]
-
-        def unit_done(key) -> None:
-            done[0] += 1
-            bar.update(handle, units=done[0])
-
-        try:
-            results = run_sweep(grid, executor=make_executor(executor, jobs=jobs,
-                                                             address=address),
-                                checkpoints=checkpoints,
-                                on_iteration=lambda t: bar.advance(handle), on_unit=unit_done)
-        except (ValueError, StudyError) as exc:
-            checkpoints.remove()
-            _fail(str(exc))
-        except KeyboardInterrupt:
-            _interrupted(directory)
-    elapsed = time.time() - start
-    specs = results.attrs.get("profile_specs", [])
-    points = grid.manifest_points()
-    for point, spec in zip(points, specs):
-        point["profile_specs"] = spec
-        point["risk_metrics"] = {task: s["risk"] for task, s in spec.items()}
-    profile_specs = _consistent(specs)
-    manifest = {
-        "sweep": {"name": grid.name, "file": str(file), "overrides": overrides,
-                  "grid": grid.grid},
-        "sweep_hash": grid.hash,
-        "points": points,
-        "risk_metrics": {task: s["risk"] for task, s in profile_specs.items()},
-        "profile_specs": profile_specs,
-        "executor": {"kind": executor, "jobs": jobs, "address": address},
-        "versions": _versions(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "elapsed_seconds": round(elapsed, 3),
-        "command": sys.argv,
-    }
-    results.attrs = {}
-    write_run(directory, results, manifest)
-    checkpoints.remove()
-    from .profile import collapse_profile
-
-    point_specs, point_risk = _point_specs(manifest)
-    summary = final_vs_initial(results, manifest["risk_metrics"], point_risk=point_risk)
-    atomic_write(directory / "summary.csv", lambda p: summary.to_csv(p, index=False))
-    profile = collapse_profile(results, profile_specs, grid.points[0].profile,
-                               point_specs=point_specs)
-    atomic_write(directory / "profile.csv", lambda p: profile.to_csv(p, index=False))
-    console.print(f"wrote {directory}/ ({len(grid.points)} points, {n_units} units, "
-                  f"{len(results)} rows, {elapsed:.1f} s; summary.csv and profile.csv by "
-                  "grid point)", highlight=False)
+        result = sweep_api(file, out=out, overrides=set_ or [], jobs=jobs, executor=executor,
+                           address=address, resume=resume, plots=plots, progress=progress)
+    manifest = result.manifest
+    n_units = sum(len(p["study"]["tasks"]) * len(p["study"]["paradigms"])
+                  for p in manifest["points"])
+    console.print(f"wrote {result.directory}/ ({len(manifest['points'])} points, {n_units} "
+                  f"units, {manifest['files']['results.parquet']['rows']} rows, "
+                  f"{manifest['elapsed_seconds']:.1f} s; summary.csv, profile.csv"
+                  f"{' and report.html' if plots else ''} by grid point)", highlight=False)
 
 
 @app.command()
 def report(directory: Annotated[Path, typer.Argument(help="run directory")]) -> None:
     """Write DIR/report.html: one self-contained page with the collapse profile, the summary,
     the plots (with theory where it applies), provenance and the resolved study."""
-    from .report.html import write_report
+    with _api_errors():
+        from .api import open_run
 
-    try:
-        path = write_report(directory)
-    except FileNotFoundError as exc:
-        _fail(str(exc))
+        path = open_run(directory).report()
     console.print(f"wrote {path}", highlight=False)
 
 
@@ -414,7 +227,7 @@ def validate(study: Annotated[str, typer.Argument(
             _fail(str(exc))
         if problems:
             _fail(f"{study}: " + "; ".join(problems))
-        console.print(f"valid run {study}: results match the manifest's checksums",
+        console.print(f"valid run {study}: its files match the manifest's checksums",
                       highlight=False)
         return
     try:
@@ -429,6 +242,7 @@ def validate(study: Annotated[str, typer.Argument(
 def summary(directory: Annotated[Path, typer.Argument(help="run directory")]) -> None:
     """Print the final-vs-initial table of a finished run."""
     from .report.summary import final_vs_initial
+    from .results.manifest import point_maps
     from .results.store import load_manifest, load_results
 
     try:
@@ -436,7 +250,7 @@ def summary(directory: Annotated[Path, typer.Argument(help="run directory")]) ->
     except FileNotFoundError as exc:
         _fail(str(exc))
     manifest = load_manifest(directory)
-    _, point_risk = _point_specs(manifest)
+    _, point_risk = point_maps(manifest)
     print_summary(final_vs_initial(results, manifest.get("risk_metrics", {}),
                                    point_risk=point_risk), str(directory))
 
@@ -491,6 +305,7 @@ def profile_command(
     from pydantic import ValidationError
 
     from .profile import ProfileSettings, collapse_profile
+    from .results.manifest import point_maps
     from .results.store import load_manifest, load_results
 
     if format not in ("table", "json", "csv"):
@@ -517,7 +332,7 @@ def profile_command(
     except FileNotFoundError as exc:
         _fail(str(exc))
     specs = manifest.get("profile_specs")
-    point_specs, _ = _point_specs(manifest)
+    point_specs, _ = point_maps(manifest)
     profile = collapse_profile(results, specs, settings, point_specs=point_specs)
     if format == "json":
         sys.stdout.write(profile.to_json(orient="records", indent=1) + "\n")

@@ -456,15 +456,24 @@ def _set_path(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     return data
 
 
-def load_study(source: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Study:
-    """Load a preset (by name) or study file, apply ``key=value`` overrides, validate.
+def load_study(source: str | dict | None = None,
+               overrides: list[str] | tuple[str, ...] = ()) -> Study:
+    """Load a preset (by name), study file or mapping of study fields, apply ``key=value``
+    overrides, validate.
 
     Raises
     ------
     StudyError
         One line naming the field and the allowed values.
     """
-    data = _read(source or "default")
+    if isinstance(source, dict):  # the fields of a study file (the Python API)
+        import copy
+
+        data = copy.deepcopy(source)
+        if data.get("extends") is not None:
+            data = _merge(_read(str(data.pop("extends"))), data)
+    else:
+        data = _read(source or "default")
     if data.get("task") is not None and any(a.startswith("tasks.") for a in overrides):
         # address a one-task study as tasks.0.*, as `validate` prints it
         data["tasks"] = [{"task": data.pop("task"), "task_params": data.pop("task_params", None) or {}}]

@@ -16,9 +16,12 @@ value          float64   the value; +inf is a legitimate outcome (e.g. NLL of a 
 status         category  ``ok`` or the degenerate-fit kind of that (seed, iteration)
 =============  ========  =========================================================================
 
-``DIR/manifest.json`` holds the resolved study, its hash, the package versions, and the SHA-256 of
-each results file.  Files are written to a temporary name in the same directory, flushed and
-renamed, so a killed run leaves either the complete file or none.
+``DIR/manifest.json`` holds the resolved study, its hash, versions and provenance
+(``results.manifest``), and under ``files`` the SHA-256 of every file of the run directory
+(``results.parquet``, ``summary.csv``, ``profile.csv``, ``report.html``, ``plots/*.png``; not the
+manifest itself, nor hidden files such as the lock and ``.checkpoints/``): ``verify_run`` checks
+them.  Files are written to a temporary name in the same directory, flushed and renamed, so a
+killed run leaves either the complete file or none; the manifest is sealed last.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["COLUMNS", "units", "chain_frame", "write_run", "load_results", "load_manifest", "atomic_write",
-           "RunLock", "RunLocked", "verify_run"]
+__all__ = ["COLUMNS", "units", "chain_frame", "write_run", "seal_run", "run_files", "load_results",
+           "load_manifest", "atomic_write", "RunLock", "RunLocked", "verify_run"]
 
 COLUMNS = ["study", "task", "family", "paradigm", "seed", "iteration", "metric", "value", "status"]
 RESULTS_FILE, MANIFEST_FILE = "results.parquet", "manifest.json"
@@ -75,6 +78,7 @@ def units(results: pd.DataFrame):
 
 def _categorise(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
+    frame.attrs = {}  # specs and provenance go to the manifest, not the Parquet metadata
     for col in ("study", "task", "family", "paradigm", "metric", "status"):
         frame[col] = frame[col].astype("category")
     return frame
@@ -117,20 +121,65 @@ def sha256_file(path: Path) -> str:
 
 
 def write_run(directory: Path, frame: pd.DataFrame, manifest: dict) -> None:
-    """Write ``results.parquet`` then ``manifest.json`` (with the results' checksum) atomically."""
+    """Write ``results.parquet`` then ``manifest.json`` (with the results' checksum) atomically.
+
+    Files written into the directory afterwards (summary, profile, report) are added to the
+    manifest's checksums by ``seal_run``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    results = directory / RESULTS_FILE
-    atomic_write(results, lambda p: _categorise(frame).to_parquet(p, index=False))
-    manifest = dict(manifest, files={RESULTS_FILE: {"sha256": sha256_file(results),
-                                                    "rows": int(len(frame))}})
+    atomic_write(directory / RESULTS_FILE,
+                 lambda p: _categorise(frame).to_parquet(p, index=False))
+    _write_manifest(directory, dict(manifest, files=_checksums(directory, [RESULTS_FILE])))
+
+
+def run_files(directory: str | os.PathLike) -> list[str]:
+    """Every file of a run directory, as sorted '/'-separated relative paths: all regular files
+    below it except ``manifest.json`` and hidden ones (the lock, ``.checkpoints/``, temporary
+    files)."""
+    directory = Path(directory)
+    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*")
+                  if p.is_file() and not p.is_symlink() and p.name != MANIFEST_FILE
+                  and not any(part.startswith(".") for part in p.relative_to(directory).parts))
+
+
+def _checksums(directory: Path, names: list[str]) -> dict[str, dict]:
+    out = {}
+    for name in names:
+        path = directory / name
+        out[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        if name == RESULTS_FILE:
+            import pyarrow.parquet as pq
+
+            out[name]["rows"] = int(pq.ParquetFile(path).metadata.num_rows)
+    return out
+
+
+def _write_manifest(directory: Path, manifest: dict) -> None:
     atomic_write(directory / MANIFEST_FILE,
                  lambda p: p.write_text(json.dumps(manifest, indent=2, default=str) + "\n"))
 
 
+def seal_run(directory: str | os.PathLike, names: list[str] | None = None) -> dict:
+    """Record in the manifest the checksums of ``names`` (default: every file ``run_files``
+    lists), keeping the other entries; rewrite the manifest atomically and return it.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``directory`` holds no manifest, or a named file is missing.
+    """
+    directory = Path(directory)
+    manifest = load_manifest(directory)
+    names = run_files(directory) if names is None else list(names)
+    manifest["files"] = {**manifest.get("files", {}), **_checksums(directory, names)}
+    _write_manifest(directory, manifest)
+    return manifest
+
+
 def load_results(directory: str | os.PathLike) -> pd.DataFrame:
     """The results of a run directory as a pandas DataFrame (columns ``COLUMNS``), with the
-    manifest's per-task profile specs in ``attrs["profile_specs"]``.
+    manifest's per-task profile specs in ``attrs["profile_specs"]`` and its provenance in
+    ``attrs["provenance"]`` (as ``run_study`` returns them).
 
     Raises
     ------
@@ -143,7 +192,9 @@ def load_results(directory: str | os.PathLike) -> pd.DataFrame:
     frame = pd.read_parquet(path)
     manifest = Path(directory) / MANIFEST_FILE
     if manifest.is_file():  # as run_study returns it: which metric is each task's risk, etc.
-        frame.attrs["profile_specs"] = json.loads(manifest.read_text()).get("profile_specs", {})
+        recorded = json.loads(manifest.read_text())
+        frame.attrs["profile_specs"] = recorded.get("profile_specs", {})
+        frame.attrs["provenance"] = recorded.get("provenance", {})
     return frame
 
 
@@ -221,7 +272,9 @@ def _alive(pid: int) -> bool:
 
 
 def verify_run(directory: str | os.PathLike) -> list[str]:
-    """Problems found checking a run directory against its manifest's checksums (empty: valid).
+    """Problems found checking a run directory against its manifest's checksums (empty: valid):
+    every file the manifest lists must be present and unchanged (a directory written before
+    the manifest listed more than ``results.parquet`` is checked on that file).
 
     Raises
     ------

@@ -1,0 +1,519 @@
+"""The Python API: run a study or a sweep into a run directory, and open a finished one.
+
+>>> import modelcollapse as mc
+>>> run = mc.run("kazdan2024-gaussian", overrides={"n_seeds": 20})   # doctest: +SKIP
+>>> run.summary, run.profile, run.report()                           # doctest: +SKIP
+>>> mc.open_run("runs/kazdan2024-gaussian")                          # doctest: +SKIP
+
+A run directory (``modelcollapse run`` writes the same) holds ``results.parquet`` (the long
+results table, ``results.store``), ``summary.csv`` (``report.summary.final_vs_initial``),
+``profile.csv`` (``profile.collapse_profile``), ``report.html`` and ``plots/`` (unless
+``plots=False``) and ``manifest.json`` (``results.manifest``: the resolved study, versions,
+provenance, and the SHA-256 of every other file, sealed last).  Finished results are never
+overwritten; while it runs, the directory is locked and checkpointed, so an interrupted run
+continues with ``resume=True`` and gives the uninterrupted results.
+
+Errors are exceptions with one-line messages naming the field: ``config.StudyError`` (a bad
+study), ``ValueError`` (a bad argument or a failed run), ``RunError`` (a run directory that
+cannot be used); ``RunInterrupted`` (a ``KeyboardInterrupt``) says where the progress is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .config import Study
+
+__all__ = ["run", "sweep", "open_run", "Run", "RunError", "RunInterrupted", "Progress",
+           "load"]
+
+SUMMARY_FILE, PROFILE_FILE, REPORT_FILE = "summary.csv", "profile.csv", "report.html"
+
+
+class RunError(ValueError):
+    """A run directory cannot be used (finished results there, another run writing there, not
+    a run directory...); the message is one line."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The run was interrupted (Ctrl-C); ``directory`` holds its checkpoints: the same call with
+    ``resume=True`` continues it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        super().__init__(f"interrupted; {directory}/.checkpoints holds the progress: call again "
+                         f"with resume=True and out={str(directory)!r} to continue")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a ``progress`` callback receives: model-fitting iterations done of all units
+    (``iterations`` of ``total_iterations``) and, in a sweep, units = (point, task, paradigm)
+    done (``units`` of ``total_units``; 0 of 0 in a run)."""
+
+    name: str
+    iterations: int
+    total_iterations: int
+    units: int = 0
+    total_units: int = 0
+
+
+# -- studies and options ------------------------------------------------------------------
+
+def _override_strings(overrides: Mapping[str, Any] | Sequence[str] | None) -> list[str]:
+    if overrides is None:
+        return []
+    if isinstance(overrides, Mapping):  # {"n_seeds": 5} -> "n_seeds=5" (JSON is YAML)
+        return [f"{key}={json.dumps(value, default=str)}" for key, value in overrides.items()]
+    if isinstance(overrides, str):
+        return [overrides]
+    return [str(item) for item in overrides]
+
+
+def load(study: "str | os.PathLike | dict | Study | None",
+         overrides: Mapping[str, Any] | Sequence[str] | None = None) -> "Study":
+    """The validated study: a preset name, a study YAML path, a dict of study fields, or a
+    ``Study``; ``overrides`` as ``{"field.sub": value}`` or ``["field.sub=value", ...]`` (as
+    ``--set``).  None is the ``default`` preset.
+
+    Raises
+    ------
+    StudyError
+        One line naming the field and the allowed values.
+    """
+    from .config import Study, StudyError, load_study
+
+    sets = _override_strings(overrides)
+    if isinstance(study, Study):
+        if not sets:
+            return study
+        study = study.resolved()
+    if isinstance(study, os.PathLike):
+        study = os.fspath(study)
+    if study is not None and not isinstance(study, (str, dict)):
+        raise StudyError(f"study: a {type(study).__name__} is not allowed; allowed: a preset "
+                         "name, a study file path, a dict of study fields, or a Study")
+    return load_study(study, sets)
+
+
+def _check(jobs: int, executor: Any, address: str | None) -> None:
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs (--jobs): {jobs!r} is not allowed; allowed: an integer >= 1")
+    if isinstance(executor, str) or executor is None:
+        if executor not in (None, "local", "ray"):
+            raise ValueError(f"executor (--executor): {executor!r} is not allowed; allowed: "
+                             "local, ray")
+        if address is not None and executor != "ray":
+            raise ValueError("address (--address): only with executor 'ray' (--executor ray)")
+        if executor == "ray" and importlib.util.find_spec("ray") is None:
+            raise ValueError("executor ray (--executor ray): Ray is not installed; pip install "
+                             "'modelcollapse[ray]'")
+
+
+def _executor(executor: Any, jobs: int, address: str | None):
+    """An engine executor from "local" / "ray" / None, or the executor object given."""
+    if executor is None or isinstance(executor, str):
+        from .engine.executors import make_executor
+
+        return make_executor(executor or "local", jobs=jobs, address=address)
+    return executor
+
+
+# -- the run directory ------------------------------------------------------------------------
+
+def _out_dir(out: Path | None, name: str) -> Path:
+    """``out``, or the first of runs/<name>, runs/<name>-2, ... without finished results."""
+    if out is not None:
+        if (out / "results.parquet").exists():
+            raise RunError(f"--out {out}: already holds results; choose another directory "
+                           "(finished results are never overwritten)")
+        if out.exists() and not out.is_dir():
+            raise RunError(f"--out {out}: exists and is not a directory")
+        return out
+    base = Path("runs") / name
+    candidate, k = base, 1
+    while (candidate / "results.parquet").exists():
+        k += 1
+        candidate = base.with_name(f"{name}-{k}")
+    return candidate
+
+
+def _resume_dir(out: Path | None, name: str) -> Path:
+    """The run directory to resume: ``out``, else runs/<name>."""
+    directory = out if out is not None else Path("runs") / name
+    if (directory / "results.parquet").exists():
+        raise RunError(f"--resume: {directory} already holds finished results (nothing to "
+                       "resume; finished results are never overwritten)")
+    if directory.exists() and not directory.is_dir():
+        raise RunError(f"--out {directory}: exists and is not a directory")
+    return directory
+
+
+def _checkpoints(checkpoints, resume: bool):
+    """Check (resume) or start the checkpoints of a run directory (under its lock)."""
+    from .results.checkpoint import CheckpointMismatch
+
+    if checkpoints.exists():
+        if not resume:
+            run_dir = checkpoints.directory.parent
+            raise RunError(f"{run_dir}: holds an interrupted run; continue it with --resume "
+                           f"(resume=True), or choose another --out (or delete "
+                           f"{run_dir}/.checkpoints to start over)")
+        try:
+            checkpoints.check()
+        except CheckpointMismatch as exc:
+            raise RunError(str(exc)) from None
+    else:
+        checkpoints.start()
+    return checkpoints
+
+
+@contextlib.contextmanager
+def _run_dir(out, name: str, kind: str, digest: str, resume: bool) -> Iterator[tuple]:
+    """Resolve the run directory (``out``, else runs/<name>), hold its lock, check (resume) or
+    start its checkpoints; yield ``(directory, checkpoints)``."""
+    from .results.checkpoint import RunCheckpoints
+    from .results.store import RunLock, RunLocked
+
+    out = None if out is None else Path(out)
+    directory = _resume_dir(out, name) if resume else _out_dir(out, name)
+    try:
+        with RunLock(directory):
+            yield directory, _checkpoints(RunCheckpoints(directory, kind, digest), resume)
+    except RunLocked as exc:
+        raise RunError(str(exc)) from None
+
+
+def _computing(directory: Path, checkpoints, compute: Callable[[], "pd.DataFrame"]):
+    """``compute()``; a failure (deterministic: resuming would fail the same way) removes the
+    checkpoints, an interruption keeps them (``RunInterrupted``)."""
+    from .config import StudyError
+
+    try:
+        return compute()
+    except (ValueError, StudyError):
+        checkpoints.remove()
+        raise
+    except KeyboardInterrupt:
+        raise RunInterrupted(directory) from None
+
+
+def _analyse(results: "pd.DataFrame", manifest: dict) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """(summary, collapse profile) of a run or sweep store, as its manifest says to read it."""
+    from .profile import collapse_profile
+    from .report.summary import final_vs_initial
+    from .results.manifest import point_maps, profile_settings
+
+    point_specs, point_risk = point_maps(manifest)
+    summary = final_vs_initial(results, manifest.get("risk_metrics") or {},
+                               point_risk=point_risk)
+    profile = collapse_profile(results, manifest.get("profile_specs") or {},
+                               profile_settings(manifest), point_specs=point_specs)
+    return summary, profile
+
+
+def _finish(directory: Path, results: "pd.DataFrame", manifest: dict, checkpoints, *,
+            plots: bool) -> "Run":
+    """Write results + manifest, drop the checkpoints, write the summary, profile and report,
+    and seal the manifest with the checksums of every file."""
+    from .results.store import atomic_write, seal_run, write_run
+
+    write_run(directory, results, manifest)
+    checkpoints.remove()
+    summary, profile = _analyse(results, manifest)
+    atomic_write(directory / SUMMARY_FILE, lambda p: summary.to_csv(p, index=False))
+    atomic_write(directory / PROFILE_FILE, lambda p: profile.to_csv(p, index=False))
+    if plots:
+        from .report.html import write_report
+
+        # a sweep's report labels tasks by grid point and profiles them itself
+        write_report(directory, profile=None if "points" in manifest else profile)
+    seal_run(directory)
+    return Run(directory)
+
+
+# -- running ---------------------------------------------------------------------------------
+
+def run(study: "str | os.PathLike | dict | Study | None" = None, *,
+        out: str | os.PathLike | None = None,
+        overrides: Mapping[str, Any] | Sequence[str] | None = None, jobs: int = 1,
+        resume: bool = False, executor: Any = None, plots: bool = True,
+        progress: Callable[[Progress], None] | None = None) -> "Run":
+    """Run a study into a run directory and return it as a ``Run``.
+
+    Parameters
+    ----------
+    study : preset name, study YAML path, dict of study fields, or ``config.Study``
+        None: the ``default`` preset.
+    out : path, optional
+        The run directory (created); default ``runs/<study name>`` (``-2``, ``-3``... when that
+        holds finished results: finished results are never overwritten).
+    overrides : {"field.sub": value} or ["field.sub=value", ...], optional
+        Study fields to set (as ``modelcollapse run --set``).
+    jobs : int >= 1
+        Worker processes; the results do not depend on it.
+    resume : bool
+        Continue the interrupted run in ``out`` (default runs/<study name>) from its
+        checkpoints (the same study and overrides are required); without one, run normally.
+    executor : "local" | "ray" | an engine executor, optional
+        Overrides ``jobs`` when an executor object (``engine.executors``).
+    plots : bool
+        Write ``report.html`` and ``plots/*.png``.
+    progress : callable(Progress), optional
+        Called at the start and after each model-fitting iteration.
+
+    Raises
+    ------
+    StudyError
+        A bad study or override (before anything is written).
+    RunError
+        ``out`` holds finished results, is a file, holds another study's interrupted run (or
+        an interrupted run and ``resume`` is False), or another process is writing there.
+    ValueError
+        A bad argument, or the run failed (its checkpoints are removed).
+    RunInterrupted
+        Interrupted (Ctrl-C): the checkpoints are kept; ``resume=True`` continues.
+    """
+    from .config import study_hash
+    from .engine import run_study
+    from .results.manifest import run_manifest
+
+    _check(jobs, executor, None)
+    spec = load(study, overrides)
+    total = len(spec.tasks) * len(spec.paradigms) * spec.n_iterations
+    with _run_dir(out, spec.name, "run", study_hash(spec), resume) as (directory, checkpoints):
+        on_iteration, _ = _counter(progress, spec.name, total)
+        start = time.time()
+        results = _computing(directory, checkpoints, lambda: run_study(
+            spec, executor=_executor(executor, jobs, None), on_iteration=on_iteration,
+            checkpoints=checkpoints))
+        manifest = run_manifest(spec, results.attrs, elapsed=time.time() - start)
+        return _finish(directory, results, manifest, checkpoints, plots=plots)
+
+
+def _counter(progress, name: str, total: int, total_units: int = 0):
+    """(on_iteration, on_unit) engine callbacks reporting ``Progress`` to ``progress`` (None,
+    None without it)."""
+    if progress is None:
+        return None, None
+    done = [0, 0]
+
+    def report() -> None:
+        progress(Progress(name, done[0], total, done[1], total_units))
+
+    def on_iteration(_t) -> None:
+        done[0] += 1
+        report()
+
+    def on_unit(_key) -> None:
+        done[1] += 1
+        report()
+
+    report()
+    return on_iteration, on_unit
+
+
+def sweep(file: str | os.PathLike, *, out: str | os.PathLike | None = None,
+          overrides: Mapping[str, Any] | Sequence[str] | None = None, jobs: int = 1,
+          executor: str = "local", address: str | None = None, resume: bool = False,
+          plots: bool = True, progress: Callable[[Progress], None] | None = None) -> "Run":
+    """Run a sweep (a study file with ``grid:``, ``engine.sweep``) into one run directory and
+    return it as a ``Run``: ``results.parquet`` with ``point`` and ``grid.<key>`` columns,
+    ``summary.csv`` and ``profile.csv`` by grid point, ``report.html`` (unless ``plots`` is
+    False) and the manifest (every point's study and hash).
+
+    Parameters are those of ``run``, plus ``executor`` = "local" (``jobs`` processes) or "ray"
+    (``address``: the cluster to attach to; default $RAY_ADDRESS, else a local instance with
+    ``jobs`` CPUs).  ``progress`` is also called after each finished unit.
+
+    Raises
+    ------
+    StudyError, RunError, ValueError, RunInterrupted
+        As ``run``; a StudyError names the grid key (and value) at fault.
+    """
+    from .engine import load_sweep, run_sweep
+    from .results.manifest import sweep_manifest
+
+    _check(jobs, executor, address)
+    sets = _override_strings(overrides)
+    grid = load_sweep(os.fspath(file), sets)
+    units = sum(len(s.tasks) * len(s.paradigms) for s in grid.points)
+    total = sum(len(s.tasks) * len(s.paradigms) * s.n_iterations for s in grid.points)
+    with _run_dir(out, grid.name, "sweep", grid.hash, resume) as (directory, checkpoints):
+        on_iteration, on_unit = _counter(progress, grid.name, total, units)
+        start = time.time()
+        results = _computing(directory, checkpoints, lambda: run_sweep(
+            grid, executor=_executor(executor, jobs, address), checkpoints=checkpoints,
+            on_iteration=on_iteration, on_unit=on_unit))
+        manifest = sweep_manifest(grid, results.attrs, file=os.fspath(file), overrides=sets,
+                                  executor={"kind": executor, "jobs": jobs, "address": address},
+                                  elapsed=time.time() - start)
+        return _finish(directory, results, manifest, checkpoints, plots=plots)
+
+
+# -- finished runs ----------------------------------------------------------------------------
+
+def open_run(directory: str | os.PathLike) -> "Run":
+    """The finished run (or sweep) in ``directory``.
+
+    Raises
+    ------
+    RunError
+        If ``directory`` holds no results.parquet and manifest.json.
+    """
+    return Run(directory)
+
+
+class Run:
+    """A finished run or sweep directory; its tables are read when first used.
+
+    Attributes
+    ----------
+    directory : Path
+    results : DataFrame -- the long results table (``results.store.COLUMNS``; a sweep adds
+        ``point`` and ``grid.<key>``), one row per (task, paradigm, seed, iteration, metric)
+    summary : DataFrame -- per (task, paradigm): risk at iteration 0 and at the last iteration
+        with 95% CIs and their contrast (``summary.csv``; computed if absent)
+    profile : DataFrame -- per (task, paradigm, definition): the collapse-profile verdict
+        (``profile.csv``; computed if absent)
+    manifest : dict -- ``manifest.json`` (``results.manifest``)
+
+    Raises
+    ------
+    RunError
+        If ``directory`` is not a run directory (no results.parquet or manifest.json).
+    """
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.directory = Path(directory)
+        missing = [n for n in ("results.parquet", "manifest.json")
+                   if not (self.directory / n).is_file()]
+        if missing:
+            raise RunError(f"{directory}: not a finished modelcollapse run directory (no "
+                           f"{' or '.join(missing)})")
+
+    @cached_property
+    def manifest(self) -> dict:
+        from .results.store import load_manifest
+
+        try:
+            return load_manifest(self.directory)
+        except ValueError as exc:
+            raise RunError(f"{self.directory}/manifest.json: not valid JSON ({exc})") from None
+
+    @cached_property
+    def results(self) -> "pd.DataFrame":
+        from .results.store import load_results
+
+        return load_results(self.directory)
+
+    def _table(self, name: str, which: int) -> "pd.DataFrame":
+        import pandas as pd
+
+        path = self.directory / name
+        if path.is_file():
+            return pd.read_csv(path)
+        return _analyse(self.results, self.manifest)[which]
+
+    @cached_property
+    def summary(self) -> "pd.DataFrame":
+        return self._table(SUMMARY_FILE, 0)
+
+    @cached_property
+    def profile(self) -> "pd.DataFrame":
+        return self._table(PROFILE_FILE, 1)
+
+    @property
+    def is_sweep(self) -> bool:
+        return "points" in self.manifest
+
+    @property
+    def name(self) -> str:
+        m = self.manifest
+        return str((m.get("sweep") or m.get("study") or {}).get("name", self.directory.name))
+
+    def _studies(self) -> list[dict]:
+        m = self.manifest
+        return [p.get("study") or {} for p in m["points"]] if self.is_sweep else [
+            m.get("study") or {}]
+
+    def _size(self, field: str) -> str:
+        values = sorted({str(s.get(field, "?")) for s in self._studies()}, key=str)
+        return "/".join(values)
+
+    def report(self) -> Path:
+        """Write ``report.html`` and ``plots/*.png`` (``report.html.write_report``), record their
+        checksums in the manifest, and return the report's path."""
+        from .report.html import write_report
+        from .results.store import run_files, seal_run
+
+        path = write_report(self.directory)
+        seal_run(self.directory, [n for n in run_files(self.directory)
+                                  if n == REPORT_FILE or n.startswith("plots/")])
+        self.__dict__.pop("manifest", None)
+        return path
+
+    def __repr__(self) -> str:
+        kind = f"sweep of {len(self.manifest['points'])} points" if self.is_sweep else "run"
+        return (f"Run({str(self.directory)!r}: {kind} {self.name!r}, {self._size('n_seeds')} "
+                f"seeds x {self._size('n_iterations')} iterations)")
+
+    def _repr_html_(self) -> str:
+        """A compact notebook view: name, seeds, iterations, the summary and the collapse
+        profile's verdict grid as HTML tables."""
+        import html
+
+        head = (f"<p><b>{html.escape(self.name)}</b> &middot; "
+                f"{html.escape(self._size('n_seeds'))} seeds &times; "
+                f"{html.escape(self._size('n_iterations'))} model-fitting iterations &middot; "
+                f"<code>{html.escape(str(self.directory))}</code></p>")
+        return (head + _summary_html(self.summary) + _verdict_grid_html(self.profile)
+                + "<p><small>&#10003; collapse occurs &middot; &#10007; does not occur "
+                "&middot; ? inconclusive &middot; &ndash; not applicable; "
+                "<code>.report()</code> writes the full report</small></p>")
+
+
+def _where(frame: "pd.DataFrame") -> list[str]:
+    """The grid point columns of a sweep's table, then task and paradigm."""
+    return [c for c in frame.columns if c == "point" or str(c).startswith("grid.")] + [
+        "task", "paradigm"]
+
+
+def _estimate(mean, low, high) -> str:
+    if mean != mean:
+        return ""
+    return f"{mean:.3g}" if low != low else f"{mean:.3g} [{low:.3g}, {high:.3g}]"
+
+
+def _summary_html(summary: "pd.DataFrame") -> str:
+    table = summary[_where(summary) + ["metric"]].copy()
+    for col, label in (("initial", "iteration 0"), ("final", "last iteration"),
+                       ("ratio", "last vs first")):
+        table[label] = [_estimate(*r) for r in zip(summary[col], summary[f"{col}_low"],
+                                                   summary[f"{col}_high"])]
+    if "contrast" in summary:
+        table["contrast"] = summary["contrast"]
+    return table.to_html(index=False, border=0, classes="modelcollapse-summary")
+
+
+def _verdict_grid_html(profile: "pd.DataFrame") -> str:
+    from .report.html import SYMBOL
+
+    keys = _where(profile)
+    grid = (profile.assign(mark=profile.verdict.map(SYMBOL).fillna("?"))
+            .pivot_table(index=keys, columns="definition", values="mark", aggfunc="first",
+                         sort=False))
+    grid.columns = [f"Def. {d}" for d in grid.columns]
+    return grid.reset_index().fillna("–").to_html(index=False, border=0,
+                                                  classes="modelcollapse-profile")

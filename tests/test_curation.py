@@ -1,4 +1,4 @@
-"""Curation policies and realistic data ecosystems (modelcollapse.engine.curation)."""
+"""Curation policies and realistic data ecosystems (modelcollapse.curation, engine.curation)."""
 
 from __future__ import annotations
 

@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SerializeAsAny, ValidationError,
+                      field_validator, model_serializer, model_validator)
 
+from .curation import Curation, PolicyParams
+from .paradigms import ParadigmParams
 from .profile.settings import ProfileSettings
-from .registry import RegistryError, paradigms, tasks
+from .registry import RegistryError, paradigms, policies, tasks
 
 __all__ = ["Study", "TaskEntry", "ParadigmSpec", "StudyError", "load_study", "list_presets",
            "apply_override", "study_hash"]
@@ -60,74 +63,77 @@ class GrowthSpec(_Strict):
         return [m for _ in t]
 
 
-class _Policy(_Strict):
-    """Base of the curation policy specs (``modelcollapse.engine.curation``)."""
-
-    def build(self):
-        from .engine.curation import build_policy
-
-        return build_policy(self.model_dump())
+class _PathError(ValueError):
+    """A validator's one-line message that starts with a dotted path below the failing field;
+    ``_first_error`` joins it to the field's location with a dot (``paradigms.0`` +
+    ``real_fraction: ...``)."""
 
 
-class VerifySpec(_Policy):
-    policy: Literal["verify"]
-    quantile: float = Field(0.05, gt=0, lt=1, description="real log-likelihood quantile a row "
-                            "must reach under a real-data model")
-    verifier: str | None = Field(None, pattern=r"^[\w.]+:[\w]+$", description="a user's "
-                                 "'module:function' (X of one replicate -> bool per row)")
+#: Keys every resolved paradigm carried before paradigms owned their settings, with their unset
+#: values.  The resolved study still lists them for every paradigm (so the hashes of existing
+#: studies, and with them their resumes, do not change), and input giving them unset (a
+#: manifest's resolved study) is accepted for any paradigm.
+_LEGACY_PARADIGM_KEYS = {"real_fraction": None, "fresh_real": False, "real_weight": None}
 
 
-class DetectSpec(_Policy):
-    policy: Literal["detect"]
-    recall: float = Field(0.9, ge=0, le=1, description="oracle: P(flag | synthetic)")
-    fpr: float = Field(0.0, ge=0, le=1, description="oracle: P(flag | real)")
-    action: Literal["drop", "downweight", "label"] = "drop"
-    factor: float = Field(0.1, ge=0, le=1, description="downweight: weight multiplier")
-    detector: Literal["oracle", "learned"] = "oracle"
-    threshold: float = Field(0.5, gt=0, lt=1, description="learned: P(synthetic) to flag")
-    n_train: int | None = Field(None, ge=2, description="learned: fresh model samples to "
-                                "train on (default: the real pool size)")
+def _paradigm_params(name: str) -> type[ParadigmParams]:
+    """The settings model of the registered paradigm ``name`` (none for a class without one)."""
+    return getattr(paradigms.get(name), "Params", ParadigmParams)
 
 
-class TailOversampleSpec(_Policy):
-    policy: Literal["tail_oversample"]
-    fraction: float = Field(0.1, gt=0, le=1, description="share of real rows that are the tail")
-    factor: float = Field(3.0, gt=0, description="weight of a tail row")
+def _holders(key: str) -> str:
+    """`` (a setting of mix)``: the registered paradigms that have the setting ``key``."""
+    names = []
+    for name in paradigms.names():
+        try:
+            if key in _paradigm_params(name).model_fields:
+                names.append(name)
+        except (ImportError, AttributeError):  # a broken plug-in must not hide this message
+            continue
+    return f" (a setting of {', '.join(names)})" if names else ""
 
 
-class RatioCapSpec(_Policy):
-    policy: Literal["ratio_cap"]
-    max_ratio: float = Field(1.0, ge=0, description="synthetic rows per real row, at most")
-
-
-class WeightsSpec(_Policy):
-    policy: Literal["weights"]
-    real_weight: float = Field(0.5, ge=0, le=1, description="share of the total sample weight "
-                               "carried by real rows")
-
-
-PolicySpec = typing.Annotated[
-    VerifySpec | DetectSpec | TailOversampleSpec | RatioCapSpec | WeightsSpec,
-    Field(discriminator="policy")]
+def _policy_params(i: int, item: Any) -> PolicyParams:
+    """Curation item ``i`` validated by its registered policy's ``Params``."""
+    if isinstance(item, PolicyParams):
+        return item
+    example = "{policy: detect, recall: 0.9}"
+    if not isinstance(item, dict):
+        raise _PathError(f"{i}: expected a mapping such as {example}; policies: "
+                         + ", ".join(policies.names()))
+    if not isinstance(item.get("policy"), str):
+        raise _PathError(f"{i}.policy: required, as in {example}; policies: "
+                         + ", ".join(policies.names()))
+    try:
+        model = getattr(policies.get(item["policy"]), "Params", PolicyParams)
+    except RegistryError as err:
+        raise _PathError(f"{i}.policy: {err}") from None
+    if not (isinstance(model, type) and issubclass(model, PolicyParams)):
+        raise _PathError(f"{i}.policy: the Params of policy {item['policy']!r} must subclass "
+                         "modelcollapse.curation.PolicyParams")
+    try:
+        return model.model_validate(item)
+    except ValidationError as err:
+        raise _PathError(_first_error(err, str(i), model)) from None
 
 
 class ParadigmSpec(_Strict):
-    """One data paradigm of a study; a bare string ``"replace"`` is short for ``{name: replace}``."""
+    """One data paradigm of a study; a bare string ``"replace"`` is short for ``{name: replace}``.
 
-    name: str = Field(description="replace | accumulate | accumulate-subsample | mix | "
-                      "real-matched (real data only, repeated to accumulate's pool size: the "
-                      "matched-compute control of the deep presets)")
-    real_fraction: float | None = Field(
-        None, ge=0, le=1, description="mix only: real fraction lambda of each training set")
-    fresh_real: bool = Field(False, description="mix only: draw the real part anew each "
-                             "iteration (from the truth where the task knows it; on a real "
-                             "dataset a new subsample of the same fixed real pool)")
-    real_weight: float | None = Field(
-        None, ge=0, le=1, description="mix only: total sample weight of the real part (the rest "
-        "goes to the synthetic part); default proportional to counts")
-    curation: list[PolicySpec] = Field(
-        default_factory=list, description="policies applied in order: verify | detect | "
-        "tail_oversample | ratio_cap | weights")
+    The paradigm's own settings (the fields of its registered class's ``Params``, e.g. mix's
+    ``real_fraction``) are written flat beside ``name`` and validated by that model (``params``);
+    each curation item by its registered policy's ``Params`` (``curation.PolicyParams``).
+    """
+
+    model_config = ConfigDict(extra="allow")  # the paradigm's own settings, validated below
+
+    name: str = Field(description="a registered paradigm: replace | accumulate | "
+                      "accumulate-subsample | mix | real-matched (real data only, repeated to "
+                      "accumulate's pool size: the matched-compute control of the deep "
+                      "presets), or a plug-in")
+    curation: list[SerializeAsAny[PolicyParams]] = Field(
+        default_factory=list, description="policies applied in order, each {policy: <name>, "
+        "<its settings>}: verify | detect | tail_oversample | ratio_cap | weights, or a plug-in")
     real_arrival: int = Field(0, ge=0, description="real rows joining the data at each "
                               "iteration t >= 1 (taken from the task's real pool)")
     initial_real: int | None = Field(None, ge=2, description="real rows at iteration 0 "
@@ -137,17 +143,32 @@ class ParadigmSpec(_Strict):
     synthetic_growth: GrowthSpec | None = Field(
         None, description="this paradigm's synthetic growth (default: the study's)")
     label: str | None = Field(None, description="name in results (default derived from settings)")
+    _params: ParadigmParams = PrivateAttr(default_factory=ParadigmParams)
 
     @model_validator(mode="before")
     @classmethod
-    def _from_string(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
-
-    @property
-    def curated(self) -> bool:
-        """Whether the chain runs through the curated data pool (``engine.curation``)."""
-        return bool(self.curation or self.real_arrival or self.initial_real is not None
-                    or self.scraping)
+    def _settings(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value}
+        name = value.get("name") if isinstance(value, dict) else None
+        if not isinstance(name, str) or name not in paradigms:
+            return value  # the field validators report it
+        model = _paradigm_params(name)
+        own = {k: v for k, v in value.items() if k not in cls.model_fields}
+        for key, unset in _LEGACY_PARADIGM_KEYS.items():
+            if key in own and key not in model.model_fields and own[key] is unset:
+                del own[key]
+        for key in own:
+            if key not in model.model_fields:
+                allowed = ["name", *model.model_fields, *list(cls.model_fields)[1:]]
+                raise _PathError(f"{key}: unknown field for {name}{_holders(key)}; allowed: "
+                                 + ", ".join(allowed))
+        try:
+            params = model.model_validate(own)
+        except ValidationError as err:
+            raise _PathError(_first_error(err, model=model)) from None
+        common = {k: v for k, v in value.items() if k in cls.model_fields}
+        return {**common, **params.model_dump()}
 
     @field_validator("name")
     @classmethod
@@ -156,24 +177,23 @@ class ParadigmSpec(_Strict):
             raise ValueError(f"{name!r} is not a paradigm; allowed: {', '.join(paradigms.names())}")
         return name
 
+    @field_validator("curation", mode="before")
+    @classmethod
+    def _policies(cls, items: Any) -> Any:
+        if not isinstance(items, list):
+            return items  # pydantic reports it
+        return [_policy_params(i, item) for i, item in enumerate(items)]
+
     @model_validator(mode="after")
-    def _mix_fields(self):
-        if self.name == "mix":
-            if self.real_fraction is None:
-                raise ValueError("real_fraction is required for mix (a number in [0, 1])")
-        elif self.real_fraction is not None or self.fresh_real or self.real_weight is not None:
-            raise ValueError(f"real_fraction, fresh_real and real_weight apply only to mix, "
-                             f"not {self.name}")
+    def _derived(self):
+        self._params = _paradigm_params(self.name).model_validate(self.model_extra or {})
         kinds = [p.policy for p in self.curation]
         if len(set(kinds)) < len(kinds):
-            raise ValueError(f"curation: each policy at most once, got {', '.join(kinds)}")
+            raise _PathError(f"curation: each policy at most once, got {', '.join(kinds)}")
         if self.label is None:
-            self.label = self.name
-            if self.name == "mix":
-                self.label = (f"mix-{self.real_fraction:g}{'-fresh' if self.fresh_real else ''}"
-                              + (f"-w{self.real_weight:g}" if self.real_weight is not None else ""))
+            self.label = self._params.label(self.name)
             for p in self.curation:
-                self.label += "+" + _policy_label(p)
+                self.label += "+" + p.label()
             if self.real_arrival:
                 self.label += f"+arrival{self.real_arrival}"
             if self.scraping:
@@ -182,31 +202,41 @@ class ParadigmSpec(_Strict):
                 self.label += f"+{self.synthetic_growth.kind}"
         return self
 
+    @model_serializer(mode="wrap")
+    def _flat(self, handler) -> dict[str, Any]:
+        data = handler(self)
+        own = {k: data.pop(k) for k in (self.model_extra or {})}
+        return {"name": data.pop("name"), **_LEGACY_PARADIGM_KEYS, **own, **data}
+
+    @property
+    def params(self) -> ParadigmParams:
+        """The paradigm's own settings, validated by its registered ``Params``."""
+        return self._params
+
+    @property
+    def curated(self) -> bool:
+        """Whether the chain runs through the curated data pool (``engine.curation``)."""
+        return bool(self.curation or self.real_arrival or self.initial_real is not None
+                    or self.scraping)
+
+    @property
+    def uses_sample_weight(self) -> bool:
+        """Whether training rows get unequal sample weights (mix with ``real_weight``, or a
+        weighting policy: weights, tail_oversample, detect with action downweight), so the
+        family must honour ``sample_weight``."""
+        return self._params.uses_sample_weight or any(p.uses_sample_weight
+                                                      for p in self.curation)
+
     def build(self):
-        cls = paradigms.get(self.name)
-        paradigm = (cls(self.real_fraction, self.fresh_real, self.real_weight)
-                    if self.name == "mix" else cls())
+        """The paradigm object the engine runs (``paradigms.Paradigm``), with its pipeline
+        (``curation.Curation``) as ``.curation`` when curated."""
+        paradigm = paradigms.get(self.name)(**self._params.model_dump())
         if self.curated:
-            from .engine.curation import Curation
-
-            paradigm.curation = Curation([p.build() for p in self.curation], self.real_arrival,
-                                         self.initial_real, self.scraping)
+            built = [policies.get(p.policy)(**p.model_dump(exclude={"policy"}))
+                     for p in self.curation]
+            paradigm.curation = Curation(built, self.real_arrival, self.initial_real,
+                                         self.scraping)
         return paradigm
-
-
-def _policy_label(p) -> str:
-    """Short label of a policy for default paradigm labels, e.g. ``detect-r0.9``."""
-    if p.policy == "detect":
-        return (f"detect-{'learned' if p.detector == 'learned' else f'r{p.recall:g}'}"
-                + (f"-fpr{p.fpr:g}" if p.fpr else "") + ("" if p.action == "drop"
-                                                         else f"-{p.action}"))
-    if p.policy == "ratio_cap":
-        return f"cap{p.max_ratio:g}"
-    if p.policy == "weights":
-        return f"w{p.real_weight:g}"
-    if p.policy == "tail_oversample":
-        return f"tail{p.factor:g}x{p.fraction:g}"
-    return "verify"
 
 
 class TaskEntry(_Strict):
@@ -351,7 +381,8 @@ def _first_error(err: ValidationError, prefix: str = "",
     if e["type"] == "extra_forbidden":
         allowed = _allowed_fields(model, raw_loc) if model is not None else []
         msg = "unknown field" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
-    if msg.startswith("task_params."):  # a task's own Params error, already "field: message"
+    if msg.startswith("task_params.") or isinstance(e.get("ctx", {}).get("error"), _PathError):
+        # a nested model's error, already "field: message"
         return f"{loc}.{msg}" if loc else msg
     return f"{loc}: {msg}" if loc else msg
 

@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["Registry", "RegistryError", "tasks", "families", "paradigms"]
+__all__ = ["Registry", "RegistryError", "tasks", "families", "paradigms", "policies"]
 
 
 class RegistryError(LookupError):
@@ -126,8 +126,10 @@ tasks = Registry("task")
 #: Model families: name -> model class (``families.base``: ``GenerativeModel`` per replicate,
 #: or a batched model with ``batched = True``).
 families = Registry("family")
-#: Data paradigms: name -> Paradigm class.
+#: Data paradigms: name -> paradigm class (``paradigms.base.Paradigm``, its settings ``Params``).
 paradigms = Registry("paradigm")
+#: Curation policies: name -> policy class (``curation.base.Policy``, its settings ``Params``).
+policies = Registry("policy")
 
 
 tasks.builtin(
@@ -144,11 +146,20 @@ tasks.builtin(
 )
 paradigms.builtin(
     {
-        "replace": "modelcollapse.engine.paradigms:Replace",
-        "accumulate": "modelcollapse.engine.paradigms:Accumulate",
-        "accumulate-subsample": "modelcollapse.engine.paradigms:AccumulateSubsample",
-        "mix": "modelcollapse.engine.paradigms:Mix",
-        "real-matched": "modelcollapse.engine.paradigms:RealMatched",
+        "replace": "modelcollapse.paradigms.replace:Replace",
+        "accumulate": "modelcollapse.paradigms.accumulate:Accumulate",
+        "accumulate-subsample": "modelcollapse.paradigms.accumulate_subsample:AccumulateSubsample",
+        "mix": "modelcollapse.paradigms.mix:Mix",
+        "real-matched": "modelcollapse.paradigms.real_matched:RealMatched",
+    },
+)
+policies.builtin(
+    {
+        "verify": "modelcollapse.curation.verify:Verify",
+        "detect": "modelcollapse.curation.detect:Detect",
+        "tail_oversample": "modelcollapse.curation.tail_oversample:TailOversample",
+        "ratio_cap": "modelcollapse.curation.ratio_cap:RatioCap",
+        "weights": "modelcollapse.curation.weights:Weights",
     },
 )
 families.builtin(

@@ -17,7 +17,7 @@ import numpy as np
 from ..families.base import STATUS_OK
 from ..rng import Role, Streams
 from ..tasks.base import Task
-from .paradigms import ChainView, Part
+from ..paradigms import ChainView, Part
 
 __all__ = ["ChainResult", "run_chain"]
 

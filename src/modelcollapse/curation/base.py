@@ -63,8 +63,8 @@ class PolicyParams(BaseModel):
 
     @property
     def uses_sample_weight(self) -> bool:
-        """Whether the policy gives rows weights other than 0 and 1 (so the family must honour
-        ``sample_weight`` for it to have any effect beyond dropping rows)."""
+        """Whether the policy gives rows weights other than 0 and 1.  (A dropped row is a row of
+        weight 0 too: every curated chain relies on the family honouring ``sample_weight``.)"""
         return False
 
     def label(self) -> str:

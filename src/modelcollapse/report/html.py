@@ -129,13 +129,71 @@ def _summary_table(summary: pd.DataFrame) -> str:
 
 def _points_table(points: list[dict]) -> str:
     """The grid values of each point of a sweep (tasks are labelled ``<task>@p<point>``)."""
+    from .sweep import value_label
+
     keys = list(dict.fromkeys(k for p in points for k in p.get("values", {})))
     head = "".join(f"<th>{_e(k)}</th>" for k in keys)
     rows = "".join(f'<tr><td class="name">p{_e(p["point"])}</td>'
-                   + "".join(f"<td>{_e(p.get('values', {}).get(k, ''))}</td>" for k in keys)
+                   + "".join(f"<td>{_e(value_label(p.get('values', {}).get(k, '')))}</td>"
+                             for k in keys)
                    + "</tr>" for p in points)
     return (f'<table id="points"><thead><tr><th>grid point</th>{head}</tr></thead>'
             f"<tbody>{rows}</tbody></table>")
+
+
+def _with_data(table: pd.DataFrame, stem: Path) -> Path:
+    """Write ``table`` (the numbers behind a sweep plot) to ``<stem>.csv``; the plot's path
+    ``<stem>.png``."""
+    atomic_write(Path(f"{stem}.csv"), lambda p: table.to_csv(p, index=False))
+    return Path(f"{stem}.png")
+
+
+def _sweep_section(manifest: dict, summary: pd.DataFrame, profile: pd.DataFrame | None,
+                   plots: Path) -> str:
+    """The "Sweep" section: the grid table, then for each grid key with more than one value
+    the final risk and the verdicts against it (PNGs written under ``plots``)."""
+    from .plots import plot_final_risk, plot_verdicts
+    from .sweep import axis_scale, error_control, final_risk_table, grid_values, verdict_table
+
+    plots.mkdir(parents=True, exist_ok=True)
+    grid = grid_values(manifest)
+    varied = {k: v for k, v in grid.items() if len(v) > 1}
+    fixed = [k for k in grid if k not in varied]
+    control = error_control(profile) if profile is not None else ""
+    out = [f"<h2>Sweep: {_e(' × '.join(grid))}</h2>",
+           f"<p>{len(manifest['points'])} grid points, the Cartesian product of the grid "
+           "values; the tasks of point k are labelled <code>&lt;task&gt;@pk</code> below. "
+           "Each plot against a grid key has one panel per combination of the other keys' "
+           "values: nothing is averaged across points."
+           + (f" One value only (no plot): {_e(', '.join(fixed))}." if fixed else "") + "</p>",
+           _points_table(manifest["points"])]
+    for key, values in varied.items():
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
+        risk = final_risk_table(summary, manifest, key)
+        out += [f"<h3>Final risk against {_e(key)}</h3>",
+                "<p>The risk at the last model-fitting iteration: mean and 95% confidence "
+                "interval over seeds, one line per paradigm (the plotted numbers: "
+                f"<code>plots/sweep_risk_{_e(safe)}.csv</code>).</p>",
+                _img(plot_final_risk(risk, key, axis_scale(values),
+                                     _with_data(risk, plots / f"sweep_risk_{safe}")))]
+        if profile is not None:
+            verdicts = verdict_table(profile, manifest, key)
+            out += [f"<h3>Collapse verdicts against {_e(key)}</h3>",
+                    f"<p>{_e(control)}.</p>" if control else "",
+                    _img(plot_verdicts(verdicts, key,
+                                       _with_data(verdicts, plots / f"sweep_verdicts_{safe}"),
+                                       names=_definitions(profile), control=control))]
+    if profile is not None and "test" in profile and varied:
+        tests = profile.groupby("definition").test.agg(
+            lambda t: "; ".join(dict.fromkeys(_text(x) for x in t if _text(x))) or "–")
+        names = _definitions(profile)
+        out.append("<h3>Tests behind the verdicts</h3>"
+                   '<table id="sweep-tests"><thead><tr><th>definition</th><th>test</th></tr>'
+                   "</thead><tbody>" + "".join(
+                       f'<tr><td class="name">{d}. {_e(names.get(int(d), ""))}</td>'
+                       f'<td class="name">{_e(t)}</td></tr>' for d, t in tests.items())
+                   + "</tbody></table>")
+    return "".join(out)
 
 
 def _practices_table(effects: pd.DataFrame, baseline: str) -> str:
@@ -178,7 +236,7 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     from .plots import plot_provenance, plot_run
     from .summary import final_vs_initial
 
-    from .sweep import points_as_tasks
+    from .sweep import label_points, points_as_tasks, unlabel_points
 
     run_dir = Path(run_dir)
     manifest = load_manifest(run_dir)
@@ -186,8 +244,14 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     results, specs, risk_metrics = points_as_tasks(load_results(run_dir), manifest)
     study = manifest.get("study", {})
     if "points" in manifest:
+        studies = [p.get("study") or {} for p in manifest["points"]]
         study = {"name": (manifest.get("sweep") or {}).get("name", run_dir.name),
-                 "profile": (manifest["points"][0].get("study") or {}).get("profile")}
+                 "profile": studies[0].get("profile"),
+                 **{k: ", ".join(dict.fromkeys(str(s.get(k, "")) for s in studies))
+                    for k in ("n_seeds", "n_iterations")}}
+    sweep_profile = None
+    if profile is not None and "point" in profile:  # a sweep's profile.csv, by grid point
+        sweep_profile, profile = profile, label_points(profile)
     if profile is None:
         try:
             from ..profile import collapse_profile
@@ -199,6 +263,11 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     if profile is not None:
         profile_html = _profile_table(profile)
     summary = final_vs_initial(results, risk_metrics)
+    if "points" in manifest:
+        if sweep_profile is None and profile is not None:
+            sweep_profile = unlabel_points(profile)
+        sweep_html = _sweep_section(manifest, unlabel_points(summary), sweep_profile,
+                                    run_dir / "plots")
     plots = plot_run(results, run_dir / "plots", study)
     provenance = plot_provenance(results, run_dir / "plots" / "provenance.png")
     from .practices import plot_tail_vs_synthetic_share, practice_effects
@@ -211,10 +280,12 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     versions = ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items())
     sections = [
         f"<h1>{_e(study.get('name', run_dir.name))}</h1>",
-        f'<p class="meta">study hash {_e(manifest.get("study_hash", ""))} · created '
+        f'<p class="meta">{"sweep" if "points" in manifest else "study"} hash '
+        f'{_e(manifest.get("sweep_hash", manifest.get("study_hash", "")))} · created '
         f'{_e(manifest.get("created", ""))} · {_e(study.get("n_seeds", ""))} seeds × '
         f'{_e(study.get("n_iterations", ""))} model-fitting iterations · {_e(versions)}</p>',
         f"<p>{_e(study.get('description', ''))}</p>",
+        *([sweep_html] if "points" in manifest else []),
         "<h2>Collapse profile</h2>",
         "<p>For each task and paradigm, whether model collapse occurs under each of the eight "
         "definitions of Schaeffer et al. 2025 (Sec. 2): ✓ occurs, ✗ does not occur (both "
@@ -222,7 +293,6 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
         "detected either way), – not applicable. Hover a cell for the statistic, its interval, "
         "the threshold, the adjusted p-value, the test and the reason; docs/profile.md has "
         "the rules.</p>",
-        *([_points_table(manifest["points"])] if "points" in manifest else []),
         profile_html,
         "<h2>Risk: last iteration vs iteration 0</h2>",
         "<p>Mean and 95% confidence interval over seeds.</p>",

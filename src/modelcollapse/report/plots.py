@@ -11,7 +11,7 @@ from ..metrics import PROVENANCE, info
 from ..results.store import atomic_write
 from .summary import mean_ci
 
-__all__ = ["plot_task", "plot_run", "plot_provenance"]
+__all__ = ["plot_task", "plot_run", "plot_provenance", "plot_final_risk", "plot_verdicts"]
 
 
 def _band(frame: pd.DataFrame) -> pd.DataFrame:
@@ -124,3 +124,162 @@ def plot_provenance(results: pd.DataFrame, path: Path) -> Path:
     atomic_write(Path(path), lambda p: fig.savefig(p, dpi=100, format="png"))
     plt.close(fig)
     return Path(path)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    plt = _pyplot()
+    path = Path(path)
+    atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
+    plt.close(fig)
+    return path
+
+
+def _wrap(text: str, width: int = 16) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def _ticks(table: pd.DataFrame, key: str) -> tuple[pd.DataFrame, list[str], str]:
+    """(one row per x, sorted; tick labels; note): values longer than 12 characters are
+    numbered (1), (2), ... and the note spells them out ("key: (1) = value, ...")."""
+    ticks = table.drop_duplicates("x").sort_values("x")
+    if ticks.value.str.len().max() <= 12:
+        return ticks, list(ticks.value), ""
+    labels = [f"({k})" for k in range(1, len(ticks) + 1)]
+    return ticks, labels, f"{key}: " + "; ".join(f"{a} = {v}" for a, v in zip(labels,
+                                                                                ticks.value))
+
+
+def _value_axis(ax, table: pd.DataFrame, key: str, scale: str) -> None:
+    """The x axis of a plot against grid key ``key``: its values as numbers or categories."""
+    ticks, labels, _ = _ticks(table, key)
+    if scale == "log":
+        ax.set_xscale("log")
+    ax.set_xticks(ticks.x, labels, fontsize=8)
+    ax.minorticks_off()
+    if scale == "category":
+        ax.set_xlim(ticks.x.min() - 0.5, ticks.x.max() + 0.5)
+    ax.set_xlabel(key)
+
+
+def plot_final_risk(table: pd.DataFrame, key: str, scale: str, path: Path) -> Path:
+    """The final-iteration risk against grid key ``key``: a panel per (task, values of the
+    other grid keys), a line (markers only for a categorical key) per paradigm with its 95% CI
+    as error bars; ``table`` is ``report.sweep.final_risk_table``, ``scale`` is
+    ``report.sweep.axis_scale`` of the key's values.  Non-finite means are named, not drawn."""
+    plt = _pyplot()
+    panels = list(table.groupby(["task", "panel"], sort=False, observed=True))
+    colors = {p: f"C{k}" for k, p in enumerate(dict.fromkeys(table.paradigm.astype(str)))}
+    ncol = min(3, len(panels))
+    nrow = -(-len(panels) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3.3 * nrow + 0.9), squeeze=False,
+                             layout="constrained")
+    for ax, ((task, panel), rows) in zip(axes.flat, panels):
+        n_lines, notes = rows.paradigm.nunique(), []
+        for k, (paradigm, line) in enumerate(rows.groupby("paradigm", sort=False,
+                                                          observed=True)):
+            finite = line[np.isfinite(line.final)]
+            notes += [f"{paradigm}: mean {v} at {key} = {x}"
+                      for v, x in zip(line.final[~np.isfinite(line.final)],
+                                      line.value[~np.isfinite(line.final)])]
+            dodge = (k - (n_lines - 1) / 2) * 0.08 if scale == "category" else 0.0  # apart
+            err = np.nan_to_num(np.abs(finite[["final_low", "final_high"]].to_numpy().T
+                                       - finite.final.to_numpy()))
+            ax.errorbar(finite.x + dodge, finite.final, yerr=err, color=colors[str(paradigm)],
+                        fmt="o" if scale == "category" else "o-", ms=4, lw=1.4, capsize=3,
+                        label=str(paradigm))
+        _value_axis(ax, rows, key, scale)
+        ax.set_ylabel(f"{', '.join(rows.metric.astype(str).unique())} (last iteration)",
+                      fontsize=9)
+        ax.set_title(_wrap(f"{task} · {panel}" if panel else str(task), 48), fontsize=9)
+        if notes:
+            ax.text(0.02, 0.98, "\n".join(notes), transform=ax.transAxes, va="top", fontsize=7,
+                    color="#a40000")
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    handles = [plt.Line2D([], [], color=c, marker="o", label=p) for p, c in colors.items()]
+    note = _ticks(table, key)[2]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(6, len(handles)),
+               fontsize=8, title=_wrap(note, 140) or None, title_fontsize=8)
+    others = ("; a panel per value of the other grid keys (nothing averaged across points)"
+              if table.panel.ne("").any() else "")
+    fig.suptitle(_wrap(f"risk at the last iteration against {key}: mean and 95% CI over "
+                       f"seeds{others}", 110), fontsize=10)
+    return _save(fig, path)
+
+
+#: Colour and symbol of each verdict in the verdict charts (those of report.html's table).
+VERDICT_STYLE = {"occurs": ("#d7301f", "✓", "collapse occurs"),
+                 "does_not_occur": ("#4dac26", "✗", "does not occur"),
+                 "inconclusive": ("#fdd049", "?", "inconclusive"),
+                 "not_applicable": ("#d9d9d9", "–", "not applicable")}
+
+
+def plot_verdicts(table: pd.DataFrame, key: str, path: Path, *, names: dict[int, str],
+                  control: str = "") -> Path:
+    """The collapse verdicts against grid key ``key``: a panel per (task, paradigm, values of
+    the other grid keys), a coloured cell with its symbol per (definition, value of ``key``),
+    white where the unit was not run at that value; a legend and the error-control line
+    ``control`` below.  ``table`` is ``report.sweep.verdict_table``, ``names`` maps definition
+    number -> name (the row labels)."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    from .sweep import VERDICTS
+
+    plt = _pyplot()
+    code = {v: i for i, v in enumerate(VERDICTS)}
+    xs, labels, note = _ticks(table, key)
+    column = {x: j for j, x in enumerate(xs.x)}
+    defs = sorted(names)
+    panels = list(table.groupby(["task", "paradigm", "panel"], sort=False, observed=True))
+    width = max(0.42 * len(xs) + 0.5, 2.2)  # inches per panel
+    chars = int(width * 12)  # title characters per line at 8 pt
+    ncol = max(1, min(len(panels), int(9 / width)))
+    nrow = -(-len(panels) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 + width * ncol, 2.9 * nrow + 1.1),
+                             squeeze=False, sharey=True, layout="constrained")
+    cmap = ListedColormap([VERDICT_STYLE[v][0] for v in VERDICTS]).with_extremes(bad="white")
+    for ax, ((task, paradigm, panel), rows) in zip(axes.flat, panels):
+        grid = np.full((len(defs), len(xs)), np.nan)
+        for r in rows.itertuples():
+            if r.definition in defs:
+                grid[defs.index(r.definition), column[r.x]] = code[r.verdict]
+        ax.imshow(grid, cmap=cmap, vmin=-0.5, vmax=len(VERDICTS) - 0.5, aspect="auto")
+        for (i, j), c in np.ndenumerate(grid):
+            if c == c:
+                ax.text(j, i, VERDICT_STYLE[VERDICTS[int(c)]][1], ha="center", va="center",
+                        fontsize=9)
+        ax.set_xticks(range(len(xs)), labels, fontsize=8)
+        ax.set_yticks(range(len(defs)), [_wrap(f"{d}. {names[d]}", 30) for d in defs],
+                      fontsize=8)
+        ax.set_xticks(np.arange(len(xs) + 1) - 0.5, minor=True)
+        ax.set_yticks(np.arange(len(defs) + 1) - 0.5, minor=True)
+        ax.grid(which="minor", color="white", lw=1.5)
+        ax.tick_params(which="minor", length=0)
+        ax.set_xlabel(_wrap(key, 24), fontsize=8)
+        ax.set_title("\n".join(_wrap(s, chars) for s in (f"{task} · {paradigm}", panel) if s),
+                     fontsize=8)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    handles = [Patch(facecolor=VERDICT_STYLE[v][0], label=f"{VERDICT_STYLE[v][1]} "
+                     f"{VERDICT_STYLE[v][2]}") for v in VERDICTS]
+    if len(table.drop_duplicates(["task", "paradigm", "panel", "x"])) < len(panels) * len(xs):
+        handles.append(Patch(facecolor="white", edgecolor="#999", label="not run at this value"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8,
+               title="\n".join(_wrap(t, 140) for t in (note, control) if t) or None,
+               title_fontsize=8)
+    fig.suptitle(f"collapse verdicts against {key} (Schaeffer et al. 2025's eight definitions)",
+                 fontsize=10)
+    return _save(fig, path)

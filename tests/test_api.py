@@ -239,12 +239,18 @@ def test_sweep_writes_report_and_tables_by_grid_point(tmp_path):
     assert "sweep of 2 points" in repr(run)
 
 
-def test_plugins_are_the_non_builtin_modules_a_study_names():
+def test_plugins_are_the_non_builtin_modules_a_study_names(monkeypatch):
+    from modelcollapse import registry
+
+    # a registered plug-in, lazy: its module is recorded without being imported
+    monkeypatch.setitem(registry.paradigms._entries, "api-test", "not_imported_pkg.mod:Cls")
     studies = [{"tasks": [{"task": "gaussian", "family": "yaml:SafeLoader"}],
                 "paradigms": [{"name": "replace", "curation": [
-                    {"policy": "verify", "verifier": "my_local_checks:accept"}]}]}]
+                    {"policy": "verify", "verifier": "my_local_checks:accept"}]},
+                    {"name": "api-test"}]}]
     found = manifest_module.plugins(studies)
-    assert set(found) == {"yaml", "my_local_checks"}  # built-in task and paradigm: not listed
+    # built-in task, paradigm and policy: not listed
+    assert set(found) == {"yaml", "my_local_checks", "not_imported_pkg.mod"}
     assert found["yaml"]["distribution"] == "PyYAML" and found["yaml"]["version"]
     assert found["my_local_checks"] == {"distribution": None, "version": None}
 

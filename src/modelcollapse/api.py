@@ -298,7 +298,8 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
         results = _computing(directory, checkpoints, lambda: run_study(
             spec, executor=_executor(executor, jobs, None), on_iteration=on_iteration,
             checkpoints=checkpoints))
-        manifest = run_manifest(spec, results.attrs, elapsed=time.time() - start)
+        manifest = run_manifest(spec.resolved(), study_hash(spec), results.attrs,
+                                elapsed=time.time() - start)
         return _finish(directory, results, manifest, checkpoints, plots=plots)
 
 

@@ -45,12 +45,10 @@ IMPORT_PATH = re.compile(r"^([A-Za-z_][\w.]*):[A-Za-z_][\w.]*$")
 
 
 def versions() -> dict[str, str]:
-    """Python, modelcollapse and the installed versions of ``PACKAGES`` (from the installed
+    """Python and the installed versions of modelcollapse and ``PACKAGES`` (from the installed
     distributions' metadata: nothing is imported)."""
-    from .. import __version__
-
-    out = {"python": platform.python_version(), "modelcollapse": __version__}
-    for pkg in PACKAGES:
+    out = {"python": platform.python_version()}
+    for pkg in ("modelcollapse", *PACKAGES):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -173,16 +171,14 @@ def _risks(specs: dict) -> dict[str, str]:
     return {task: spec["risk"] for task, spec in specs.items()}
 
 
-def run_manifest(study, attrs: dict, *, elapsed: float,
+def run_manifest(resolved: dict, study_hash: str, attrs: dict, *, elapsed: float,
                  command: list[str] | None = None) -> dict:
-    """The manifest of a run of ``study`` (a ``config.Study``) whose results have ``attrs``
-    (``run_study``'s ``frame.attrs``: ``profile_specs`` and ``provenance`` per task);
-    ``elapsed`` in seconds; ``command`` default ``sys.argv``."""
-    from ..config import study_hash
-
+    """The manifest of a run of a study (``resolved``: ``Study.resolved()``, ``study_hash``:
+    ``config.study_hash``) whose results have ``attrs`` (``run_study``'s ``frame.attrs``:
+    ``profile_specs`` and ``provenance`` per task); ``elapsed`` in seconds; ``command``
+    default ``sys.argv``."""
     specs = attrs.get("profile_specs") or {}
-    resolved = study.resolved()
-    return {"study": resolved, "study_hash": study_hash(study), "risk_metrics": _risks(specs),
+    return {"study": resolved, "study_hash": study_hash, "risk_metrics": _risks(specs),
             "profile_specs": specs, "provenance": attrs.get("provenance") or {},
             **_environment([resolved], elapsed, command)}
 

@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from modelcollapse.config import Study
 from modelcollapse.engine import run_chain, run_study
+from modelcollapse.registry import families as family_registry
 from modelcollapse.registry import tasks as task_registry
 from modelcollapse.rng import Streams
 
@@ -28,6 +29,11 @@ TASKS = [
                                     "n_components": 2, "max_iter": 20}},
     {"task": "gmm", "task_params": {"dataset": "wine", "n_features": 2, "n_samples": 40,
                                     "n_components": 2, "max_iter": 20}},
+    # the recipes, with a built-in family and a scikit-learn regressor by import path
+    {"task": "density", "family": "kde", "task_params": {"dataset": "moons", "n_samples": 30,
+                                                         "sample_metrics": False}},
+    {"task": "regression", "family": "sklearn.linear_model:Ridge", "family_params": {"alpha": 1.0},
+     "task_params": {"n_samples": 60}},
 ]
 PARADIGMS = [
     "replace",
@@ -70,8 +76,10 @@ def base7():
 def test_study_covers_everything(base):
     assert set(base.paradigm) == {"replace", "accumulate", "accumulate-subsample", "mix-0.5",
                                   "mix-0.3-fresh"}
-    # every registered family but the torch ones (tested in test_vae.py, optional extra)
-    assert base.family.nunique() == len(set(task_registry.names()) - {"vae", "lm", "diffusion"})
+    # every registered task and family but the torch ones (test_vae.py etc., optional extra)
+    torch_ones = {"vae", "lm", "diffusion"}
+    assert {t["task"] for t in TASKS} == set(task_registry.names()) - torch_ones
+    assert set(base.family) == set(family_registry.names()) - torch_ones | {"Ridge"}
     assert sorted(base.iteration.unique()) == list(range(N_ITER))
     assert sorted(base.seed.unique()) == [0, 1, 2]
 
@@ -96,7 +104,7 @@ def test_chain_does_not_depend_on_companions(base7):
     study = _study(n_seeds=7)
     for entry in study.tasks:
         streams = Streams(study.seed, [4, 6])
-        task = task_registry.get(entry.task).build(entry.params(), streams)
+        task = entry.build(streams)
         for spec in study.paradigms:
             chain = run_chain(task, spec.build(), n_iterations=N_ITER, streams=streams)
             rows = base7[(base7.task == entry.label) & (base7.paradigm == spec.label)]

@@ -18,14 +18,15 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SerializeAsAny, ValidationError,
-                      field_validator, model_serializer, model_validator)
+                      ValidationInfo, field_validator, model_serializer, model_validator)
 
 from .curation import Curation, PolicyParams
 from .paradigms import ParadigmParams
 from .profile.settings import ProfileSettings
 from .registry import RegistryError, paradigms, policies, tasks
 
-__all__ = ["Study", "TaskEntry", "ParadigmSpec", "StudyError", "load_study", "list_presets",
+__all__ = ["Study", "TaskEntry", "ParadigmSpec", "StudyError", "load_study", "validate_study",
+           "study_folders", "list_presets",
            "apply_override", "study_hash"]
 
 
@@ -240,11 +241,20 @@ class ParadigmSpec(_Strict):
 
 
 class TaskEntry(_Strict):
-    """One task of a study and its parameters (validated by the task's own model)."""
+    """One task of a study: a recipe (``task``, validated ``task_params``) and, for recipes that
+    take one, a model family (``family``: registered name or ``"module:Class"``, with
+    ``family_params``; ``families.plugin``)."""
 
-    task: str = Field(description="a registered task, e.g. gaussian")
+    task: str = Field(description="a registered task, e.g. gaussian or density")
     task_params: dict[str, Any] = Field(default_factory=dict)
+    family: str | None = Field(
+        None, description="density / regression: the model family -- a registered name (e.g. "
+        "kde) or 'module:Class' (the user's code, imported from the study file's folder, then "
+        "sys.path)")
+    family_params: dict[str, Any] = Field(default_factory=dict,
+                                          description="keyword arguments of the family")
     label: str | None = Field(None, description="name in results (default: task-dataset)")
+    _base_dir: list[str] | None = PrivateAttr(None)
 
     @field_validator("task")
     @classmethod
@@ -254,17 +264,80 @@ class TaskEntry(_Strict):
         return name
 
     @model_validator(mode="after")
-    def _params(self):
+    def _params(self, info: ValidationInfo):
+        base_dir = (info.context or {}).get("base_dir")
+        self._base_dir = base_dir
         params_model = tasks.get(self.task).Params
         try:
-            params = params_model.model_validate(self.task_params)
+            params = params_model.model_validate(self.task_params, context=self._context())
         except ValidationError as err:
             raise ValueError(_first_error(err, "task_params", params_model)) from None
         self.task_params = params.model_dump()
+        self.family_spec()
         return self
 
+    def _context(self) -> dict[str, Any]:
+        return {"base_dir": self._base_dir}
+
     def params(self):
-        return tasks.get(self.task).Params.model_validate(self.task_params)
+        """The validated ``task_params`` model (data files resolved from the study's folder)."""
+        return tasks.get(self.task).Params.model_validate(self.task_params,
+                                                          context=self._context())
+
+    def family_spec(self):
+        """The resolved family (``families.plugin.FamilySpec``) of a recipe; None for a task with
+        a fixed family.
+
+        Raises
+        ------
+        ValueError
+            A family for a task that fixes its own, or a family the recipe cannot feed.
+        """
+        from .families.plugin import FamilyError, family_spec
+
+        task = tasks.get(self.task)
+        kinds = getattr(task, "family_kinds", None)
+        if kinds is None:
+            if self.family is not None or self.family_params:
+                raise ValueError(f"family: task {self.task} always runs its own family "
+                                 f"({task.family}); choose a family with task: density (vector "
+                                 "data) or regression")
+            return None
+        try:
+            return family_spec(self.family or task.family, self.family_params,
+                               base_dir=self._base_dir, kinds=kinds, task=self.task,
+                               context=getattr(task, "family_context", ()))
+        except FamilyError as err:
+            raise ValueError(str(err)) from None
+
+    def build(self, streams):
+        """The task (``tasks.base.Task``) for the replicates of ``streams``, labelled."""
+        task_cls = tasks.get(self.task)
+        spec = self.family_spec()
+        params = self.params()
+        task = (task_cls.build(params, streams) if spec is None
+                else task_cls.build(params, streams, family=spec))
+        task.name = self.label
+        return task
+
+    def default_label(self) -> str:
+        """``task-dataset`` (a data file by its stem), or ``family-dataset`` when the study names
+        the family of a recipe."""
+        ds = self.task_params.get("dataset")
+        if isinstance(ds, str) and ds:
+            ds = Path(ds).stem if ("/" in ds or "." in ds) else ds
+        head = self.task if self.family is None else self.family_spec().name
+        return f"{head}-{ds}" if ds else head
+
+    def family_class(self) -> type | None:
+        """The class of the family the task runs (a fixed family from the registry)."""
+        spec = self.family_spec()
+        if spec is not None:
+            return spec.cls
+        from .registry import families
+
+        name = getattr(tasks.get(self.task), "family", None)
+        return families.get(name) if name in families else None
 
 
 class Study(_Strict):
@@ -275,6 +348,8 @@ class Study(_Strict):
     description: str = ""
     task: str | None = Field(None, description="shorthand for a one-task study")
     task_params: dict[str, Any] | None = None
+    family: str | None = Field(None, description="shorthand for a one-task study's family")
+    family_params: dict[str, Any] | None = None
     tasks: list[TaskEntry] | None = None
     paradigms: list[ParadigmSpec] = Field(
         default_factory=lambda: [ParadigmSpec(name="replace"), ParadigmSpec(name="accumulate")],
@@ -307,13 +382,20 @@ class Study(_Strict):
         if data.get("task") is not None:
             if data.get("tasks"):
                 raise ValueError("give either task (+ task_params) or tasks, not both")
-            data["tasks"] = [{"task": data["task"], "task_params": data.get("task_params") or {}}]
+            entry = {"task": data["task"], "task_params": data.get("task_params") or {}}
+            for key in ("family", "family_params"):
+                if data.get(key) is not None:
+                    entry[key] = data[key]
+            data["tasks"] = [entry]
         elif data.get("task_params") is not None:
             raise ValueError("task_params needs task")
+        elif data.get("family") is not None or data.get("family_params") is not None:
+            raise ValueError("family needs task (a recipe such as density); in a tasks list "
+                             "give each task its family")
         elif not data.get("tasks"):
             raise ValueError("task is required (or a tasks list); allowed tasks: "
                              + ", ".join(tasks.names()))
-        data["task"] = data["task_params"] = None
+        data["task"] = data["task_params"] = data["family"] = data["family_params"] = None
         return data
 
     @model_validator(mode="after")
@@ -323,19 +405,39 @@ class Study(_Strict):
                              + ", ".join(["cpu", *self.scales]))
         for entry in self.tasks:
             if entry.label is None:
-                ds = entry.task_params.get("dataset")
-                entry.label = f"{entry.task}-{ds}" if ds else entry.task
+                entry.label = entry.default_label()
                 if entry.task_params.get("sample_output") == "mean":
                     entry.label += "-mean"  # decoder-mean samples: a different sampler
         for what, labels in (("tasks", [t.label for t in self.tasks]),
                              ("paradigms", [p.label for p in self.paradigms])):
             if len(set(labels)) != len(labels):
                 raise ValueError(f"{what}: labels must be unique, got {labels}")
+        self._check_capabilities()
         return self
+
+    def _check_capabilities(self) -> None:
+        """Weighting curation on a family whose ``fit`` has no ``sample_weight`` is an error
+        (it would be silently ignored)."""
+        from .families.plugin import supports_sample_weight
+
+        for i, paradigm in enumerate(self.paradigms):
+            uses = getattr(paradigm, "uses_sample_weight", False)
+            if not uses:
+                continue
+            for entry in self.tasks:
+                cls = entry.family_class()
+                if cls is not None and not supports_sample_weight(cls):
+                    raise ValueError(
+                        f"paradigms.{i}: {paradigm.label} weights samples, but family "
+                        f"{entry.family or cls.__name__} of task {entry.label} has no "
+                        "sample_weight in fit (weights would be ignored); drop the weighting "
+                        "(weights, tail_oversample, detect action: downweight, mix real_weight) "
+                        "or give the family sample_weight support")
 
     def resolved(self) -> dict[str, Any]:
         """The study with every default filled in (what the manifest stores)."""
-        return self.model_dump(mode="json", exclude={"task", "task_params"})
+        return self.model_dump(mode="json",
+                               exclude={"task", "task_params", "family", "family_params"})
 
 
 def study_hash(study: Study) -> str:
@@ -381,7 +483,10 @@ def _first_error(err: ValidationError, prefix: str = "",
     if e["type"] == "extra_forbidden":
         allowed = _allowed_fields(model, raw_loc) if model is not None else []
         msg = "unknown field" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
-    if msg.startswith("task_params.") or isinstance(e.get("ctx", {}).get("error"), _PathError):
+    if prefix and not raw_loc and re.match(r"^[a-z_]\w*: ", msg):
+        return f"{prefix}.{msg}"  # a model-level check that names its own field
+    if (msg.startswith(("task_params.", "family:", "family_params"))
+            or isinstance(e.get("ctx", {}).get("error"), _PathError)):
         # a nested model's error, already "field: message"
         return f"{loc}.{msg}" if loc else msg
     return f"{loc}: {msg}" if loc else msg
@@ -487,6 +592,41 @@ def _set_path(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     return data
 
 
+def study_folders(source: str | None) -> list[str]:
+    """The folder of study file ``source`` and of every file it ``extends``, nearest first
+    (where its relative data files and ``module:Class`` families are looked up); [] for a
+    preset."""
+    folders: list[str] = []
+    seen: set[str] = set()
+    while source is not None and Path(source).is_file() and source not in seen:
+        seen.add(source)
+        path = Path(source).resolve()
+        folders.append(str(path.parent))
+        try:
+            parent = (yaml.safe_load(path.read_text()) or {}).get("extends")
+        except (yaml.YAMLError, AttributeError, UnicodeDecodeError):
+            break
+        if parent is None:
+            break
+        beside = path.parent / str(parent)
+        source = str(beside) if beside.is_file() else str(parent)
+    return list(dict.fromkeys(folders))
+
+
+def validate_study(data: dict[str, Any], base_dir: str | Path | list | None = None) -> Study:
+    """``Study.model_validate(data)``, with relative data files and ``"module:Class"`` families
+    looked up in ``base_dir`` -- a folder or a list of folders (``study_folders``; default the
+    current directory) -- before the current directory and ``sys.path``.
+
+    Raises
+    ------
+    pydantic.ValidationError
+    """
+    dirs = base_dir if isinstance(base_dir, list) else [base_dir or Path.cwd()]
+    return Study.model_validate(data, context={"base_dir": [str(Path(d).resolve())
+                                                            for d in dirs]})
+
+
 def load_study(source: str | dict | None = None,
                overrides: list[str] | tuple[str, ...] = ()) -> Study:
     """Load a preset (by name), study file or mapping of study fields, apply ``key=value``
@@ -507,7 +647,9 @@ def load_study(source: str | dict | None = None,
         data = _read(source or "default")
     if data.get("task") is not None and any(a.startswith("tasks.") for a in overrides):
         # address a one-task study as tasks.0.*, as `validate` prints it
-        data["tasks"] = [{"task": data.pop("task"), "task_params": data.pop("task_params", None) or {}}]
+        entry = {"task": data.pop("task"), "task_params": data.pop("task_params", None) or {}}
+        entry.update({k: data.pop(k) for k in ("family", "family_params") if k in data})
+        data["tasks"] = [entry]
     for assignment in overrides:
         apply_override(data, assignment)
     scale, scales = data.get("scale", "cpu"), data.get("scales") or {}
@@ -516,8 +658,9 @@ def load_study(source: str | dict | None = None,
             _set_path(data, str(key), value)
         for assignment in overrides:
             apply_override(data, assignment)
+    folders = study_folders(source) if isinstance(source, str) else []  # a dict: the cwd
     try:
-        return Study.model_validate(data)
+        return validate_study(data, folders or None)
     except ValidationError as err:
         message = _first_error(err, model=Study)
         if data.get("task") is not None and message.startswith("tasks.0."):

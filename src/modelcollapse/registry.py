@@ -98,6 +98,12 @@ class Registry:
 
     _entry_points_loaded = False
 
+    @property
+    def entry_point_group(self) -> str:
+        """``modelcollapse.<kind>s`` (``modelcollapse.families``, ``modelcollapse.policies``)."""
+        plural = self.kind[:-1] + "ies" if self.kind.endswith("y") else self.kind + "s"
+        return f"modelcollapse.{plural}"
+
     def _load_entry_points(self) -> None:
         """Pick up third-party entries from the ``modelcollapse.<kind>s`` entry-point group."""
         if self._entry_points_loaded:
@@ -105,8 +111,7 @@ class Registry:
         self._entry_points_loaded = True
         from importlib.metadata import entry_points
 
-        for ep in entry_points(group=f"modelcollapse.{self.kind}" + (
-                "ies" if self.kind.endswith("y") else "s")):
+        for ep in entry_points(group=self.entry_point_group):
             if ep.name in self._entries and self._entries[ep.name] != ep.value:
                 raise RegistryError(
                     f"{self.kind} {ep.name!r} of the installed package "
@@ -142,6 +147,8 @@ tasks.builtin(
         "vae": "modelcollapse.tasks.vae:VAETask",
         "lm": "modelcollapse.tasks.lm:LMTask",
         "diffusion": "modelcollapse.tasks.diffusion:DiffusionTask",
+        "density": "modelcollapse.tasks.density:DensityTask",
+        "regression": "modelcollapse.tasks.regression:RegressionTask",
     },
 )
 paradigms.builtin(

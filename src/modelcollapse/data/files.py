@@ -51,7 +51,15 @@ def is_data_path(value: object, base_dir: str | Path | None = None) -> bool:
     text = os.fspath(value)
     if text.lower().endswith(DATA_SUFFIXES) or "/" in text or os.sep in text:
         return True
-    return any((Path(d) / text).is_dir() for d in (base_dir, ".") if d is not None)
+    return any((Path(d) / text).is_dir() for d in (*_dirs(base_dir), "."))
+
+
+def _dirs(base_dir) -> list[Path]:
+    """``base_dir`` -- None, a folder, or a list of folders -- as a list of absolute paths."""
+    if base_dir is None:
+        return []
+    items = base_dir if isinstance(base_dir, (list, tuple)) else [base_dir]
+    return [Path(d).expanduser().resolve() for d in items]
 
 
 def resolve_path(value: str | Path, base_dir: str | Path | None, *, field: str = "dataset",
@@ -67,7 +75,7 @@ def resolve_path(value: str | Path, base_dir: str | Path | None, *, field: str =
         if path.exists():
             return path.resolve()
         raise DataFileError(field, f"{kind} '{value}' not found")
-    dirs = [Path(base_dir).expanduser().resolve()] if base_dir is not None else []
+    dirs = _dirs(base_dir)
     for d in dirs + [Path.cwd()]:
         if (d / path).exists():
             return (d / path).resolve()
@@ -126,6 +134,7 @@ class Table:
     sha256: str
     n_rows_file: int
     n_dropped: int
+    labels: np.ndarray | None = None  #: (n_samples,) int class codes of the ``labels`` column
 
     def provenance(self) -> dict:
         """JSON-able record for the manifest."""
@@ -181,13 +190,16 @@ def _column(frame, name, field: str, file: str) -> str:
 
 def load_table(value: str | Path, *, base_dir: str | Path | None = None,
                target: str | int | None = None, features: list[str] | None = None,
-               nan_policy: str = "error", min_rows: int = 10) -> Table:
+               nan_policy: str = "error", min_rows: int = 10,
+               labels: str | None = None) -> Table:
     """Read a ``.csv``, ``.parquet`` or ``.npy`` table as float64 arrays.
 
     ``target``: the column to predict (regression), or None.  For ``.npy`` (a 2-d numeric array)
     columns are named ``x0 .. x{d-1}`` and ``target`` may also be a column index.
-    ``features``: columns to use; default every numeric column except the target (booleans
-    count as 0/1).  ``nan_policy``: ``"error"`` or ``"drop"`` rows with NaN/inf in a used column.
+    ``features``: columns to use; default every numeric column except the target and
+    ``labels`` (booleans count as 0/1).  ``labels``: a column of class labels of any type
+    (e.g. the modes of Def. 6), returned as integer codes in order of appearance; a missing
+    label counts as a NaN.  ``nan_policy``: ``"error"`` or ``"drop"`` rows with NaN/inf in a used column.
     Rows are numbered from 1, the header not counted.
 
     Raises :class:`DataFileError` for a missing, unreadable or malformed file, a missing or
@@ -210,8 +222,11 @@ def load_table(value: str | Path, *, base_dir: str | Path | None = None,
         target = f"x{target}"
     if target is not None:
         target = _column(frame, target, "target", file)
+    if labels is not None and labels not in frame.columns:
+        _column(frame, labels, "labels", file)  # raises: the column is missing
     if features is None:
-        names = [c for c in frame.columns if c != target and frame[c].dtype.kind in "biuf"]
+        names = [c for c in frame.columns
+                 if c not in (target, labels) and frame[c].dtype.kind in "biuf"]
         if not names:
             raise DataFileError("features", f"{file} has no numeric feature columns"
                                 + (f" besides the target '{target}'" if target else ""))
@@ -229,6 +244,13 @@ def load_table(value: str | Path, *, base_dir: str | Path | None = None,
     used = names + ([target] if target is not None else [])
     values = frame[used].to_numpy(dtype=np.float64, na_value=np.nan)
     finite = np.isfinite(values)
+    codes = None
+    if labels is not None:
+        import pandas as pd
+
+        codes = pd.factorize(frame[labels])[0]
+        finite = np.column_stack([finite, codes >= 0])
+        used = used + [labels]
     bad = ~finite.all(axis=1)
     if bad.any() and nan_policy == "error":
         row, col = np.argwhere(~finite)[0]
@@ -244,7 +266,8 @@ def load_table(value: str | Path, *, base_dir: str | Path | None = None,
     y = _readonly(values[:, -1].copy()) if target is not None else None
     return Table(X=_readonly(values[:, :len(names)].copy()), y=y, feature_names=tuple(names),
                  target=target, path=str(path), sha256=_sha256(path), n_rows_file=len(frame),
-                 n_dropped=int(bad.sum()))
+                 n_dropped=int(bad.sum()),
+                 labels=None if codes is None else _readonly(codes[~bad].astype(np.int64)))
 
 
 @dataclass(frozen=True, eq=False)

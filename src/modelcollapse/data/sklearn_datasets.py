@@ -24,7 +24,8 @@ import numpy as np
 
 from ..rng import Role, Streams
 
-__all__ = ["VECTOR_DATASETS", "REGRESSION_DATASETS", "load_raw", "vector_split", "regression_split"]
+__all__ = ["VECTOR_DATASETS", "REGRESSION_DATASETS", "load_raw", "vector_split", "vector_arrays",
+           "regression_split", "regression_arrays"]
 
 VECTOR_DATASETS = {"wine": 13, "digits": 10}  # name -> default n_features
 REGRESSION_DATASETS = ("diabetes",)
@@ -72,21 +73,36 @@ def vector_split(name: str, *, n_features: int, n_samples: int | None, test_size
 
     ``data_scale`` (> 0) multiplies the features after standardisation and projection (units
     of the data); raises ``ValueError`` if it is not positive."""
+    X, y = load_raw(name)
+    return vector_arrays(X, y.astype(np.int64), n_features=n_features, n_samples=n_samples,
+                         test_size=test_size, streams=streams, data_scale=data_scale)
+
+
+def vector_arrays(X: np.ndarray, labels: np.ndarray | None, *, n_features: int | None,
+                  n_samples: int | None, test_size: float, streams: Streams,
+                  data_scale: float = 1.0):
+    """Steps 1-3 and 5 of the module docstring on any table ``X`` (n_rows, p) with optional
+    class ``labels`` (n_rows,): (train (R, n, k), test (R, m, k), test labels (R, m) or None),
+    k = ``n_features`` principal components (None: every non-constant column).
+
+    Raises ``ValueError`` for a non-positive ``data_scale`` or ``n_samples`` above the training
+    rows."""
     _check_scale(data_scale)
     from sklearn.decomposition import PCA
 
-    X, y = load_raw(name)
-    trains, tests, labels = [], [], []
+    trains, tests, test_labels = [], [], []
     for g in streams(0, Role.DATA):
         tr, te = _split(len(X), test_size, n_samples, g)
         Xtr, Xte = _standardise(X[tr], X[te])
-        if n_features < Xtr.shape[1]:
+        if n_features is not None and n_features < Xtr.shape[1]:
             pca = PCA(n_components=n_features, svd_solver="full").fit(Xtr)
             Xtr, Xte = pca.transform(Xtr), pca.transform(Xte)
         trains.append(Xtr * data_scale)
         tests.append(Xte * data_scale)
-        labels.append(y[te].astype(np.int64))
-    return np.stack(trains), np.stack(tests), np.stack(labels)
+        if labels is not None:
+            test_labels.append(labels[te])
+    return (np.stack(trains), np.stack(tests),
+            np.stack(test_labels) if labels is not None else None)
 
 
 def regression_split(name: str, *, n_samples: int | None, test_size: float, streams: Streams,
@@ -95,13 +111,25 @@ def regression_split(name: str, *, n_samples: int | None, test_size: float, stre
 
     ``data_scale`` (> 0) multiplies the standardised features and target (not the intercept
     column); raises ``ValueError`` if it is not positive."""
+    return regression_arrays(*load_raw(name), n_samples=n_samples, test_size=test_size,
+                             streams=streams, data_scale=data_scale)
+
+
+def regression_arrays(X: np.ndarray, y: np.ndarray, *, n_samples: int | None, test_size: float,
+                      streams: Streams, data_scale: float = 1.0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Step 4 of the module docstring on any features ``X`` (n_rows, p) and target ``y``
+    (n_rows,): rows ``[1, x.., y]`` of the training pool (R, n, k + 2) and test set
+    (R, m, k + 2), k = the non-constant feature columns."""
     _check_scale(data_scale)
-    X, y = load_raw(name)
     trains, tests = [], []
     for g in streams(0, Role.DATA):
         tr, te = _split(len(X), test_size, n_samples, g)
         Xtr, Xte = _standardise(X[tr], X[te])
         mu, sd = y[tr].mean(), y[tr].std()
+        if not sd > 0:
+            raise ValueError("target: constant on the training split; a regression needs a "
+                             "target that varies")
         rows = [np.column_stack([np.ones(len(a)), a * data_scale, (t - mu) / sd * data_scale])
                 for a, t in ((Xtr, y[tr]), (Xte, y[te]))]
         trains.append(rows[0])

@@ -36,7 +36,8 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError
 
-from ..config import Study, StudyError, _first_error, _read, apply_override, study_hash
+from ..config import (Study, StudyError, _first_error, _read, apply_override, study_folders,
+                      study_hash, validate_study)
 from ..registry import RegistryError
 from ..results.store import COLUMNS
 from .study import run_units
@@ -70,8 +71,9 @@ def _yaml_value(value: Any) -> str:
     return text[:-len("\n...\n")] if text.endswith("\n...\n") else text.rstrip("\n")
 
 
-def _build(base: dict, assignments: list[tuple[str, Any]]) -> Study:
-    """The study of one point (raises StudyError with one line)."""
+def _build(base: dict, assignments: list[tuple[str, Any]], folders=None) -> Study:
+    """The study of one point (raises StudyError with one line); relative data files and
+    ``module:Class`` families are looked up in ``folders`` (``config.study_folders``)."""
     data = copy.deepcopy(base)
     if data.get("task") is not None and any(k.startswith("tasks.") for k, _ in assignments):
         data["tasks"] = [{"task": data.pop("task"),
@@ -79,7 +81,7 @@ def _build(base: dict, assignments: list[tuple[str, Any]]) -> Study:
     for key, value in assignments:
         apply_override(data, f"{key}={_yaml_value(value)}")
     try:
-        return Study.model_validate(data)
+        return validate_study(data, folders)
     except ValidationError as err:
         message = _first_error(err, model=Study)
         if data.get("task") is not None and message.startswith("tasks.0."):
@@ -124,7 +126,7 @@ def load_sweep(source: str, overrides: list[str] | tuple[str, ...] = ()) -> Swee
     for combo in itertools.product(*(grid[k] for k in keys)):
         assignments = list(zip(keys, combo))
         try:
-            study = _build(data, assignments)
+            study = _build(data, assignments, study_folders(source))
         except StudyError as exc:
             raise StudyError(_blame(data, assignments, len(points), exc)) from None
         h = study_hash(study)

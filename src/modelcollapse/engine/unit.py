@@ -17,7 +17,6 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from ..config import Study
-from ..registry import tasks
 from ..results.store import chain_frame
 from ..rng import Streams
 from .loop import run_chain

@@ -37,12 +37,14 @@ results (random streams are counter-based, ``modelcollapse.rng``).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["GenerativeModel", "BatchedModel", "PerReplicate", "Stats", "STATUS_OK", "stack_draws"]
+__all__ = ["GenerativeModel", "BatchedModel", "PerReplicate", "Stats", "STATUS_OK", "stack_draws",
+           "supports_sample_weight"]
 
 STATUS_OK = "ok"
 Stats = dict[str, np.ndarray]
@@ -79,6 +81,37 @@ def stack_draws(rngs: Sequence[np.random.Generator], draw: Callable[[np.random.G
     return np.stack([draw(g) for g in rngs])
 
 
+def supports_sample_weight(cls: type) -> bool:
+    """Whether ``cls.fit`` honours ``sample_weight``: its ``supports_sample_weight`` attribute,
+    else whether the signature of ``fit`` has that parameter."""
+    declared = getattr(cls, "supports_sample_weight", None)
+    if declared is not None:
+        return bool(declared)
+    try:
+        return "sample_weight" in inspect.signature(cls.fit).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def _weighted_rows(model, X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, dict]:
+    """(rows, keyword arguments) to fit ``model`` on rows ``X`` with weights ``w``.
+
+    A family without ``sample_weight`` gets the rows of positive weight only: curation that
+    drops rows (weight 0) works for it; unequal positive weights cannot be honoured and raise
+    (``config`` refuses weighting curation for such a family before a run starts).
+    """
+    if w is None:
+        return X, {}
+    if supports_sample_weight(type(model)):
+        return X, {"sample_weight": w}
+    w = np.asarray(w, dtype=float)
+    kept = w > 0
+    if kept.any() and not np.allclose(w[kept], w[kept][0]):
+        raise ValueError(f"{type(model).__name__}.fit has no sample_weight; unequal weights "
+                         "cannot be applied")
+    return X[kept], {}
+
+
 class PerReplicate:
     """Adapter: a ``BatchedModel`` made of one ``GenerativeModel`` per replicate.
 
@@ -111,9 +144,10 @@ class PerReplicate:
         for r, rng in enumerate(rngs):
             reuse = self.warm_start and self.models_[r] is not None
             model = self.models_[r] if reuse else self.factory()
-            w = None if sample_weight is None else sample_weight[r]
+            data, weights = _weighted_rows(model, X[r],
+                                           None if sample_weight is None else sample_weight[r])
             try:
-                model.fit(X[r], sample_weight=w, rng=rng)
+                model.fit(data, rng=rng, **weights)
             except Exception as exc:  # collapse is data: record and go on
                 if self.models_[r] is None:
                     raise

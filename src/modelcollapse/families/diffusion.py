@@ -257,6 +257,9 @@ class ConformerDiffusion:
         length is not 1 + 3 A.
     """
 
+    #: what the family models (``families.plugin``)
+    data_kind = "molecules"
+
     def __init__(self, atoms, bonds, *, hidden: int = 32, n_layers: int = 3, n_steps: int = 50,
                  epochs: int = 100, train_steps: int | None = None, batch_size: int = 32,
                  lr: float = 5e-3, ema_decay: float = 0.0,

@@ -28,6 +28,11 @@ class Categorical:
     status_ : ndarray of shape (R,) of str; ``"single_outcome"`` when one outcome holds all mass.
     """
 
+    #: what the family models (``families.plugin``)
+    data_kind = "tokens"
+    #: advances all replicates at once (the batched protocol, ``families.base``)
+    batched = True
+
     #: a fit reads nothing left by an earlier fit: checkpoints need no model state (families.base)
     stateless_fit = True
 

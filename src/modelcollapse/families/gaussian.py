@@ -48,6 +48,11 @@ class Gaussian:
         ``"singular_covariance"`` when the smallest eigenvalue is below ``rel_tol`` * largest.
     """
 
+    #: what the family models (``families.plugin``)
+    data_kind = "vector"
+    #: advances all replicates at once (the batched protocol, ``families.base``)
+    batched = True
+
     def __init__(self, *, covariance_estimator: Literal["mle", "unbiased"] = "mle",
                  sampling_scale: float = 1.0, known_covariance: np.ndarray | None = None,
                  rel_tol: float = 1e-12) -> None:

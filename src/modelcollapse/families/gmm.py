@@ -39,6 +39,9 @@ class GaussianMixture:
     weights_ (k,), means_ (k, d), covariances_ (k, d, d), status_ : str
     """
 
+    #: what the family models (``families.plugin``)
+    data_kind = "vector"
+
     def __init__(self, *, n_components: int = 3, covariance_type: str = "full",
                  reg_covar: float = 1e-6, max_iter: int = 100,
                  init_params: str = "k-means++") -> None:

@@ -48,6 +48,11 @@ class KernelDensity:
     data_ : ndarray of shape (R, n, d); weights_ : (R, n) summing to 1; bandwidth_ : (R,)
     """
 
+    #: what the family models (``families.plugin``)
+    data_kind = "vector"
+    #: advances all replicates at once (the batched protocol, ``families.base``)
+    batched = True
+
     #: a fit reads nothing left by an earlier fit: checkpoints need no model state (families.base)
     stateless_fit = True
 

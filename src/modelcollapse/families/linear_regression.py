@@ -41,6 +41,11 @@ class LinearRegression:
         (the minimum-norm solution is used), ``"zero_variance"`` when the fitted noise is 0.
     """
 
+    #: what the family models (``families.plugin``)
+    data_kind = "supervised"
+    #: advances all replicates at once (the batched protocol, ``families.base``)
+    batched = True
+
     #: a fit reads nothing left by an earlier fit: checkpoints need no model state (families.base)
     stateless_fit = True
 

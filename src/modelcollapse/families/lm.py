@@ -248,6 +248,9 @@ class LM:
         length or out-of-range ids.
     """
 
+    #: what the family models (``families.plugin``)
+    data_kind = "text"
+
     def __init__(self, *, vocab_size: int, context: int = 64, n_layer: int = 2, n_head: int = 4,
                  d_model: int = 128, epochs: int = 1, train_steps: int | None = None,
                  batch_size: int = 32, lr: float = 1e-3,

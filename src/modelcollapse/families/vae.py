@@ -147,6 +147,9 @@ class VAE:
         On an unknown ``init`` or ``sample_output``, or ``train_steps`` < 1.
     """
 
+    #: what the family models (``families.plugin``)
+    data_kind = "image"
+
     def __init__(self, *, hidden: int = 128, latent: int = 8, epochs: int = 100,
                  train_steps: int | None = None, batch_size: int = 64, lr: float = 3e-3,
                  init: str = "fresh", sample_output: str = "bernoulli", score_mc: int = 16,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
 
-from ..data.sklearn_datasets import VECTOR_DATASETS, vector_split
+from ..data.sklearn_datasets import VECTOR_DATASETS, vector_arrays, vector_split
 from ..metrics.knn import knn_precision_recall
 from ..rng import Role, Streams
 from .base import (LearningCurve, TaskParams, curve_sizes, reference_moments,  # noqa: F401
@@ -25,12 +25,22 @@ class VectorParams(TaskParams):
     synthetic_n_features: ClassVar[int] = 2
     synthetic_has_modes: ClassVar[bool] = False
 
-    dataset: Literal["synthetic", "moons", "circles", "blobs", "wine", "digits"] = Field(
+    dataset: str = Field(
         "synthetic", description="'synthetic' = the task's known truth; 'moons', 'circles', "
         "'blobs' = scikit-learn's 2-d generators (Kazdan et al. 2024); 'wine' or 'digits' = "
-        "real scikit-learn data")
+        "real scikit-learn data; or a data file (.csv, .parquet, .npy; relative to the study "
+        "file's folder, then the current directory)")
+    features: list[str] | None = Field(
+        None, description="data file: the columns to model (default: every numeric column "
+        "except labels)")
+    labels: str | None = Field(
+        None, description="data file: a column of class labels -- the modes of Def. 6 (not "
+        "modelled)")
+    nan_policy: Literal["error", "drop"] = Field(
+        "error", description="data file: rows with NaN or inf are an error, or dropped")
     n_features: int | None = Field(
-        None, ge=1, description="dimension (synthetic) or principal components kept (real data)")
+        None, ge=1, description="dimension (synthetic) or principal components kept (real data; "
+        "default for a data file: every feature)")
     n_samples: int | None = Field(
         None, ge=2, description="real training samples (synthetic default 100; real default: "
         "the whole training split)")
@@ -44,9 +54,16 @@ class VectorParams(TaskParams):
         "iteration (Defs. 6-8; costs a sample and two distance matrices per replicate); default: "
         "on for real and toy datasets, off for the Gaussian truth (full support: nothing to "
         "hallucinate)")
+    _table: Any = PrivateAttr(None)
 
     @model_validator(mode="after")
-    def _resolve_sizes(self):
+    def _resolve_sizes(self, info: ValidationInfo):
+        builtin = ("synthetic", *TOY_DATASETS, *VECTOR_DATASETS)
+        if self.dataset not in builtin:
+            self._load_file((info.context or {}).get("base_dir"), builtin)
+        elif self.features is not None or self.labels is not None or self.nan_policy != "error":
+            raise ValueError("features, labels and nan_policy: only for a data file "
+                             f"(dataset: {self.dataset} is built in)")
         if self.data_scale != 1.0 and self.dataset == "synthetic":
             raise ValueError("data_scale: only for real or toy datasets; the known truth's "
                              "scale is a parameter of the task")
@@ -60,6 +77,13 @@ class VectorParams(TaskParams):
             if self.n_features not in (None, 2):
                 raise ValueError(f"n_features: {self.dataset} is 2-dimensional; allowed: 2")
             self.n_features = 2
+        elif self._table is not None:
+            width = self._table.X.shape[1]
+            if self.n_features is not None and self.n_features > width:
+                raise ValueError(f"n_features: {self.dataset} has {width} feature columns; "
+                                 f"allowed: 1..{width}")
+            self.n_features = self.n_features or width
+            self._check_rows(len(self._table.X))
         else:
             self.n_features = self.n_features or VECTOR_DATASETS[self.dataset]
             if self.dataset == "wine" and self.n_features > 13:
@@ -67,6 +91,35 @@ class VectorParams(TaskParams):
             if self.dataset == "digits" and self.n_features > 61:
                 raise ValueError("n_features: digits has 61 non-constant pixels; allowed: 1..61")
         return self
+
+    def _load_file(self, base_dir, builtin) -> None:
+        from ..data.files import is_data_path, load_table
+
+        if not is_data_path(self.dataset, base_dir):
+            raise ValueError(f"dataset: {self.dataset!r} is neither a built-in dataset nor a "
+                             f"data file; allowed: {', '.join(builtin)}, or a path to a .csv, "
+                             ".parquet or .npy file")
+        self._table = load_table(self.dataset, base_dir=base_dir, labels=self.labels,
+                                 features=self.features, nan_policy=self.nan_policy)
+
+    def _check_rows(self, n_rows: int) -> None:
+        n_test = max(1, int(round(self.test_size * n_rows)))
+        if self.n_samples is not None and self.n_samples > n_rows - n_test:
+            raise ValueError(f"n_samples: {self.n_samples} exceeds the {n_rows - n_test} "
+                             f"training rows of {self.dataset} (test_size {self.test_size:g})")
+        if n_rows - n_test < 2:
+            raise ValueError(f"dataset: {self.dataset} leaves {n_rows - n_test} training rows "
+                             "after the test split; need at least 2")
+
+    def provenance(self) -> dict:
+        """The data file's path and SHA-256 (``Task.provenance``); {} for built-in data."""
+        return {} if self._table is None else {"datasets": {"dataset": self._table.provenance()}}
+
+    def dataset_name(self) -> str:
+        """The dataset's name for labels: built-in name, or the data file's stem."""
+        from pathlib import Path
+
+        return self.dataset if self._table is None else Path(self.dataset).stem
 
 
 BLOB_CENTERS = np.array([[-4.0, 0.0], [4.0, 0.0], [0.0, 5.0]])  # fixed for train AND test
@@ -114,6 +167,12 @@ def vector_data(p: VectorParams, streams: Streams, draw_truth):
             return np.stack([draw_truth(g, n)[0] for g in rngs])
 
         return real, test, sample_real, labels
+    if p._table is not None:
+        table = p._table
+        real, test, labels = vector_arrays(table.X, table.labels, n_features=p.n_features,
+                                           n_samples=p.n_samples, test_size=p.test_size,
+                                           streams=streams, data_scale=p.data_scale)
+        return real, test, None, labels
     real, test, labels = vector_split(p.dataset, n_features=p.n_features,
                                       n_samples=p.n_samples, test_size=p.test_size,
                                       streams=streams, data_scale=p.data_scale)
@@ -136,15 +195,18 @@ N_EVAL = 300  #: held-out points (and synthetic samples) for the k-NN metrics
 
 
 def sample_metrics(model, test: np.ndarray, labels: np.ndarray | None, streams: Streams,
-                   iteration: int, enabled: bool = True) -> dict[str, np.ndarray]:
+                   iteration: int, enabled: bool = True, synthetic: np.ndarray | None = None
+                   ) -> dict[str, np.ndarray]:
     """k-NN precision / recall (and mode coverage with labels) of ``N_EVAL`` fresh samples of
     the model against ``N_EVAL`` held-out real points (Kynkäänniemi et al. 2019, k = 5), and
     ``tail_recall``: the recall of the 10% of those real points farthest from their mean in
-    Mahalanobis distance (``tasks.base.tail_rows``; Def. 7)."""
+    Mahalanobis distance (``tasks.base.tail_rows``; Def. 7).  ``synthetic`` (R, m, d): those
+    samples if already drawn (``eval_sample``)."""
     if not enabled:
         return {}
     m = min(N_EVAL, test.shape[1])
-    synthetic = model.sample(m, rngs=streams(iteration, Role.EVAL))
+    if synthetic is None:
+        synthetic = eval_sample(model, test, streams, iteration)
     real = test[:, :m]
     tail = tail_rows(real, *reference_moments(np.asarray(real, dtype=float)))
     precision, recall, coverage, tail_recall = knn_precision_recall(
@@ -153,3 +215,9 @@ def sample_metrics(model, test: np.ndarray, labels: np.ndarray | None, streams: 
     if coverage is not None:
         out["mode_coverage"] = coverage
     return out
+
+
+def eval_sample(model, test: np.ndarray, streams: Streams, iteration: int) -> np.ndarray:
+    """min(``N_EVAL``, test size) fresh samples of the model per replicate, (R, m, d), from the
+    EVAL streams of ``iteration``."""
+    return model.sample(min(N_EVAL, test.shape[1]), rngs=streams(iteration, Role.EVAL))

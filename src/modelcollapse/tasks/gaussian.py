@@ -85,7 +85,7 @@ class GaussianTask:
                                  mean_sq_error if synthetic else test_nll, real.shape[1],
                                  CURVE_SMALLEST * (d + 1), CURVE_REPEATS)
         return Task(
-            name=f"gaussian-{p.dataset}", family=cls.family,
+            name=f"gaussian-{p.dataset_name()}", family=cls.family,
             make_model=lambda: Gaussian(covariance_estimator=p.covariance_estimator,
                                         sampling_scale=p.sampling_scale,
                                         known_covariance=cov0 if p.known_covariance else None),
@@ -93,6 +93,7 @@ class GaussianTask:
             risk_metric="w2_squared" if p.dataset == "synthetic" else "test_nll",
             sample_real=sample_real, truth={"mean": mean0, "covariance": cov0},
             profile=_profile(p, reference), reference=reference,
+            provenance=p.provenance(),
         )
 
 

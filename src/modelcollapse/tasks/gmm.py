@@ -82,8 +82,9 @@ class GMMTask:
             profile["scaling"]["reference"] = reference.prefix
 
         return Task(
-            name=f"gmm-{p.dataset}", family=cls.family, make_model=make_model,
+            name=f"gmm-{p.dataset_name()}", family=cls.family, make_model=make_model,
             real=real, test=test, evaluate=evaluate, risk_metric="test_nll",
             sample_real=sample_real, truth={"means": means, "covariance": cov0},
             profile=profile, reference=reference,
+            provenance=p.provenance(),
         )

@@ -68,9 +68,10 @@ class KDETask:
                     "cov_trace_ratio": cov_trace_ratio(model.covariance(), cov0)}
 
         return Task(
-            name=f"kde-{p.dataset}", family=cls.family,
+            name=f"kde-{p.dataset_name()}", family=cls.family,
             make_model=lambda: KernelDensity(bandwidth=p.bandwidth),
             real=real, test=test, evaluate=evaluate, risk_metric="test_nll",
             sample_real=sample_real, truth={"covariance": cov0}, profile=profile,
             reference=reference,
+            provenance=p.provenance(),
         )

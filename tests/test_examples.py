@@ -53,6 +53,10 @@ def test_own_data_from_the_cli_then_a_sweep(tmp_path):
         _cli(command, "sw", cwd=tmp_path)
     points = pd.read_csv(tmp_path / "sw" / "summary.csv")
     assert sorted(points["grid.task_params.n_samples"].unique()) == [60, 120]
+    manifest = json.loads((tmp_path / "sw" / "manifest.json").read_text())
+    for point in manifest["points"]:
+        origin = point["provenance"]["gmm-own_data"]["datasets"]["dataset"]
+        assert origin["sha256"] == _sha256(EXAMPLES / "own_data.csv")
 
 
 def test_own_data_from_python(tmp_path, monkeypatch):
@@ -89,7 +93,8 @@ def test_sklearn_model_by_import_path(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     proc = _cli("validate", str(tmp_path / "study.yaml"), cwd=elsewhere)
-    assert "byo_sklearn_model:BayesianGMM" in proc.stdout
+    assert (f"runs your code: tasks.0.family = byo_sklearn_model:BayesianGMM "
+            f"({tmp_path / 'byo_sklearn_model.py'})") in proc.stdout
 
 
 def test_plugin_package_by_entry_point(tmp_path):

@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 __all__ = ["run", "sweep", "open_run", "Run", "RunError", "Study", "load_study", "run_study",
            "run_chain", "load_results", "collapse_profile", "write_report", "Streams", "tasks",
-           "paradigms", "__version__"]
+           "families", "paradigms", "policies", "__version__"]
 
 
 def __getattr__(name: str):
@@ -37,7 +37,7 @@ def __getattr__(name: str):
     if name == "Streams":
         from .rng import Streams
         return Streams
-    if name in ("tasks", "paradigms"):
+    if name in ("tasks", "families", "paradigms", "policies"):
         from . import registry
         return getattr(registry, name)
     raise AttributeError(f"module 'modelcollapse' has no attribute {name!r}")

@@ -434,6 +434,23 @@ class Study(_Strict):
                         "(weights, tail_oversample, detect action: downweight, mix real_weight) "
                         "or give the family sample_weight support")
 
+    def user_code(self) -> list[str]:
+        """Where this study imports and runs the user's own code: ``"module:attribute"`` families
+        (with the file they come from) and curation functions such as a ``verifier``, as
+        ``"field = value"`` lines (``modelcollapse validate`` prints them)."""
+        out = []
+        for i, entry in enumerate(self.tasks):
+            if entry.family is not None and ":" in entry.family:
+                origin = entry.family_spec().provenance().get("file")
+                out.append(f"tasks.{i}.family = {entry.family}"
+                           + (f" ({origin})" if origin else ""))
+        for i, paradigm in enumerate(self.paradigms):
+            for j, policy in enumerate(paradigm.curation):
+                for key, value in policy.model_dump().items():
+                    if isinstance(value, str) and re.fullmatch(r"[\w.]+:[\w.]+", value):
+                        out.append(f"paradigms.{i}.curation.{j}.{key} = {value}")
+        return out
+
     def resolved(self) -> dict[str, Any]:
         """The study with every default filled in (what the manifest stores)."""
         return self.model_dump(mode="json",

@@ -175,12 +175,14 @@ def run_sweep(sweep: Sweep, *, executor=None, checkpoints=None, on_iteration=Non
               on_unit=None) -> pd.DataFrame:
     """Run every point of ``sweep``; the long table of all of them (see module docstring).
 
-    ``frame.attrs["profile_specs"]`` has, per point, the task label -> profile spec map.
+    ``frame.attrs["profile_specs"]`` has, per point, the task label -> profile spec map, and
+    ``frame.attrs["provenance"]`` the task label -> ``Task.provenance`` map.
     """
     ship = getattr(executor, "shares_files", True) if executor is not None else True
     results = run_units(sweep.points, executor=executor, checkpoints=checkpoints,
                         on_iteration=on_iteration, on_unit=on_unit, ship_checkpoints=ship)
     frames, specs = [], [dict() for _ in sweep.points]
+    origins: list[dict] = [dict() for _ in sweep.points]
     columns = sweep_columns(sweep)
     units = [(k, i, j) for k, s in enumerate(sweep.points) for i in range(len(s.tasks))
              for j in range(len(s.paradigms))]
@@ -191,9 +193,11 @@ def run_sweep(sweep: Sweep, *, executor=None, checkpoints=None, on_iteration=Non
             frame[name] = vals[k]
         frames.append(frame)
         specs[k][result.labels["task"]] = result.profile_spec
+        origins[k][result.labels["task"]] = result.provenance
     frame = pd.concat(frames, ignore_index=True)
     for name, (dtype, _) in columns.items():
         frame[name] = frame[name].astype(dtype)
     frame = frame[COLUMNS + ["point", *columns]]
     frame.attrs["profile_specs"] = specs
+    frame.attrs["provenance"] = origins
     return frame

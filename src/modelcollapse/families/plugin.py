@@ -25,7 +25,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import importlib
-import importlib.util
 import inspect
 import sys
 from dataclasses import dataclass, field

@@ -100,7 +100,7 @@ class RegressionTask:
         real, test = regression_arrays(*p.arrays(), n_samples=p.n_samples,
                                        test_size=p.test_size, streams=streams,
                                        data_scale=p.data_scale)
-        R, design = real.shape[0], real[..., :-1]
+        design = real[..., :-1]
         if family.regressor:
             def make_model():
                 return RegressorFamily(family.new, design)

@@ -16,13 +16,13 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from modelcollapse import theory
 from modelcollapse.config import Study
 from modelcollapse.engine import run_study
 from modelcollapse.registry import tasks
 from modelcollapse.rng import Streams
 from modelcollapse.theory import discrete, gaussian, linear_regression as lr, location, weighting
-from modelcollapse.theory.verify import COLUMNS, run_verify
+from modelcollapse.checks import PREDICTIONS
+from modelcollapse.checks.verify import COLUMNS, run_verify
 
 Z = 4.5
 SEEDS = [0, 1]
@@ -83,17 +83,17 @@ def _gauss(estimator, *, d=3, n=10, iters=6, n_synthetic=None, scale=1.0,
 def test_run_verify_all_pass(seed):
     table = run_verify(seed)
     assert list(table.columns) == COLUMNS
-    assert len(table) == len(theory.PREDICTIONS)
+    assert len(table) == len(PREDICTIONS)
     failed = table[~table.passed]
     assert failed.empty, failed.to_string()
 
 
 def test_predictions_registry_is_well_formed():
-    names = [p.name for p in theory.PREDICTIONS]
+    names = [p.name for p in PREDICTIONS]
     assert len(set(names)) == len(names)
-    kinds = {p.kind for p in theory.PREDICTIONS}
+    kinds = {p.kind for p in PREDICTIONS}
     assert kinds == {"engine", "independent simulation"}
-    for p in theory.PREDICTIONS:
+    for p in PREDICTIONS:
         assert np.isfinite(p.predicted) and p.source and p.formula
         assert p.exact == (p.rel_tol == 0.0), p.name  # approximations carry a relative tolerance
         if p.study is None:

@@ -1,4 +1,4 @@
-"""Power and calibration of ``modelcollapse verify`` (``theory.verify``).
+"""Power and calibration of ``modelcollapse verify`` (``checks.verify``).
 
 Each check compares a predicted curve with the simulated mean curve at early to late iterations
 by a simultaneous max-|z| statistic, calibrated by a bootstrap over whole chains, and passes
@@ -27,8 +27,8 @@ import math
 import numpy as np
 import pytest
 
-from modelcollapse.theory import predictions as registry
-from modelcollapse.theory.verify import (_EngineRuns, default_level, max_z_test,
+from modelcollapse.checks import predictions as registry
+from modelcollapse.checks.verify import (_EngineRuns, default_level, max_z_test,
                                          multinomial_counts, resampled_means, verify_one)
 
 SEEDS = [0, 1, 2]

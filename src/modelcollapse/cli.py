@@ -409,8 +409,7 @@ def verify(seed: Annotated[int, typer.Option(help="root seed of the simulations"
     any check fails."""
     from rich.progress import Progress
 
-    from .theory.predictions import PREDICTIONS
-    from .theory.verify import run_verify
+    from .checks import PREDICTIONS, run_verify
 
     with Progress(console=err_console, transient=True) as bar:
         handle = bar.add_task("theory checks", total=len(PREDICTIONS))
@@ -418,7 +417,7 @@ def verify(seed: Annotated[int, typer.Option(help="root seed of the simulations"
     level = float(table.level.iloc[0]) if len(table) else 0.0
     out = Table("check", "predicted", "simulated", "± s.e.", "max|z|", "p-value", "", box=None,
                 header_style="bold", title=f"theory vs simulation (seed {seed}; pass: p-value "
-                f">= {level:.2g}; sources: python -c 'from modelcollapse.theory import "
+                f">= {level:.2g}; sources: python -c 'from modelcollapse.checks import "
                 "PREDICTIONS')", title_justify="left")
     for r in table.itertuples():
         out.add_row(r.check, f"{r.predicted:.5g}", f"{r.simulated:.5g}", f"{r.std_error:.2g}",

@@ -7,7 +7,7 @@ measure it:
   dict for ``modelcollapse.config.Study.model_validate``; the root ``seed`` is set by the caller)
   and read one metric of one paradigm over the replicate chains at several iterations
   (``iterations``: early, middle and last), reduced by ``statistic`` (see
-  ``modelcollapse.theory.verify.STATISTICS``);
+  ``modelcollapse.checks.verify.STATISTICS``);
 * **independent simulation** checks call ``simulate(seed_sequence)``, a self-contained numpy
   Monte Carlo (``np.random.Generator`` only) that returns per-chain values of shape
   ``(n_chains, n_iterations)``: the Dey & Donoho location model (including the sample median,
@@ -17,7 +17,7 @@ measure it:
 
 A curve check compares ``curve(iterations)`` (the predicted values) with the simulated curve at
 all of ``iterations`` at once; whole-chain statistics (time to collapse, absorption) compare the
-scalar ``predicted``.  The test (``modelcollapse.theory.verify``) is a simultaneous max-|z|
+scalar ``predicted``.  The test (``modelcollapse.checks.verify``) is a simultaneous max-|z|
 statistic calibrated by a bootstrap over whole chains; the only allowances besides Monte Carlo
 error are ``rel_tol`` (non-zero only where the formula is an approximation, saying by how much it
 is known to be off at the size used) and, for absorption, the censoring bound of chains not
@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from . import discrete, gaussian, linear_regression, location, weighting
+from ..theory import discrete, gaussian, linear_regression, location, weighting
 
 __all__ = ["Prediction", "PREDICTIONS"]
 

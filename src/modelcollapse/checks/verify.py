@@ -1,6 +1,6 @@
 """Run every check of ``PREDICTIONS``: theory against our engine (or an independent simulation).
 
-    >>> from modelcollapse.theory.verify import run_verify
+    >>> from modelcollapse.checks import run_verify
     >>> table = run_verify(seed=0)      # pandas DataFrame, one row per check, ~20 s
     >>> table.passed.all()
 
@@ -49,6 +49,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..config import Study
+from ..engine import run_study
 from .predictions import PREDICTIONS, Prediction
 
 __all__ = ["run_verify", "verify_one", "max_z_test", "multinomial_counts", "resampled_means",
@@ -333,9 +335,6 @@ class _EngineRuns:
         self._counts: dict[tuple[int, int], np.ndarray] = {}
 
     def getter(self, study: dict, paradigm: str) -> Getter:
-        from ..config import Study
-        from ..engine import run_study
-
         key = json.dumps(study, sort_keys=True)
         if key not in self._studies:
             spec = Study.model_validate(dict(study, seed=self.seed))
@@ -424,7 +423,7 @@ def run_verify(seed: int = 0, predictions: Iterable[Prediction] | None = None,
     seed : int
         Root seed of the engine studies, the independent simulations and the bootstrap.
     predictions : iterable of Prediction, optional
-        Default: ``modelcollapse.theory.PREDICTIONS``.
+        Default: ``modelcollapse.checks.PREDICTIONS``.
     on_check : callable, optional
         Called with each finished row (progress output).
     family_level : float

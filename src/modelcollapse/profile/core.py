@@ -21,6 +21,16 @@ DEFINITIONS = {
     8: "appearance of hallucinated data",
 }
 
+#: When a run does not say which metric is a task's risk, the first of these it recorded.
+RISK_PREFERENCE = ("population_risk", "test_loss", "test_nll", "tv_distance", "w2_squared")
+
+
+def default_risk(recorded) -> str | None:
+    """The first of ``RISK_PREFERENCE`` among ``recorded`` (metric names), or None."""
+    names = set(recorded)
+    return next((m for m in RISK_PREFERENCE if m in names), None)
+
+
 COLUMNS = ["task", "paradigm", "definition", "name", "verdict", "reason", "statistic", "value",
            "low", "high", "threshold", "p_value", "p_occurs", "p_not", "p_occurs_adjusted",
            "p_not_adjusted", "test", "detail", "n_seeds", "last_iteration", "alpha"]
@@ -132,7 +142,7 @@ def collapse_profile(results: pd.DataFrame, specs: dict[str, dict] | None = None
     results : DataFrame in the results schema (``modelcollapse.load_results``)
     specs : dict task -> profile spec, optional
         Which metric measures what (the manifest's ``profile_specs``; see ``Task.profile``).
-        Without it, the risk is the first of ``report.summary.RISK_PREFERENCE`` recorded and the
+        Without it, the risk is the first of ``RISK_PREFERENCE`` recorded and the
         other definitions are not applicable.
     settings : ProfileSettings or dict, optional
         Thresholds and error control (``ProfileSettings``; docs/profile.md).
@@ -151,8 +161,6 @@ def collapse_profile(results: pd.DataFrame, specs: dict[str, dict] | None = None
     over every test of the run; p_value is the adjusted p-value behind the verdict;
     last_iteration is the horizon the verdict is decided at.
     """
-    from ..report.summary import RISK_PREFERENCE
-
     settings = ProfileSettings.model_validate(settings or {})
     from ..results.store import units as iter_units
 
@@ -161,7 +169,7 @@ def collapse_profile(results: pd.DataFrame, specs: dict[str, dict] | None = None
         spec_map = (point_specs or {}).get(where["point"], specs) if where else specs
         spec = dict((spec_map or {}).get(task, {}))
         if "risk" not in spec:
-            spec["risk"] = next((m for m in RISK_PREFERENCE if (group.metric == m).any()), None)
+            spec["risk"] = default_risk(group.metric.unique())
         n_seeds, last = int(group.seed.nunique()), int(group.iteration.max())
         first = int(group.iteration.min())
         if last == first:

@@ -6,10 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["mean_ci", "contrast", "final_vs_initial", "collapse_times", "RISK_PREFERENCE"]
-
-#: When a run does not say which metric is a task's risk, the first of these it recorded.
-RISK_PREFERENCE = ("population_risk", "test_loss", "test_nll", "tv_distance", "w2_squared")
+__all__ = ["mean_ci", "contrast", "final_vs_initial", "collapse_times"]
 
 
 def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
@@ -67,7 +64,7 @@ def final_vs_initial(results: pd.DataFrame, risk_metrics: dict[str, str] | None 
     results : DataFrame in the results schema
     risk_metrics : dict task -> metric, optional
         Which metric is each task's population risk (or test-set estimate of it); default the
-        first of ``RISK_PREFERENCE`` the task recorded.
+        first of ``profile.core.RISK_PREFERENCE`` the task recorded.
     point_risk : dict point -> (dict task -> metric), optional
         For a sweep store (a ``point`` column): each grid point's risk metrics.
 
@@ -80,12 +77,12 @@ def final_vs_initial(results: pd.DataFrame, risk_metrics: dict[str, str] | None 
     """
     rows = []
     risk_metrics = dict(risk_metrics or {})
+    from ..profile.core import default_risk
     from ..results.store import units
 
     for where, task, paradigm, group in units(results):
         risks = (point_risk or {}).get(where["point"], risk_metrics) if where else risk_metrics
-        metric = risks.get(task) or next(
-            (m for m in RISK_PREFERENCE if (group.metric == m).any()), None)
+        metric = risks.get(task) or default_risk(group.metric.unique())
         if metric is None:
             continue
         g = group[group.metric == metric].pivot(index="seed", columns="iteration", values="value")

@@ -1,7 +1,8 @@
-"""Closed-form theory of model-data feedback loops, and its checks against the engine.
+"""Closed-form theory of model-data feedback loops.
 
-Pure functions (numpy only), vectorised over the 0-based model-fitting iteration ``t``
-(iteration 0 is fitted on real data only, so the literature's "n" / "G" / generation is t + 1):
+Pure functions (numpy only; nothing else of modelcollapse -- ``tests/test_layers.py`` holds it
+to numpy and scipy), vectorised over the 0-based model-fitting iteration ``t`` (iteration 0 is
+fitted on real data only, so the literature's "n" / "G" / generation is t + 1):
 
 * ``linear_regression`` -- OLS on a fixed design (Gerstgrasser et al. 2024): replace risk
   grows as t + 1, accumulate risk as sum 1/i^2 < pi^2/6;
@@ -12,8 +13,8 @@ Pure functions (numpy only), vectorised over the 0-based model-fitting iteration
 * ``location`` -- Dey & Donoho 2024: augment MSE ratio -> pi^2/6, discard ratio G;
 * ``weighting`` -- He, Xu & Cheng 2025: golden-ratio weighting of fresh real data.
 
-``PREDICTIONS`` lists the theory-vs-simulation checks; ``modelcollapse.theory.verify.run_verify``
-runs them.
+The checks of these formulas against the engine and against independent simulations live apart,
+in ``modelcollapse.checks`` (``PREDICTIONS``, ``run_verify``; ``modelcollapse verify``).
 """
 
 from . import discrete, gaussian, linear_regression, location, weighting
@@ -38,13 +39,11 @@ from .linear_regression import (accumulate_risk, accumulate_risk_fixed_design,
 from .location import (augment_mse, augment_mse_ratio, augment_mse_ratio_limit,
                        augment_relative_efficiency, discard_mse, discard_mse_ratio,
                        median_mse_asymptotic, relative_efficiency_floor)
-from .predictions import PREDICTIONS, Prediction
 from .weighting import (golden_ratio_weight, optimal_real_weight, scaled_mse,
                         stationary_scaled_mse)
 
 __all__ = [
     "discrete", "gaussian", "linear_regression", "location", "weighting",
-    "PREDICTIONS", "Prediction",
     # linear regression
     "expected_trace_inverse_gram", "replace_risk", "accumulate_risk", "accumulate_risk_limit",
     "replace_risk_fixed_design", "accumulate_risk_fixed_design", "replace_risk_ratio",

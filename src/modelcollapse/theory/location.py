@@ -12,9 +12,9 @@ Iterations are 0-based: our iteration t is Dey & Donoho's generation G = t + 1. 
 squared data units; ratios MSE_t / MSE_0 and relative efficiencies are dimensionless.
 
 In the engine this is the ``gaussian`` task with ``known_covariance: true`` (sample mean;
-``replace`` = discard, ``accumulate`` = augment).  ``PREDICTIONS`` checks the sample mean there and
-both estimators by an **independent simulation** (``simulate_mse_ratio``); the median has no
-engine counterpart.
+``replace`` = discard, ``accumulate`` = augment).  ``modelcollapse.checks.PREDICTIONS`` checks the
+sample mean there and both estimators by an **independent simulation**
+(``checks.predictions.simulate_location_sq_errors``); the median has no engine counterpart.
 """
 
 from __future__ import annotations

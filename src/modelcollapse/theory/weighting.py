@@ -18,8 +18,9 @@ Iterations are 0-based.  Scaled MSEs n MSE / sigma^2 are dimensionless (1 = real
 In the engine this is the ``gaussian`` task with ``known_covariance: true`` under ``mix`` with
 ``fresh_real: true`` and ``real_weight: w``: a training set of N = ``n_samples`` rows holds
 n = round(rho N) fresh real and N - n synthetic rows (rho = ``real_fraction``), so m = N - n,
-and iteration 0 fits all N real rows (``initial_scaled_mse`` = n / N).  ``PREDICTIONS`` checks
-the formulas both on the engine and by an **independent simulation** (``simulate_scaled_mse``).
+and iteration 0 fits all N real rows (``initial_scaled_mse`` = n / N).
+``modelcollapse.checks.PREDICTIONS`` checks the formulas both on the engine and by an
+**independent simulation** (``checks.predictions.simulate_weighting_scaled_mse``).
 """
 
 from __future__ import annotations

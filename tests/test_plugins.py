@@ -199,3 +199,38 @@ def test_registered_family_by_name(workspace, monkeypatch):
         assert set(run_study(study).family.astype(str)) == {"diag-gaussian-test"}
     finally:
         families._entries.pop("diag-gaussian-test")
+
+
+def test_presets_never_run_user_code():
+    from modelcollapse.config import list_presets
+
+    for name in list_presets():
+        study = load_study(name)
+        assert study.user_code() == [], name
+        assert all(":" not in (t.family or "") for t in study.tasks), name
+
+
+def test_a_plugin_task_without_a_profile_mapping_gets_generic_roles():
+    from modelcollapse.profile import collapse_profile
+    from modelcollapse.registry import tasks
+    from modelcollapse.tasks.density import DensityTask
+
+    class NoMapping(DensityTask):
+        @classmethod
+        def build(cls, p, streams, family):
+            task = super().build(p, streams, family)
+            task.profile = {}  # a user's task that says nothing about its metrics
+            return task
+
+    tasks.register("density-no-mapping-test", NoMapping)
+    try:
+        study = load_study({"task": "density-no-mapping-test",
+                            "task_params": {"dataset": "blobs", "n_samples": 60},
+                            "paradigms": ["replace"], "n_seeds": 5, "n_iterations": 3})
+        results = run_study(study)
+    finally:
+        tasks._entries.pop("density-no-mapping-test")
+    assert results.attrs["profile_specs"]["density-no-mapping-test-blobs"] == {"risk": "test_nll"}
+    profile = collapse_profile(results, results.attrs["profile_specs"]).set_index("definition")
+    for definition in (4, 5, 6, 7, 8):
+        assert profile.loc[definition, "verdict"] != "not_applicable", definition

@@ -236,6 +236,9 @@ def validate(study: Annotated[str, typer.Argument(
         _fail(str(exc))
     console.print_json(json.dumps(spec.resolved()))
     console.print(f"valid study {spec.name!r} (hash {study_hash(spec)})", highlight=False)
+    for line in spec.user_code():
+        console.print(f"[yellow]runs your code:[/] {escape(line)}", highlight=False,
+                      soft_wrap=True)
 
 
 @app.command()

@@ -31,6 +31,40 @@ def default_risk(recorded) -> str | None:
     return next((m for m in RISK_PREFERENCE if m in names), None)
 
 
+#: generic roles (``Task.profile``) for a task that names none: role -> (metric, its settings),
+#: the first recorded one wins -- the metrics the built-in recipes record under these names
+GENERIC_ROLES = {
+    "variance": [("cov_trace_ratio", {}), ("predictive_variance", {}),
+                 ("pixel_variance_ratio", {})],
+    "modes": [("mode_coverage", {}), ("class_coverage", {})],
+    "tail": [("tail_nll", {"tail_base": "test_nll", "tail_mode": "difference"}),
+             ("tail_loss", {"tail_base": "test_loss", "tail_mode": "increment"})],
+    "tail_recall": [("tail_recall", {})],
+    "hallucination": [("precision", {"hallucination_mode": "precision"}),
+                      ("hallucinated_mass", {})],
+}
+
+
+def with_generic_roles(spec: dict, recorded) -> dict:
+    """``spec`` with every role it lacks filled from ``GENERIC_ROLES`` when the metric is
+    among ``recorded`` (so a plug-in task that records the usual metrics gets a full profile
+    without a ``profile`` mapping); Def. 5 uses the ``reference_<risk>_n<N>`` learning curve
+    when one is recorded."""
+    names, spec = set(recorded), dict(spec)
+    for role, options in GENERIC_ROLES.items():
+        if role in spec:
+            continue
+        for metric, extra in options:
+            needed = [metric, *(v for k, v in extra.items() if k == "tail_base")]
+            if all(m in names for m in needed):
+                spec.update({role: metric, **{k: v for k, v in extra.items() if k not in spec}})
+                break
+    risk = spec.get("risk")
+    if "scaling" not in spec and risk and any(n.startswith(f"reference_{risk}_n") for n in names):
+        spec["scaling"] = {"metric": risk, "reference": f"reference_{risk}_n"}
+    return spec
+
+
 COLUMNS = ["task", "paradigm", "definition", "name", "verdict", "reason", "statistic", "value",
            "low", "high", "threshold", "p_value", "p_occurs", "p_not", "p_occurs_adjusted",
            "p_not_adjusted", "test", "detail", "n_seeds", "last_iteration", "alpha"]
@@ -170,6 +204,7 @@ def collapse_profile(results: pd.DataFrame, specs: dict[str, dict] | None = None
         spec = dict((spec_map or {}).get(task, {}))
         if "risk" not in spec:
             spec["risk"] = default_risk(group.metric.unique())
+        spec = with_generic_roles(spec, group.metric.unique())
         n_seeds, last = int(group.seed.nunique()), int(group.iteration.max())
         first = int(group.iteration.min())
         if last == first:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from modelcollapse.config import TaskEntry
 from modelcollapse.families.base import PerReplicate
 from modelcollapse.registry import tasks
 from modelcollapse.rng import Role, Streams
@@ -36,6 +37,9 @@ REAL_DATA = {
     "gaussian": [{"dataset": "wine"}, {"dataset": "digits"}],
     "kde": [{"dataset": "wine"}, {"dataset": "digits", "n_features": 5}],
     "gmm": [{"dataset": "wine", "n_features": 4}, {"dataset": "digits", "n_features": 5}],
+    # the recipes with their default families (density: gaussian; regression: OLS)
+    "density": [{"dataset": "wine", "n_features": 3}],
+    "regression": [{"dataset": "diabetes"}],
 }
 SYNTHETIC = {
     "linear_regression": {"n_features": 4, "n_samples": 40, "n_test": 50},
@@ -43,6 +47,7 @@ SYNTHETIC = {
     "kde": {"n_features": 2, "n_samples": 40, "n_test": 50},
     "gmm": {"n_features": 2, "n_samples": 60, "n_test": 50, "n_components": 2},
     "discrete": {"n_outcomes": 6, "n_samples": 60},
+    "density": {"n_features": 2, "n_samples": 40, "n_test": 50},
 }
 
 # torch families: tiny networks, and skipped without torch (an optional extra)
@@ -85,9 +90,9 @@ def test_every_registered_task_is_covered():
 
 
 def _build(name, params, seed=SEED, replicates=range(R)):
-    spec = tasks.get(name)
     streams = Streams(seed, replicates)
-    return spec.build(spec.Params(**params), streams), streams
+    entry = TaskEntry.model_validate({"task": name, "task_params": params})
+    return entry.build(streams), streams
 
 
 def _fit(task, streams, X=None, iteration=0):

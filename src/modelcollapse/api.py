@@ -202,8 +202,9 @@ def _computing(directory: Path, checkpoints, compute: Callable[[], "pd.DataFrame
 
     try:
         return compute()
-    except (ValueError, StudyError):
-        checkpoints.remove()
+    except (ValueError, StudyError) as exc:
+        if not getattr(exc, "resumable", False):  # a dead worker: finished units stay
+            checkpoints.remove()
         raise
     except KeyboardInterrupt:
         raise RunInterrupted(directory) from None

@@ -13,23 +13,110 @@ Every unit (point, task, paradigm) is a pure function of its study and indices
 
 An executor has ``run(jobs, finished, on_iteration)``: it runs each ``UnitJob`` and calls
 ``finished(job, result)`` in this process as each completes (any order).
+
+Worker processes never outlive the run (``_worker_init``): on Linux the kernel kills a worker
+when its parent dies (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), and everywhere a daemon thread in
+the worker exits it within a second of being re-parented; workers ignore SIGINT, so Ctrl-C
+interrupts only the parent, which stops the pool and raises ``KeyboardInterrupt`` once.  A
+worker that dies (killed, out of memory) raises ``WorkerDied`` (a ``ValueError`` with a
+one-line message; ``resumable``: the units finished before are checkpointed).
+
+A local Ray instance started here is offline (``_ray_offline_env``, ``RayExecutor``): usage
+stats off, no cloud-metadata or public-resolver probes, every server on 127.0.0.1, no
+dashboard; it is shut down with the driver (``ray.shutdown`` in ``finally``, and Ray's own
+processes exit when the driver's raylet socket closes).
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 from .unit import UnitJob, UnitResult, build_task
 
-__all__ = ["LocalExecutor", "RayExecutor", "make_executor"]
+__all__ = ["LocalExecutor", "RayExecutor", "WorkerDied", "make_executor"]
 
 Finished = Callable[[UnitJob, UnitResult], None]
+
+#: seconds between a worker's checks that its parent is still alive (portable fallback)
+PARENT_POLL_S = 0.5
+
+
+class WorkerDied(ValueError):
+    """A worker process died (killed, out of memory) while running a unit.  The message is one
+    line; ``resumable`` is True: finished units are checkpointed, so the run directory must be
+    kept for ``--resume`` (``api`` does not remove the checkpoints of such a failure)."""
+
+    resumable = True
 
 
 def _run_job(job: UnitJob) -> UnitResult:
     return job.run()
+
+
+def _set_parent_death_signal() -> bool:
+    """Linux: ask the kernel to SIGKILL this process when its parent exits (``prctl``
+    ``PR_SET_PDEATHSIG``).  False where unavailable (other systems, no libc)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit this worker as soon as its parent ``parent`` is gone (re-parented to init or a
+    subreaper): the portable fallback of ``PR_SET_PDEATHSIG``."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(1)
+        time.sleep(PARENT_POLL_S)
+
+
+def _worker_init(parent: int) -> None:
+    """Initializer of every pool worker: ignore SIGINT (Ctrl-C is the parent's to handle), die
+    with the parent (``PR_SET_PDEATHSIG`` + a watcher thread)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _set_parent_death_signal()
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
+                     name="modelcollapse-parent-watch").start()
+
+
+def _unit_name(job: UnitJob) -> str:
+    """``(task, paradigm)`` of a job, with ``point k`` in a sweep."""
+    study = job.study
+    task, paradigm = study.tasks[job.task_index], study.paradigms[job.paradigm_index]
+    where = f"point {job.point} " if job.point else ""
+    return f"{where}({task.label}, {paradigm.label})"
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and kill the workers now (their unit's last mid-unit
+    checkpoint stays; finished units were saved by this process)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        try:
+            proc.kill()
+        except (OSError, ValueError, AttributeError):
+            pass
+    for proc in processes:
+        try:
+            proc.join(5)
+        except (OSError, ValueError, AssertionError, AttributeError):
+            pass
 
 
 def _advance(on_iteration, job: UnitJob) -> None:
@@ -61,19 +148,27 @@ class LocalExecutor:
                     built = {key: build_task(job.study, job.task_index)[0]}
                 finished(job, job.run(task=built[key], on_iteration=on_iteration))
             return
-        with ProcessPoolExecutor(max_workers=min(self.jobs, len(jobs))) as pool:
+        pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(jobs)),
+                                   initializer=_worker_init, initargs=(os.getpid(),))
+        try:
             futures = {pool.submit(_run_job, job): job for job in jobs}
-            try:
-                while futures:
-                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        job = futures.pop(fut)
-                        finished(job, fut.result())
-                        _advance(on_iteration, job)
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for fut in sorted(done, key=lambda f: futures[f].key):
+                    job = futures.pop(fut)
+                    try:
+                        result = fut.result()
+                    except BrokenProcessPool:
+                        raise WorkerDied(
+                            f"a worker process died (killed or out of memory) while running "
+                            f"unit {_unit_name(job)}; the finished units are checkpointed: "
+                            "run the same command with --resume") from None
+                    finished(job, result)
+                    _advance(on_iteration, job)
+        except BaseException:
+            _stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
 
 
 class RayExecutor:

@@ -17,7 +17,7 @@ import pandas as pd
 from ..config import Study
 from ..results.store import COLUMNS
 from .executors import LocalExecutor
-from .unit import UnitJob, UnitResult
+from .unit import UnitJob, UnitResult, unit_label
 
 __all__ = ["run_study", "run_units"]
 
@@ -53,7 +53,7 @@ def run_units(studies: Sequence[Study], *, executor=None, checkpoints=None,
             for j in range(len(study.paradigms)):
                 unit_dir = None
                 if checkpoints is not None:
-                    saved = checkpoints.unit(k, i, j).load_result()
+                    saved = checkpoints.unit(k, i, j, label=unit_label(study, i, j)).load_result()
                     if saved is not None:
                         results[(k, i, j)] = UnitResult.from_arrays(*saved)
                         if on_iteration is not None:

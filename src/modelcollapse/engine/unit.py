@@ -118,6 +118,11 @@ def run_unit(study: Study, task_index: int, paradigm_index: int, task=None,
     return result.frame(), result.profile_spec
 
 
+def unit_label(study: Study, task_index: int, paradigm_index: int) -> str:
+    """How notices name a unit: "<task label>, <paradigm label>"."""
+    return f"{study.tasks[task_index].label}, {study.paradigms[paradigm_index].label}"
+
+
 @dataclass
 class UnitJob:
     """One unit to run: ``study`` (of sweep point ``point``), task and paradigm indices, and
@@ -141,7 +146,8 @@ class UnitJob:
         from ..results.checkpoint import UnitCheckpoint
 
         return UnitCheckpoint(self.checkpoint_dir, max_overhead=self.max_overhead,
-                              owner_pid=self.owner_pid)
+                              owner_pid=self.owner_pid,
+                              label=unit_label(self.study, self.task_index, self.paradigm_index))
 
     def run(self, task=None, on_iteration: Callable[[int], None] | None = None) -> UnitResult:
         """The unit's result (a pure function of study, task and paradigm)."""

@@ -34,7 +34,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -171,6 +172,51 @@ class LocalExecutor:
         pool.shutdown(wait=True)
 
 
+LOOPBACK = "127.0.0.1"
+
+#: the environment of a local Ray instance's processes (inherited from the driver at
+#: ``ray.init``): usage stats off; no public-resolver UDP connect to find the node's IP (Ray
+#: uses the loopback address when "clusters" are off); the cloud-metadata probes that Ray's
+#: dashboard process makes whatever the usage-stats setting (``get_cluster_config_to_report``,
+#: 169.254.169.254 and metadata.google.internal) go to a closed loopback port as their HTTP
+#: proxy, so they neither resolve a name nor leave the machine.  Ray's own gRPC traffic reads
+#: only the lower-case proxy variables, which are removed.
+RAY_OFFLINE_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_USAGE_STATS_PROMPT_ENABLED": "0",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "NO_PROXY": "",
+}
+RAY_UNSET_ENV = ("http_proxy", "https_proxy", "grpc_proxy", "all_proxy", "ALL_PROXY",
+                 "no_proxy", "no_grpc_proxy")
+
+
+@contextmanager
+def _ray_offline_env() -> Iterator[None]:
+    """``RAY_OFFLINE_ENV`` in ``os.environ`` (and in Ray's constants, if Ray was imported
+    already) while a local instance starts; everything restored afterwards."""
+    saved = {k: os.environ.get(k) for k in (*RAY_OFFLINE_ENV, *RAY_UNSET_ENV)}
+    constants = sys.modules.get("ray._private.ray_constants")
+    cluster = getattr(constants, "ENABLE_RAY_CLUSTER", None)
+    os.environ.update(RAY_OFFLINE_ENV)
+    for key in RAY_UNSET_ENV:
+        os.environ.pop(key, None)
+    if cluster is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if cluster is not None:
+            constants.ENABLE_RAY_CLUSTER = cluster
+
+
 class RayExecutor:
     """One Ray task per unit (see module docstring).
 
@@ -199,15 +245,21 @@ class RayExecutor:
         if not jobs:
             return
         try:
-            import ray
+            if self.shares_files:
+                with _ray_offline_env():  # read by ray's constants at import
+                    import ray
+            else:
+                import ray
         except ImportError:
             raise ValueError("--executor ray: Ray is not installed; pip install "
                              "'modelcollapse[ray]' (or 'ray[default]')") from None
         started = not ray.is_initialized()
         if started:
             if self.shares_files:
-                ray.init(num_cpus=self.num_cpus, include_dashboard=False,
-                         logging_level="WARNING", log_to_driver=False)
+                with _ray_offline_env():
+                    ray.init(num_cpus=self.num_cpus, include_dashboard=False,
+                             dashboard_host=LOOPBACK, _node_ip_address=LOOPBACK,
+                             logging_level="WARNING", log_to_driver=False)
             else:
                 ray.init(address=self.address, logging_level="WARNING")
         try:

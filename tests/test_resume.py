@@ -1,5 +1,9 @@
-"""Resume: a run killed with SIGKILL at random points and resumed each time gives exactly the
-results of an uninterrupted run (issue 6, item 1); finished units are never recomputed."""
+"""Resume: a run killed with SIGKILL at chosen writes (``MODELCOLLAPSE_TEST_KILL_AT``, see
+``results.store``) -- inside a unit, between units with worker processes, between
+results.parquet and manifest.json, during the checkpoint cleanup, the summary, the profile, the
+report and the seal -- is refused by a plain run, reported unfinished by ``validate``, and
+completed by ``--resume`` to the byte-identical files of an uninterrupted run (issue 6, item 1;
+issue 12, findings 4 and 11); finished units are never recomputed."""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +24,6 @@ from modelcollapse.config import load_study
 from modelcollapse.engine.study import run_study
 from modelcollapse.engine.unit import compute_unit
 from modelcollapse.results.checkpoint import CHECKPOINT_DIR, RunCheckpoints, UnitCheckpoint
-from modelcollapse.results.store import load_results, write_run
 
 try:
     import torch  # noqa: F401
@@ -59,90 +61,119 @@ def _write_study(tmp_path: Path, n_iterations: int = 12, vae: bool = HAVE_TORCH,
     return path
 
 
-def _reference(study_file: Path, tmp_path: Path) -> tuple[pd.DataFrame, float]:
-    """The uninterrupted run (in this process), read back as the store writes it, and the
-    seconds its units took."""
-    spec = load_study(str(study_file))
-    start = time.perf_counter()
-    results = run_study(spec)
-    seconds = time.perf_counter() - start
-    write_run(tmp_path / "reference", results, {})
-    return load_results(tmp_path / "reference"), seconds
-
-
-def _progress(run_dir: Path) -> set:
-    """Committed checkpoint files and their versions."""
-    out = set()
-    for name in ("state.npz", "result.npz"):
-        for path in (run_dir / CHECKPOINT_DIR).glob(f"*/{name}"):
-            try:
-                out.add((str(path), path.stat().st_mtime_ns))
-            except FileNotFoundError:  # replaced or removed meanwhile
-                pass
-    return out
-
-
-def _start(study_file: Path, run_dir: Path, jobs: int) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    return subprocess.Popen(
-        [sys.executable, "-m", "modelcollapse", "run", str(study_file), "--out", str(run_dir),
-         "--no-plots", "-q", "--resume", "--jobs", str(jobs)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-
 KDE = """\
   - task: kde
     task_params: {n_features: 4, n_samples: 300, n_test: 1000}
 """
+#: (the write to SIGKILL at, --jobs, --plots): at each, the state left must resume byte-identical
+KILLS = [
+    ("state.npz:3", 1, False),  # inside a unit: a chain state and pool segments committed
+    ("result.npz:1", 2, False),  # 2 worker processes: after the first finished unit
+    ("results.parquet:1:before", 1, False),  # results in a temporary file, not yet renamed
+    ("results.parquet:1", 1, False),  # between results.parquet and manifest.json
+    ("manifest.json:1", 1, False),  # results committed (unsealed), checkpoints all there
+    (".checkpoints:1", 1, False),  # during the checkpoint cleanup
+    ("summary.csv:1", 1, False),  # summary written, profile not
+    ("profile.csv:1:before", 1, False),  # during the profile
+    ("report.html:1:before", 1, True),  # during the report (plots written)
+    ("manifest.json:2:before", 1, True),  # everything written, just before the seal
+]
+COMPARED = ("results.parquet", "summary.csv", "profile.csv")
+
+
+def _listing(run_dir: Path) -> list[str]:
+    """The files below a run directory (temporary files and the lock left out)."""
+    return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*")
+                  if p.is_file() and not p.name.endswith(".tmp")
+                  and p.name != ".modelcollapse.lock")
+
+
+def _killed(args: list, kill_at: str, tmp_path: Path) -> int:
+    """Run the CLI in a new process (and session) that SIGKILLs itself at ``kill_at``; kill
+    what it leaves (worker processes) and return its exit status."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore", MODELCOLLAPSE_TEST_KILL_AT=kill_at)
+    with open(tmp_path / "killed.log", "w") as log:  # not a pipe: orphans would hold it open
+        proc = subprocess.Popen([sys.executable, "-m", "modelcollapse", *map(str, args)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+        code = proc.wait()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the session's workers, if the kill left any
+    except ProcessLookupError:
+        pass
+    return code
+
+
+@pytest.fixture(scope="module")
+def kill_study(tmp_path_factory):
+    """The study the kill tests run, and its uninterrupted run (with plots)."""
+    root = tmp_path_factory.mktemp("kill")
+    study_file = _write_study(root, n_iterations=12, vae=False, tasks=KDE, paradigms=ROWS_KEPT)
+    res = _invoke("run", study_file, "--out", root / "reference", "-q")
+    assert res.exit_code == 0, res.output
+    return study_file, root / "reference"
+
+
+@pytest.mark.parametrize("kill_at, jobs, plots", KILLS)
+def test_sigkill_at_a_chosen_write_then_resume_gives_identical_files(kill_study, tmp_path,
+                                                                      kill_at, jobs, plots):
+    study_file, reference = kill_study
+    run_dir = tmp_path / "run"
+    args = ["run", study_file, "--out", run_dir, "-q", "--jobs", jobs,
+            "--plots" if plots else "--no-plots"]
+    code = _killed(args, kill_at, tmp_path)
+    assert code == -signal.SIGKILL, (tmp_path / "killed.log").read_text()
+    if kill_at.startswith("state.npz"):
+        assert _partial_units(run_dir), "killed inside a unit: its chain state is committed"
+    if kill_at.endswith(":before"):  # killed between the write and the rename
+        assert list(run_dir.rglob(".*.tmp")), "a stale temporary file is left"
+    # a plain run is refused with the hint to resume, and changes nothing
+    before = _listing(run_dir)
+    _one_line(_invoke(*args), "--resume")
+    assert _listing(run_dir) == before
+    # validate: unfinished (exit 1), with the hint
+    res = _invoke("validate", run_dir)
+    assert res.exit_code == 1 and "unfinished" in res.output and "--resume" in res.output, \
+        res.output
+    # resume completes it: the files of the uninterrupted run, nothing left over
+    res = _invoke(*args, "--resume")
+    assert res.exit_code == 0, res.output
+    for name in COMPARED:
+        assert (run_dir / name).read_bytes() == (reference / name).read_bytes(), name
+    assert (run_dir / "report.html").is_file() == plots
+    assert not (run_dir / CHECKPOINT_DIR).exists() and not list(run_dir.rglob("*.tmp"))
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["sealed"] is True and sorted(manifest["files"]) == sorted(
+        p for p in _listing(run_dir) if p != "manifest.json")
+    res = _invoke("validate", run_dir)
+    assert res.exit_code == 0 and "valid run" in res.output, res.output
+    # and resuming a finished run says so
+    res = _invoke(*args, "--resume")
+    assert res.exit_code == 0 and "already complete" in res.output, res.output
+
+
+def test_sigkill_of_a_sweep_between_results_and_manifest_resumes(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(STUDY.format(tasks=ANALYTIC, paradigms="[replace, accumulate]",
+                                 n_iterations=3) + "grid:\n  n_seeds: [2, 3]\n")
+    args = ["sweep", grid, "-q", "--no-plots", "--out"]
+    assert _invoke(*args, tmp_path / "reference").exit_code == 0
+    run_dir = tmp_path / "run"
+    assert _killed([*args, run_dir], "results.parquet:1", tmp_path) == -signal.SIGKILL
+    _one_line(_invoke(*args, run_dir), "--resume")
+    res = _invoke(*args, run_dir, "--resume")
+    assert res.exit_code == 0, res.output
+    for name in COMPARED:
+        assert (run_dir / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
+    assert _invoke("validate", run_dir).exit_code == 0
+    res = _invoke(*args, run_dir, "--resume")
+    assert res.exit_code == 0 and "already complete" in res.output, res.output
 
 
 def _partial_units(run_dir: Path) -> set[str]:
     """Units with a checkpointed chain state but no result yet."""
     return {p.parent.name for p in (run_dir / CHECKPOINT_DIR).glob("*/state.npz")
             if not (p.parent / "result.npz").exists()}
-
-
-def test_sigkill_at_random_points_then_resume_gives_identical_results(tmp_path):
-    # an analytic family (KDE: the pool rows are checkpointed as segments) and a torch family
-    # (VAE, warm start: the network is checkpointed), with paradigms that keep rows
-    # (accumulate-subsample: the accumulated pool; mix: the latest batch)
-    study_file = _write_study(tmp_path, n_iterations=12, tasks=KDE, paradigms=ROWS_KEPT)
-    run_dir = tmp_path / "run"
-    expected, seconds = _reference(study_file, tmp_path)
-    # kill times: after this process's first new checkpoint, a random share of the run's
-    # compute time (so that about 10 kills would spread over the whole run on any machine)
-    rng = np.random.default_rng(20261122)  # fixed: the kill times are reproducible
-    kills, killed_in = 0, set()
-    for attempt in range(12):
-        # every other attempt runs units in 2 worker processes (orphaned by the kill)
-        proc = _start(study_file, run_dir, jobs=1 + attempt % 2)
-        before = _progress(run_dir)
-        deadline = time.time() + 60
-        while proc.poll() is None and time.time() < deadline:
-            if _progress(run_dir) - before:  # this process committed a new checkpoint
-                time.sleep(rng.uniform(0.05, 0.15) * seconds)
-                break
-            time.sleep(0.02)
-        if proc.poll() is not None:
-            break  # finished before it could be killed
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        kills += 1
-        killed_in |= _partial_units(run_dir)
-        assert not (run_dir / "results.parquet").exists()
-        if kills >= 5 and (not HAVE_TORCH or any(u.startswith("0-1-") for u in killed_in)):
-            break  # >= 5 kills, at least one inside a VAE unit
-    print("kills", kills, "in units", sorted(killed_in))
-    assert kills >= 5, f"the run finished after {kills} kills: make the study longer"
-    # the final, uninterrupted resume (in this process: saves the imports)
-    res = _invoke("run", study_file, "--out", run_dir, "--no-plots", "-q", "--resume")
-    assert res.exit_code == 0, res.output
-    assert not (run_dir / CHECKPOINT_DIR).exists()  # removed once the results are written
-    resumed = load_results(run_dir)
-    assert set(resumed.family.unique()) == {"kde"} | ({"vae"} if HAVE_TORCH else set())
-    pd.testing.assert_frame_equal(resumed, expected)
-    res = CliRunner().invoke(app, ["validate", str(run_dir)])
-    assert res.exit_code == 0, res.output
 
 
 def test_finished_units_are_not_recomputed_and_partial_units_continue(tmp_path, monkeypatch):
@@ -229,15 +260,22 @@ def test_resume_refuses_another_study_and_plain_run_refuses_a_partial_dir(tmp_pa
     assert sorted(p.name for p in run_dir.iterdir()) == [CHECKPOINT_DIR]  # nothing written
 
 
-def test_resume_without_partial_run_runs_and_finished_run_is_not_resumed(tmp_path):
+def test_resume_without_partial_run_runs_and_finished_run_is_complete(tmp_path):
     study_file = _write_study(tmp_path, n_iterations=3, vae=False)
     run_dir = tmp_path / "run"
     res = _invoke("run", study_file, "--out", run_dir, "--resume", "-q", "--no-plots")
     assert res.exit_code == 0, res.output
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert not (run_dir / CHECKPOINT_DIR).exists() and manifest["files"]
-    _one_line(_invoke("run", study_file, "--out", run_dir, "--resume", "-q", "--no-plots"),
-              "already holds finished results")
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+    res = _invoke("run", study_file, "--out", run_dir, "--resume", "-q", "--no-plots")
+    assert res.exit_code == 0 and "already complete" in res.output, res.output
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before  # untouched
+    # a plain run is refused; a resume of another study is refused
+    _one_line(_invoke("run", study_file, "--out", run_dir, "-q", "--no-plots"),
+              "already holds results")
+    _one_line(_invoke("run", study_file, "--out", run_dir, "--resume", "-q", "--no-plots",
+                      "--set", "n_seeds=2"), "different study")
 
 
 def test_checkpoint_files_load_without_pickle(tmp_path):

@@ -13,17 +13,35 @@ provenance, and the SHA-256 of every other file, sealed last).  Finished results
 overwritten; while it runs, the directory is locked and checkpointed, so an interrupted run
 continues with ``resume=True`` and gives the uninterrupted results.
 
+A run directory is always in one of the states of ``results.store`` (``run_state``)::
+
+    empty --start--> interrupted (.checkpoints/run.json; locked while computing)
+          --results.parquet, manifest.json "sealed": false--> unsealed
+          --.checkpoints removed, summary.csv, profile.csv, report, seal--> finished
+
+Every file is written atomically, so a kill at any point leaves one of these states, and
+``resume=True`` completes it: interrupted -> computes what the checkpoints lack (finished units
+are loaded) and rewrites results.parquet byte for byte; unsealed -> checks results.parquet
+against the manifest, rewrites summary, profile and report from it, removes the checkpoints
+and seals; finished -> nothing to do (the returned ``Run`` says so: ``Run.note``).  A run
+without ``resume`` into an interrupted or unsealed directory is refused with the hint to
+resume.  Each run or resume first removes the stale ``.*.tmp`` files a kill left.
+
 Errors are exceptions with one-line messages naming the field: ``config.StudyError`` (a bad
 study), ``ValueError`` (a bad argument or a failed run), ``RunError`` (a run directory that
-cannot be used); ``RunInterrupted`` (a ``KeyboardInterrupt``) says where the progress is.
+cannot be used or written: read-only, disk full -- with the resume hint --, modified files, a
+missing optional dependency); ``RunInterrupted`` (a ``KeyboardInterrupt``) says where the
+progress is.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -132,32 +150,56 @@ def _executor(executor: Any, jobs: int, address: str | None):
 
 # -- the run directory ------------------------------------------------------------------------
 
-def _out_dir(out: Path | None, name: str) -> Path:
-    """``out``, or the first of runs/<name>, runs/<name>-2, ... without finished results."""
-    if out is not None:
-        if (out / "results.parquet").exists():
-            raise RunError(f"--out {out}: already holds results; choose another directory "
-                           "(finished results are never overwritten)")
-        if out.exists() and not out.is_dir():
-            raise RunError(f"--out {out}: exists and is not a directory")
-        return out
-    base = Path("runs") / name
-    candidate, k = base, 1
-    while (candidate / "results.parquet").exists():
-        k += 1
-        candidate = base.with_name(f"{name}-{k}")
-    return candidate
+def _target(out: Path | None, name: str, resume: bool) -> Path:
+    """The run directory: ``out``; else runs/<name> to resume, and for a new run the first of
+    runs/<name>, runs/<name>-2, ... that holds no finished (or damaged) run."""
+    from .results.store import DAMAGED, FINISHED, run_state
+
+    if out is None:
+        out = Path("runs") / name
+        k = 1
+        while not resume and run_state(out) in (FINISHED, DAMAGED):
+            k += 1
+            out = Path("runs") / f"{name}-{k}"
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out}: exists and is not a directory; choose a directory")
+    return out
 
 
-def _resume_dir(out: Path | None, name: str) -> Path:
-    """The run directory to resume: ``out``, else runs/<name>."""
-    directory = out if out is not None else Path("runs") / name
-    if (directory / "results.parquet").exists():
-        raise RunError(f"--resume: {directory} already holds finished results (nothing to "
-                       "resume; finished results are never overwritten)")
-    if directory.exists() and not directory.is_dir():
-        raise RunError(f"--out {directory}: exists and is not a directory")
-    return directory
+def _recorded_key(manifest: dict, kind: str) -> str | None:
+    return manifest.get("study_hash" if kind == "run" else "sweep_hash")
+
+
+def _admit(directory: Path, state: str, kind: str, digest: str, resume: bool) -> None:
+    """Refuse (``RunError``, one line) a directory this call must not write: finished results
+    (unless resuming them: complete), a stranded run without ``resume``, another study's run,
+    a damaged directory."""
+    from .results.store import DAMAGED, FINISHED, UNSEALED, ManifestError, load_manifest
+
+    what = "study" if kind == "run" else "sweep"
+    if state == DAMAGED:
+        try:
+            load_manifest(directory)
+        except ManifestError as exc:
+            raise RunError(str(exc)) from None
+        except FileNotFoundError:
+            pass
+        raise RunError(f"--out {directory}: holds results.parquet but no manifest.json (not "
+                       "left by a modelcollapse run, or its manifest was removed); choose "
+                       "another --out")
+    if state not in (FINISHED, UNSEALED):
+        return
+    if state == FINISHED and not resume:
+        raise RunError(f"--out {directory}: already holds results (a finished run); choose "
+                       "another directory (finished results are never overwritten)")
+    if state == UNSEALED and not resume:
+        raise RunError(f"{directory}: holds a run stopped while writing its results; complete "
+                       "it with --resume (resume=True), or choose another --out")
+    recorded = _recorded_key(load_manifest(directory), kind)
+    if recorded != digest:
+        raise RunError(f"{directory}: holds the results of a different {what} ({recorded}; "
+                       f"this one: {digest}); resume with the same file and --set options, or "
+                       "choose another --out")
 
 
 def _checkpoints(checkpoints, resume: bool):
@@ -181,18 +223,69 @@ def _checkpoints(checkpoints, resume: bool):
 
 @contextlib.contextmanager
 def _run_dir(out, name: str, kind: str, digest: str, resume: bool) -> Iterator[tuple]:
-    """Resolve the run directory (``out``, else runs/<name>), hold its lock, check (resume) or
-    start its checkpoints; yield ``(directory, checkpoints)``."""
-    from .results.checkpoint import RunCheckpoints
-    from .results.store import RunLock, RunLocked
+    """Resolve the run directory (``out``, else runs/<name>), hold its lock, remove stale
+    temporary files and admit its state (``_admit``); yield ``(directory, state)``.  An
+    ``OSError`` of the body (disk full, read-only...) becomes a one-line ``RunError`` with the
+    resume hint, a ``KeyboardInterrupt`` a ``RunInterrupted``."""
+    from .results.store import RunLock, RunLocked, clean_temporary, run_state
 
     out = None if out is None else Path(out)
-    directory = _resume_dir(out, name) if resume else _out_dir(out, name)
+    directory = _target(out, name, resume)
+    lock = RunLock(directory)
     try:
-        with RunLock(directory):
-            yield directory, _checkpoints(RunCheckpoints(directory, kind, digest), resume)
+        lock.__enter__()
     except RunLocked as exc:
         raise RunError(str(exc)) from None
+    except OSError as exc:
+        raise RunError(f"--out {directory}: cannot write there ({_why(exc)}); choose a "
+                       "writable directory") from None
+    try:
+        try:
+            clean_temporary(directory)
+            state = run_state(directory)
+            _admit(directory, state, kind, digest, resume)
+            yield directory, state
+        except RunInterrupted:
+            raise
+        except KeyboardInterrupt:
+            raise RunInterrupted(directory) from None
+        except OSError as exc:
+            raise RunError(_os_failure(directory, exc)) from None
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+#: errors of a full disk or a file-size limit: free space (or raise the limit), then resume
+NO_SPACE = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _os_failure(directory: Path, exc: OSError) -> str:
+    """One line for an ``OSError`` during a run: what, which file, and how to continue."""
+    name = Path(exc.filename).name if exc.filename else ""
+    if name.startswith(".") and name.endswith(".tmp"):  # atomic_write's temporary name
+        name = name[1:].rsplit(".", 2)[0]
+    where = f" writing {name}" if name else ""
+    fix = ("free space (or raise the file-size limit)" if exc.errno in NO_SPACE
+           else "fix that")
+    return (f"{directory}: {_why(exc)}{where}; nothing was half-written: {fix}, then run the "
+            f"same command with --resume --out {directory} (resume=True) to continue")
+
+
+#: a module an optional feature needs -> the extra that installs it
+EXTRAS = {"torch": "torch", "tokenizers": "text", "rdata": "text", "rdkit": "chem",
+          "ray": "ray", "transformers": "bench"}
+
+
+def _missing_module(exc: ImportError) -> str:
+    module = (exc.name or "").split(".")[0]
+    if module in EXTRAS:
+        return (f"{module} is not installed (needed by this study); pip install "
+                f"'modelcollapse[{EXTRAS[module]}]'")
+    return f"{exc} (a module this study needs; install it)"
 
 
 def _computing(directory: Path, checkpoints, compute: Callable[[], "pd.DataFrame"]):
@@ -202,6 +295,9 @@ def _computing(directory: Path, checkpoints, compute: Callable[[], "pd.DataFrame
 
     try:
         return compute()
+    except ImportError as exc:  # an optional dependency: resuming would fail the same way
+        checkpoints.remove()
+        raise RunError(_missing_module(exc)) from None
     except (ValueError, StudyError) as exc:
         if not getattr(exc, "resumable", False):  # a dead worker: finished units stay
             checkpoints.remove()
@@ -224,14 +320,35 @@ def _analyse(results: "pd.DataFrame", manifest: dict) -> tuple["pd.DataFrame", "
     return summary, profile
 
 
-def _finish(directory: Path, results: "pd.DataFrame", manifest: dict, checkpoints, *,
-            plots: bool) -> "Run":
-    """Write results + manifest, drop the checkpoints, write the summary, profile and report,
-    and seal the manifest with the checksums of every file."""
-    from .results.store import atomic_write, seal_run, write_run
+def _drop_checkpoints(directory: Path) -> None:
+    """Remove ``.checkpoints`` entry by entry (test hook ``.checkpoints`` after each)."""
+    from .results.checkpoint import CHECKPOINT_DIR
+    from .results.store import kill_point
 
-    write_run(directory, results, manifest)
-    checkpoints.remove()
+    root = directory / CHECKPOINT_DIR
+    if root.is_dir() and not root.is_symlink():
+        for entry in sorted(root.iterdir()):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink(missing_ok=True)
+            kill_point(CHECKPOINT_DIR)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _complete(directory: Path, *, plots: bool) -> "Run":
+    """Take an unsealed run directory (results.parquet + unsealed manifest) to finished: check
+    the results against the manifest, drop the checkpoints, write the summary, profile and
+    report from the results on disk, and seal the manifest with the checksums of every file."""
+    from .results.store import atomic_write, load_manifest, load_results, seal_run, verify_run
+
+    problems = verify_run(directory)
+    if problems:
+        raise RunError(f"{directory}: {'; '.join(problems)}; the run was modified (run the "
+                       "study again into a new --out)")
+    _drop_checkpoints(directory)
+    manifest = load_manifest(directory)
+    results = load_results(directory)  # as written: the same bytes whether resumed or not
     summary, profile = _analyse(results, manifest)
     atomic_write(directory / SUMMARY_FILE, lambda p: summary.to_csv(p, index=False))
     atomic_write(directory / PROFILE_FILE, lambda p: profile.to_csv(p, index=False))
@@ -240,8 +357,18 @@ def _finish(directory: Path, results: "pd.DataFrame", manifest: dict, checkpoint
 
         # a sweep's report labels tasks by grid point and profiles them itself
         write_report(directory, profile=None if "points" in manifest else profile)
+    else:  # what an interrupted finish with plots left: not this run's output
+        (directory / REPORT_FILE).unlink(missing_ok=True)
+        shutil.rmtree(directory / "plots", ignore_errors=True)
     seal_run(directory)
-    return Run(directory)
+    return Run(directory, verify=False)
+
+
+def _finished(directory: Path) -> "Run":
+    """A finished run that ``resume`` found: verified, with the note that it was complete."""
+    run = Run(directory)
+    run.note = f"{directory}: already complete (nothing to resume)"
+    return run
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -290,18 +417,27 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
     from .engine import run_study
     from .results.manifest import run_manifest
 
+    from .results.checkpoint import RunCheckpoints
+    from .results.store import FINISHED, UNSEALED, write_run
+
     _check(jobs, executor, None)
     spec = load(study, overrides)
     total = len(spec.tasks) * len(spec.paradigms) * spec.n_iterations
-    with _run_dir(out, spec.name, "run", study_hash(spec), resume) as (directory, checkpoints):
-        on_iteration, _ = _counter(progress, spec.name, total)
-        start = time.time()
-        results = _computing(directory, checkpoints, lambda: run_study(
-            spec, executor=_executor(executor, jobs, None), on_iteration=on_iteration,
-            checkpoints=checkpoints))
-        manifest = run_manifest(spec.resolved(), study_hash(spec), results.attrs,
-                                elapsed=time.time() - start)
-        return _finish(directory, results, manifest, checkpoints, plots=plots)
+    digest = study_hash(spec)
+    with _run_dir(out, spec.name, "run", digest, resume) as (directory, state):
+        if state == FINISHED:
+            return _finished(directory)
+        if state != UNSEALED:
+            checkpoints = _checkpoints(RunCheckpoints(directory, "run", digest), resume)
+            on_iteration, _ = _counter(progress, spec.name, total)
+            start = time.time()
+            results = _computing(directory, checkpoints, lambda: run_study(
+                spec, executor=_executor(executor, jobs, None), on_iteration=on_iteration,
+                checkpoints=checkpoints))
+            manifest = run_manifest(spec.resolved(), digest, results.attrs,
+                                    elapsed=time.time() - start)
+            write_run(directory, results, manifest)
+        return _complete(directory, plots=plots)
 
 
 def _counter(progress, name: str, total: int, total_units: int = 0):
@@ -345,34 +481,45 @@ def sweep(file: str | os.PathLike, *, out: str | os.PathLike | None = None,
         As ``run``; a StudyError names the grid key (and value) at fault.
     """
     from .engine import load_sweep, run_sweep
+    from .results.checkpoint import RunCheckpoints
     from .results.manifest import sweep_manifest
+    from .results.store import FINISHED, UNSEALED, write_run
 
     _check(jobs, executor, address)
     sets = _override_strings(overrides)
     grid = load_sweep(os.fspath(file), sets)
     units = sum(len(s.tasks) * len(s.paradigms) for s in grid.points)
     total = sum(len(s.tasks) * len(s.paradigms) * s.n_iterations for s in grid.points)
-    with _run_dir(out, grid.name, "sweep", grid.hash, resume) as (directory, checkpoints):
-        on_iteration, on_unit = _counter(progress, grid.name, total, units)
-        start = time.time()
-        results = _computing(directory, checkpoints, lambda: run_sweep(
-            grid, executor=_executor(executor, jobs, address), checkpoints=checkpoints,
-            on_iteration=on_iteration, on_unit=on_unit))
-        manifest = sweep_manifest(grid, results.attrs, file=os.fspath(file), overrides=sets,
-                                  executor={"kind": executor, "jobs": jobs, "address": address},
-                                  elapsed=time.time() - start)
-        return _finish(directory, results, manifest, checkpoints, plots=plots)
+    with _run_dir(out, grid.name, "sweep", grid.hash, resume) as (directory, state):
+        if state == FINISHED:
+            return _finished(directory)
+        if state != UNSEALED:
+            checkpoints = _checkpoints(RunCheckpoints(directory, "sweep", grid.hash), resume)
+            on_iteration, on_unit = _counter(progress, grid.name, total, units)
+            start = time.time()
+            results = _computing(directory, checkpoints, lambda: run_sweep(
+                grid, executor=_executor(executor, jobs, address), checkpoints=checkpoints,
+                on_iteration=on_iteration, on_unit=on_unit))
+            manifest = sweep_manifest(grid, results.attrs, file=os.fspath(file),
+                                      overrides=sets, executor={"kind": executor, "jobs": jobs,
+                                                                "address": address},
+                                      elapsed=time.time() - start)
+            write_run(directory, results, manifest)
+        return _complete(directory, plots=plots)
 
 
 # -- finished runs ----------------------------------------------------------------------------
 
 def open_run(directory: str | os.PathLike) -> "Run":
-    """The finished run (or sweep) in ``directory``.
+    """The finished run (or sweep) in ``directory``, its files verified against the checksums
+    in its manifest.
 
     Raises
     ------
     RunError
-        If ``directory`` holds no results.parquet and manifest.json.
+        One line: ``directory`` holds no finished run (no results.parquet or manifest.json, an
+        unfinished run -- resume it --, a manifest that is not valid JSON), or a file differs
+        from its checksum in manifest.json (the run was modified).
     """
     return Run(directory)
 
@@ -391,28 +538,54 @@ class Run:
         (``profile.csv``; computed if absent)
     manifest : dict -- ``manifest.json`` (``results.manifest``)
 
+    note : str or None -- set when ``run(..., resume=True)`` found the run already complete
+
+    Parameters
+    ----------
+    verify : bool
+        Check every file the manifest lists against its checksum first (default).
+
     Raises
     ------
     RunError
-        If ``directory`` is not a run directory (no results.parquet or manifest.json).
+        One line, if ``directory`` is not a finished run directory (no results.parquet or
+        manifest.json, an unfinished run, a manifest that is not valid JSON) or ``verify``
+        finds a file that differs from its checksum in manifest.json.
     """
 
-    def __init__(self, directory: str | os.PathLike) -> None:
+    note: str | None = None
+
+    def __init__(self, directory: str | os.PathLike, *, verify: bool = True) -> None:
+        from .results.store import (FINISHED, INTERRUPTED, UNSEALED, ManifestError, run_state,
+                                    verify_run)
+
         self.directory = Path(directory)
         missing = [n for n in ("results.parquet", "manifest.json")
                    if not (self.directory / n).is_file()]
+        state = run_state(self.directory)
+        if state in (INTERRUPTED, UNSEALED):
+            when = "while writing its results" if state == UNSEALED else "while computing"
+            raise RunError(f"{directory}: not finished (a run was stopped {when}); complete it "
+                           f"with the same command and --resume --out {directory}")
         if missing:
             raise RunError(f"{directory}: not a finished modelcollapse run directory (no "
                            f"{' or '.join(missing)})")
+        try:
+            self.manifest  # noqa: B018 -- read (one line if it is not valid JSON)
+            problems = verify_run(self.directory) if verify and state == FINISHED else []
+        except ManifestError as exc:
+            raise RunError(str(exc)) from None
+        if problems:
+            raise RunError(f"{directory}: {'; '.join(problems)}; the run was modified")
 
     @cached_property
     def manifest(self) -> dict:
-        from .results.store import load_manifest
+        from .results.store import ManifestError, load_manifest
 
         try:
             return load_manifest(self.directory)
-        except ValueError as exc:
-            raise RunError(f"{self.directory}/manifest.json: not valid JSON ({exc})") from None
+        except ManifestError as exc:
+            raise RunError(str(exc)) from None
 
     @cached_property
     def results(self) -> "pd.DataFrame":

@@ -105,6 +105,9 @@ def run(
         result = run_api(study, out=out, overrides=set_ or [], jobs=jobs, plots=plots,
                          resume=resume, progress=progress)
     manifest = result.manifest
+    if result.note:  # --resume of a finished run
+        console.print(result.note, highlight=False, soft_wrap=True, markup=False)
+        return
     if not quiet:
         spec = manifest["study"]
         print_summary(result.summary, f"{spec['name']}: risk at the last model-fitting "
@@ -184,6 +187,9 @@ def sweep(
         result = sweep_api(file, out=out, overrides=set_ or [], jobs=jobs, executor=executor,
                            address=address, resume=resume, plots=plots, progress=progress)
     manifest = result.manifest
+    if result.note:  # --resume of a finished sweep
+        console.print(result.note, highlight=False, soft_wrap=True, markup=False)
+        return
     n_units = sum(len(p["study"]["tasks"]) * len(p["study"]["paradigms"])
                   for p in manifest["points"])
     console.print(f"wrote {result.directory}/ ({len(manifest['points'])} points, {n_units} "
@@ -195,7 +201,8 @@ def sweep(
 @app.command()
 def report(directory: Annotated[Path, typer.Argument(help="run directory")]) -> None:
     """Write DIR/report.html: one self-contained page with the collapse profile, the summary,
-    the plots (with theory where it applies), provenance and the resolved study."""
+    the plots (with theory where it applies), provenance and the resolved study (the run's
+    files are verified against their checksums first)."""
     with _api_errors():
         from .api import open_run
 
@@ -216,19 +223,12 @@ def presets() -> None:
 def validate(study: Annotated[str, typer.Argument(
                  help="study YAML file, preset name, or a run directory")],
              set_: Annotated[Optional[list[str]], typer.Option("--set")] = None) -> None:
-    """Check a study file and print the resolved study; or check a run directory's files against
-    the checksums in its manifest (exit 2 with one line if invalid)."""
+    """Check a study file and print the resolved study; or check a run directory: a finished
+    run's files against the checksums in its manifest (exit 0 valid, 2 with one line if not);
+    an unfinished run's state and checkpoints (exit 1 with its state and the --resume hint
+    when they are intact, 2 with one line when not)."""
     if Path(study).is_dir():
-        from .results.store import verify_run
-
-        try:
-            problems = verify_run(study)
-        except FileNotFoundError as exc:
-            _fail(str(exc))
-        if problems:
-            _fail(f"{study}: " + "; ".join(problems))
-        console.print(f"valid run {study}: its files match the manifest's checksums",
-                      highlight=False)
+        _validate_run(Path(study))
         return
     try:
         spec = load_study(study, set_ or [])
@@ -241,18 +241,77 @@ def validate(study: Annotated[str, typer.Argument(
                       soft_wrap=True)
 
 
+def _validate_run(directory: Path) -> None:
+    """``validate DIR`` (see ``validate``): the run directory's state (``results.store``)."""
+    from .results.checkpoint import CHECKPOINT_DIR, RunCheckpoints
+    from .results.store import (DAMAGED, EMPTY, FINISHED, UNSEALED, ManifestError, load_manifest,
+                                lock_holder, run_state, verify_run)
+
+    state = run_state(directory)
+    try:
+        if state == DAMAGED:
+            load_manifest(directory)  # a manifest that is not valid JSON: its own line
+            _fail(f"{directory}: results.parquet but no manifest.json (not left by a "
+                  "modelcollapse run, or its manifest was removed); it cannot be verified")
+        if state == EMPTY:
+            _fail(f"{directory}: no modelcollapse run here (no manifest.json, no "
+                  f"{CHECKPOINT_DIR}/run.json)")
+        problems = verify_run(directory) if state in (FINISHED, UNSEALED) else []
+    except ManifestError as exc:
+        _fail(str(exc))
+    if state == FINISHED:
+        if problems:
+            _fail(f"{directory}: " + "; ".join(problems) + "; the run was modified")
+        console.print(f"valid run {directory}: its files match the manifest's checksums",
+                      highlight=False, soft_wrap=True, markup=False)
+        return
+    holder = lock_holder(directory)
+    hint = f"continue it with the same command and --resume --out {directory}"
+    if holder is not None:
+        console.print(f"{directory}: unfinished: running ({holder}); its checkpoints are being "
+                      "written", highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(1)
+    if state == UNSEALED:  # its checkpoints are no longer used
+        if problems:
+            _fail(f"{directory}: unfinished (stopped while writing its results): "
+                  + "; ".join(problems) + "; the run was modified")
+        console.print(f"{directory}: unfinished: stopped while writing its results "
+                      f"(results.parquet matches its checksum); {hint}", highlight=False,
+                      soft_wrap=True, markup=False)
+        raise typer.Exit(1)
+    checkpoints = RunCheckpoints(directory, None, None)
+    if hasattr(checkpoints, "verify"):
+        problems = checkpoints.verify()
+    if problems:
+        _fail(f"{directory}: unfinished (interrupted): " + "; ".join(problems))
+    root = directory / CHECKPOINT_DIR
+    done = len(list(root.glob("*/result.npz")))
+    partial = len([p for p in root.glob("*/state.npz") if not (p.parent / "result.npz").exists()])
+    checked = "its checkpoints are intact" if hasattr(checkpoints, "verify") else (
+        "its checkpoints are not checksummed")
+    console.print(f"{directory}: unfinished: interrupted ({done} units finished, {partial} in "
+                  f"progress); {checked}; {hint}", highlight=False, soft_wrap=True,
+                  markup=False)
+    raise typer.Exit(1)
+
+
+def _open(directory: Path):
+    """The finished run in ``directory``, verified (``api.open_run``); one line and exit 2 if
+    it is not one or a file differs from its checksum."""
+    from .api import open_run
+
+    with _api_errors():
+        return open_run(directory)
+
+
 @app.command()
 def summary(directory: Annotated[Path, typer.Argument(help="run directory")]) -> None:
-    """Print the final-vs-initial table of a finished run."""
+    """Print the final-vs-initial table of a finished run (its files verified first)."""
     from .report.summary import final_vs_initial
     from .results.manifest import point_maps
-    from .results.store import load_manifest, load_results
 
-    try:
-        results = load_results(directory)
-    except FileNotFoundError as exc:
-        _fail(str(exc))
-    manifest = load_manifest(directory)
+    run = _open(directory)
+    results, manifest = run.results, run.manifest
     _, point_risk = point_maps(manifest)
     print_summary(final_vs_initial(results, manifest.get("risk_metrics", {}),
                                    point_risk=point_risk), str(directory))
@@ -309,7 +368,6 @@ def profile_command(
 
     from .profile import ProfileSettings, collapse_profile
     from .results.manifest import point_maps
-    from .results.store import load_manifest, load_results
 
     if format not in ("table", "json", "csv"):
         _fail(f"--format: {format!r} is not allowed; allowed: table, json, csv")
@@ -319,10 +377,8 @@ def profile_command(
         if not sep:
             _fail(f"--set {item!r}: expected key=value, e.g. alpha=0.01")
         overrides[key] = yaml.safe_load(value)
-    try:
-        manifest = load_manifest(directory)
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+    run = _open(directory)
+    manifest = run.manifest
     base = (manifest.get("study") or {}).get("profile") or {}
     try:
         settings = ProfileSettings.model_validate({**base, **overrides})
@@ -330,10 +386,7 @@ def profile_command(
         e = err.errors()[0]
         allowed = ", ".join(ProfileSettings.model_fields)
         _fail(f"--set {'.'.join(map(str, e['loc']))}: {e['msg']} (settings: {allowed})")
-    try:
-        results = load_results(directory)
-    except FileNotFoundError as exc:
-        _fail(str(exc))
+    results = run.results
     specs = manifest.get("profile_specs")
     point_specs, _ = point_maps(manifest)
     profile = collapse_profile(results, specs, settings, point_specs=point_specs)
@@ -457,13 +510,10 @@ def ledger(directory: Annotated[Path, typer.Argument(help="run directory")],
     flagged or dropped, and the synthetic-to-real ratio (means over seeds)."""
     from .report.ledger import ledger_table
     from .report.sweep import points_as_tasks
-    from .results.store import atomic_write, load_manifest, load_results
+    from .results.store import atomic_write
 
-    try:
-        results = load_results(directory)
-        manifest = load_manifest(directory)
-    except FileNotFoundError as exc:
-        _fail(str(exc))
+    run = _open(directory)
+    results, manifest = run.results, run.manifest
     # a sweep: one ledger per grid point ("<task>@p<point>"), never averaged across points
     results, _, _ = points_as_tasks(results, manifest)
     table = ledger_table(results)

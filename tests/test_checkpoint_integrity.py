@@ -385,3 +385,14 @@ def test_checkpoint_npz_files_stay_plain_npz(setup, tmp_path):
         with np.load(path, allow_pickle=False) as data:
             assert "__sha256__" in data.files
             assert all(data[k].dtype != object for k in data.files)
+
+
+def test_resume_removes_the_temporary_files_of_cut_writes(setup, tmp_path):
+    """A kill during a write leaves its temporary file (``.state.npz.<random>.tmp``): the
+    check at resume removes it; verify does not count it as a problem."""
+    _, _, ck = _copy(setup, tmp_path)
+    tmp = ck.directory / PARTIAL / ".state.npz.abc123.tmp"
+    tmp.write_bytes(b"cut short")
+    assert ck.verify() == []
+    ck.check()
+    assert not tmp.exists() and (ck.directory / PARTIAL / "state.npz").is_file()

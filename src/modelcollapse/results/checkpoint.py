@@ -470,7 +470,9 @@ class RunCheckpoints:
 
     def check(self) -> None:
         """Raise ``CheckpointMismatch`` unless the checkpoints here were started for this key
-        (``CheckpointCorrupt``, a subclass, if ``run.json`` fails its checksum)."""
+        (``CheckpointCorrupt``, a subclass, if ``run.json`` fails its checksum).  Once they
+        match, the temporary files of writes a kill cut short are removed (call it before any
+        unit runs, under the run's lock)."""
         info = self._identity()
         if info.get("kind") != self.kind or info.get("hash") != self.key:
             what = f"{info.get('kind')} {info.get('hash')}"
@@ -479,6 +481,8 @@ class RunCheckpoints:
                 f"{'study' if self.kind == 'run' else 'sweep'} ({what}; this one: {self.kind} "
                 f"{self.key}); resume with the same file and --set options, or choose another "
                 "--out")
+        for tmp in self.directory.rglob(".*.tmp"):  # (atomic_write's temporary names)
+            tmp.unlink(missing_ok=True)
 
     def start(self) -> None:
         """Record what runs here (a fresh run).  Anything already in ``.checkpoints`` (units

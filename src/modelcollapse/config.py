@@ -4,13 +4,33 @@ A study is one task (``task`` + ``task_params``) or several (``tasks:`` list), t
 times ``n_seeds`` replicate chains of ``n_iterations`` model-fitting iterations.  Every field has
 a default; presets list only what differs.  Bad input raises ``StudyError`` with one line naming
 the field and the allowed values.
+
+Input rules (each breach is one line, ``StudyError``, before anything is written):
+
+* a study file is UTF-8 text of at most ``MAX_STUDY_BYTES`` (1 MiB), YAML whose lists and
+  mappings nest at most ``MAX_DEPTH`` levels, and no mapping repeats a key;
+* numbers are read as in YAML 1.2: ``1e3`` is the float 1000.0 (PyYAML alone reads it as the
+  text '1e3'); an integer field takes a float only when it is whole (``n_samples: 1e3``);
+* no coercion between kinds: a number field refuses ``true`` and quoted text (``'12'``), a
+  true/false field refuses numbers and text; every number is finite and, unless zero, normal
+  (no NaN, inf or subnormal values);
+* names that become file or directory names -- the study ``name`` (runs/<name>), task and
+  paradigm ``label`` s (plots/<label>.png), given or derived -- match ``SAFE_NAME``: letters,
+  digits and ``. _ - + @ =``, starting with a letter, digit or ``_``, at most ``MAX_NAME``
+  characters (so no path separators, ``..`` or absolute paths);
+* a ``"module:function"`` in a curation policy (``verify``'s ``verifier``) and a
+  ``"module:Class"`` family are imported when the study is validated (the study file's folder
+  first, then ``sys.path``): this runs the user's code (``Study.user_code`` lists it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+import sys
+import types
 import typing
 from importlib import resources
 from pathlib import Path
@@ -33,8 +53,125 @@ class StudyError(ValueError):
     """A study file or value is invalid; the message is one line for the user."""
 
 
+#: the largest study (or sweep) file read, in bytes
+MAX_STUDY_BYTES = 1 << 20
+#: the deepest nesting of lists and mappings in a study
+MAX_DEPTH = 32
+#: names used in file and directory names: study name, task and paradigm labels
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+@=-]*")
+MAX_NAME = 128
+NAME_RULE = ("letters, digits and . _ - + @ =, starting with a letter, digit or _, at most "
+             f"{MAX_NAME} characters")
+
+
+def name_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a study name or label (it names files and directories), or
+    None when it can (``SAFE_NAME``, at most ``MAX_NAME`` characters)."""
+    if not isinstance(value, str):
+        return None  # pydantic reports the type
+    if len(value) <= MAX_NAME and SAFE_NAME.fullmatch(value):
+        return None
+    return f"{value!r} cannot name a file; allowed: {NAME_RULE}"
+
+
+def _safe_name(value: str | None) -> str | None:
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _scalar_kinds(annotation: Any) -> set[str]:
+    """The kinds of scalar an annotation admits: ``bool``, ``int``, ``float``, ``str`` or
+    ``other`` (a model, a mapping, a list, ``Any``)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _scalar_kinds(typing.get_args(annotation)[0])
+    if origin is Literal:
+        return {type(v).__name__ if type(v) in (bool, int, float, str) else "other"
+                for v in typing.get_args(annotation)}
+    if origin in (typing.Union, types.UnionType):
+        return set().union(*(_scalar_kinds(a) for a in typing.get_args(annotation)))
+    if annotation is type(None):
+        return set()
+    if annotation in (bool, int, float, str):
+        return {annotation.__name__}
+    return {"other"}
+
+
+def _list_item(annotation: Any) -> Any:
+    """The item annotation of a ``list[X]`` (possibly ``| None``), else None."""
+    if typing.get_origin(annotation) is list:
+        return (typing.get_args(annotation) or (Any,))[0]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if typing.get_origin(arg) is list:
+                return (typing.get_args(arg) or (Any,))[0]
+    return None
+
+
+def _scalar_problem(value: Any, kinds: set[str]) -> str | None:
+    """Why ``value`` does not fit a field of these kinds without coercion, or None."""
+    numeric = kinds & {"int", "float"}
+    want = "an integer" if numeric == {"int"} else "a number"
+    if isinstance(value, bool):
+        if numeric and "bool" not in kinds and "other" not in kinds:
+            return f"expected {want}, got {str(value).lower()} (a boolean)"
+    elif isinstance(value, (int, float)):
+        if isinstance(value, float) and numeric:
+            if not math.isfinite(value):
+                return f"expected a finite number, got {value}"
+            if value != 0 and abs(value) < sys.float_info.min:
+                return (f"expected a normal number, got {value!r} (subnormal: below "
+                        f"{sys.float_info.min:.3g}, lost to rounding)")
+        if kinds == {"bool"}:
+            return f"expected true or false, got {value!r}"
+    elif isinstance(value, str):
+        if numeric and not kinds & {"str", "other"}:
+            return f"expected {want}, got {value!r} (text; write numbers without quotes)"
+        if kinds == {"bool"}:
+            return f"expected true or false, got {value!r} (text)"
+    return None
+
+
+def _check_scalars(model: type[BaseModel], data: Any, prefix: str = "",
+                   skip: tuple[str, ...] = ()) -> None:
+    """Refuse coercions pydantic's lax mode would make, and non-finite numbers, in the raw
+    mapping ``data`` of ``model``'s fields (recursing into nested models and lists).
+
+    Raises
+    ------
+    ValueError
+        ``"<prefix><field>: expected ..., got ..."`` for the first offending value.
+    """
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        if field is None or key in skip:
+            continue  # unknown fields: pydantic reports them
+        where = f"{prefix}{key}"
+        problem = _scalar_problem(value, _scalar_kinds(field.annotation))
+        if problem is not None:
+            raise ValueError(f"{where}: {problem}")
+        item = _list_item(field.annotation)
+        if isinstance(value, list) and item is not None:
+            sub = _model_in(item)
+            for i, element in enumerate(value):
+                if sub is not None:
+                    _check_scalars(sub, element, f"{where}.{i}.")
+                else:
+                    problem = _scalar_problem(element, _scalar_kinds(item))
+                    if problem is not None:
+                        raise ValueError(f"{where}.{i}: {problem}")
+        elif isinstance(value, dict):
+            sub = _model_in(field.annotation)
+            if sub is not None:
+                _check_scalars(sub, value, f"{where}.")
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ProfileSettings(BaseModel):
@@ -44,7 +181,7 @@ class ProfileSettings(BaseModel):
     decided with family-wise error ``alpha`` (Holm 1979 over every test of the run).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     alpha: float = Field(0.05, gt=0, lt=0.5, description="family-wise error level of all "
                          "'occurs' verdicts of a run (and, separately, of all 'does not occur' "
@@ -139,8 +276,9 @@ def _holders(key: str) -> str:
     return f" (a setting of {', '.join(names)})" if names else ""
 
 
-def _policy_params(i: int, item: Any) -> PolicyParams:
-    """Curation item ``i`` validated by its registered policy's ``Params``."""
+def _policy_params(i: int, item: Any, context: dict | None = None) -> PolicyParams:
+    """Curation item ``i`` validated by its registered policy's ``Params`` (``context``: the
+    validation context, with the study's folders as ``base_dir``)."""
     if isinstance(item, PolicyParams):
         return item
     example = "{policy: detect, recall: 0.9}"
@@ -158,7 +296,11 @@ def _policy_params(i: int, item: Any) -> PolicyParams:
         raise _PathError(f"{i}.policy: the Params of policy {item['policy']!r} must subclass "
                          "modelcollapse.curation.PolicyParams")
     try:
-        return model.model_validate(item)
+        _check_scalars(model, item, f"{i}.")
+    except ValueError as err:
+        raise _PathError(str(err)) from None
+    try:
+        return model.model_validate(item, context=context)
     except ValidationError as err:
         raise _PathError(_first_error(err, str(i), model)) from None
 
@@ -188,8 +330,10 @@ class ParadigmSpec(_Strict):
                            "policy tells synthetic from real")
     synthetic_growth: GrowthSpec | None = Field(
         None, description="this paradigm's synthetic growth (default: the study's)")
-    label: str | None = Field(None, description="name in results (default derived from settings)")
+    label: str | None = Field(None, description="name in results and in file names (default "
+                              "derived from settings; letters, digits and . _ - + @ =)")
     _params: ParadigmParams = PrivateAttr(default_factory=ParadigmParams)
+    _base_dir: list[str] | None = PrivateAttr(None)
 
     @model_validator(mode="before")
     @classmethod
@@ -200,6 +344,10 @@ class ParadigmSpec(_Strict):
         if not isinstance(name, str) or name not in paradigms:
             return value  # the field validators report it
         model = _paradigm_params(name)
+        try:
+            _check_scalars(cls, value, skip=("curation",))
+        except ValueError as err:
+            raise _PathError(str(err)) from None
         own = {k: v for k, v in value.items() if k not in cls.model_fields}
         for key, unset in _LEGACY_PARADIGM_KEYS.items():
             if key in own and key not in model.model_fields and own[key] is unset:
@@ -210,9 +358,12 @@ class ParadigmSpec(_Strict):
                 raise _PathError(f"{key}: unknown field for {name}{_holders(key)}; allowed: "
                                  + ", ".join(allowed))
         try:
+            _check_scalars(model, own)
             params = model.model_validate(own)
         except ValidationError as err:
             raise _PathError(_first_error(err, model=model)) from None
+        except ValueError as err:
+            raise _PathError(str(err)) from None
         common = {k: v for k, v in value.items() if k in cls.model_fields}
         return {**common, **params.model_dump()}
 
@@ -225,13 +376,19 @@ class ParadigmSpec(_Strict):
 
     @field_validator("curation", mode="before")
     @classmethod
-    def _policies(cls, items: Any) -> Any:
+    def _policies(cls, items: Any, info: ValidationInfo) -> Any:
         if not isinstance(items, list):
             return items  # pydantic reports it
-        return [_policy_params(i, item) for i, item in enumerate(items)]
+        return [_policy_params(i, item, info.context) for i, item in enumerate(items)]
+
+    @field_validator("label")
+    @classmethod
+    def _label_names_files(cls, label: str | None) -> str | None:
+        return _safe_name(label)
 
     @model_validator(mode="after")
-    def _derived(self):
+    def _derived(self, info: ValidationInfo):
+        self._base_dir = (info.context or {}).get("base_dir")
         self._params = _paradigm_params(self.name).model_validate(self.model_extra or {})
         kinds = [p.policy for p in self.curation]
         if len(set(kinds)) < len(kinds):
@@ -246,6 +403,10 @@ class ParadigmSpec(_Strict):
                 self.label += "+scraping"
             if self.synthetic_growth is not None:
                 self.label += f"+{self.synthetic_growth.kind}"
+            problem = name_problem(self.label)
+            if problem is not None:
+                raise _PathError(f"label: {problem} (derived from the paradigm's settings); "
+                                 "give the paradigm a label")
         return self
 
     @model_serializer(mode="wrap")
@@ -280,6 +441,9 @@ class ParadigmSpec(_Strict):
         if self.curated:
             built = [policies.get(p.policy)(**p.model_dump(exclude={"policy"}))
                      for p in self.curation]
+            for policy in built:  # a policy importing user code looks in the study's folders
+                if hasattr(policy, "base_dir"):
+                    policy.base_dir = self._base_dir
             paradigm.curation = Curation(built, self.real_arrival, self.initial_real,
                                          self.scraping)
         return paradigm
@@ -298,8 +462,14 @@ class TaskEntry(_Strict):
         "sys.path)")
     family_params: dict[str, Any] = Field(default_factory=dict,
                                           description="keyword arguments of the family")
-    label: str | None = Field(None, description="name in results (default: task-dataset)")
+    label: str | None = Field(None, description="name in results and in file names (default: "
+                              "task-dataset; letters, digits and . _ - + @ =)")
     _base_dir: list[str] | None = PrivateAttr(None)
+
+    @field_validator("label")
+    @classmethod
+    def _label_names_files(cls, label: str | None) -> str | None:
+        return _safe_name(label)
 
     @field_validator("task")
     @classmethod
@@ -313,6 +483,7 @@ class TaskEntry(_Strict):
         base_dir = (info.context or {}).get("base_dir")
         self._base_dir = base_dir
         params_model = tasks.get(self.task).Params
+        _check_scalars(params_model, self.task_params, "task_params.")
         try:
             params = params_model.model_validate(self.task_params, context=self._context())
         except ValidationError as err:
@@ -388,8 +559,8 @@ class TaskEntry(_Strict):
 class Study(_Strict):
     """A validated study (see the README for every field)."""
 
-    name: str = Field("study", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$",
-                      description="study name (letters, digits, . _ -)")
+    name: str = Field("study", description="study name, the run directory's default name "
+                      "runs/<name> (letters, digits and . _ - + @ =)")
     description: str = ""
     task: str | None = Field(None, description="shorthand for a one-task study")
     task_params: dict[str, Any] | None = None
@@ -418,11 +589,17 @@ class Study(_Strict):
         default_factory=dict, description="named sizes: {name: {dotted.key: value}}, applied "
         "by load_study when `scale` names one (explicit --set values win)")
 
+    @field_validator("name")
+    @classmethod
+    def _name_names_files(cls, name: str) -> str:
+        return _safe_name(name)
+
     @model_validator(mode="before")
     @classmethod
     def _one_task_form(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
+        _check_scalars(cls, data, skip=("tasks", "paradigms"))
         data = dict(data)
         if data.get("task") is not None:
             if data.get("tasks"):
@@ -448,15 +625,21 @@ class Study(_Strict):
         if self.scale != "cpu" and self.scale not in self.scales:
             raise ValueError(f"scale: {self.scale!r} is not defined by this study; allowed: "
                              + ", ".join(["cpu", *self.scales]))
-        for entry in self.tasks:
+        for i, entry in enumerate(self.tasks):
             if entry.label is None:
                 entry.label = entry.default_label()
                 if entry.task_params.get("sample_output") == "mean":
                     entry.label += "-mean"  # decoder-mean samples: a different sampler
+                problem = name_problem(entry.label)
+                if problem is not None:
+                    raise ValueError(f"tasks.{i}.label: {problem} (derived from the task, "
+                                     "family and dataset names); rename the data file or give "
+                                     "the task a label (in a tasks: list)")
         for what, labels in (("tasks", [t.label for t in self.tasks]),
                              ("paradigms", [p.label for p in self.paradigms])):
-            if len(set(labels)) != len(labels):
-                raise ValueError(f"{what}: labels must be unique, got {labels}")
+            if len({label.casefold() for label in labels}) != len(labels):
+                raise ValueError(f"{what}: labels must be unique, ignoring case (they name "
+                                 f"files), got {labels}")
         self._check_capabilities()
         return self
 
@@ -493,7 +676,10 @@ class Study(_Strict):
             for j, policy in enumerate(paradigm.curation):
                 for key, value in policy.model_dump().items():
                     if isinstance(value, str) and re.fullmatch(r"[\w.]+:[\w.]+", value):
-                        out.append(f"paradigms.{i}.curation.{j}.{key} = {value}")
+                        module = sys.modules.get(value.partition(":")[0])
+                        origin = getattr(module, "__file__", None)
+                        out.append(f"paradigms.{i}.curation.{j}.{key} = {value}"
+                                   + (f" ({Path(origin).resolve()})" if origin else ""))
         return out
 
     def resolved(self) -> dict[str, Any]:
@@ -565,24 +751,136 @@ def list_presets() -> dict[str, str]:
     return out
 
 
+class _StudyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader for study files: a key repeated in one mapping is an error (plain
+    PyYAML keeps the last), and numbers in exponent form without a dot or an exponent sign
+    (``1e3``, ``2.5e-3``, YAML 1.2) are floats (plain PyYAML reads them as text)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                    continue  # merge keys may override; complex keys: PyYAML decides
+                key = self.construct_object(key_node)
+                if key in first:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} given twice (first on line {first[key] + 1}); "
+                        "keep one", key_node.start_mark)
+                first[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+_StudyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+
+
+def _size(n_bytes: int) -> str:
+    """``n_bytes`` in MiB (KiB below one MiB), e.g. '1 MiB', '47.7 MiB'."""
+    value, unit = (n_bytes / 2**20, "MiB") if n_bytes >= 2**20 else (n_bytes / 1024, "KiB")
+    return f"{value:.1f}".removesuffix(".0") + f" {unit}"
+
+
+class _NestingError(StudyError):
+    """Nesting too deep, or a structure containing itself."""
+
+
+def _too_deep(source: str) -> StudyError:
+    return _NestingError(f"{source}: lists and mappings nested more than {MAX_DEPTH} levels deep; "
+                      "a study needs a few")
+
+
+def _check_depth(data: Any, source: str) -> None:
+    """Refuse nesting deeper than ``MAX_DEPTH`` and a list or mapping that contains itself (a
+    recursive YAML alias); shared (aliased) parts are walked once."""
+    height: dict[int, int] = {}
+    active: set[int] = set()
+
+    def walk(node: Any, level: int) -> int:
+        if not isinstance(node, (dict, list)):
+            return 0
+        key = id(node)
+        if key in active:
+            raise _NestingError(f"{source}: a list or mapping contains itself (a recursive YAML "
+                             "alias); write the value out")
+        if key not in height:
+            if level >= MAX_DEPTH:
+                raise _too_deep(source)
+            active.add(key)
+            children = node.values() if isinstance(node, dict) else node
+            height[key] = 1 + max((walk(c, level + 1) for c in children), default=0)
+            active.discard(key)
+        if level + height[key] > MAX_DEPTH:
+            raise _too_deep(source)
+        return height[key]
+
+    walk(data, 0)
+
+
+def _parse(text: str, source: str) -> Any:
+    """The YAML document ``text`` (``_StudyLoader``), nesting checked.
+
+    Raises
+    ------
+    StudyError
+        One line: invalid YAML (with its line), a repeated key, too deep.
+    """
+    try:
+        data = yaml.load(text, Loader=_StudyLoader)  # noqa: S506 -- a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise StudyError(f"{source}: not valid YAML{where}: "
+                         + " ".join(str(problem).split())) from None
+    except RecursionError:
+        raise _too_deep(source) from None
+    _check_depth(data, source)
+    return data
+
+
+def _read_file(path: Path, source: str) -> str:
+    """The text of study file ``path``: at most ``MAX_STUDY_BYTES``, UTF-8.
+
+    Raises
+    ------
+    StudyError
+        One line: too large (checked before reading), unreadable, not UTF-8 (with the first
+        bad byte and its offset).
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_STUDY_BYTES:
+            raise StudyError(f"{source}: {_size(size)}; a study file is at most "
+                             f"{_size(MAX_STUDY_BYTES)}")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_STUDY_BYTES + 1)
+    except OSError as exc:
+        raise StudyError(f"{source}: cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_STUDY_BYTES:
+        raise StudyError(f"{source}: more than {_size(MAX_STUDY_BYTES)}; a study file is at most "
+                         f"{_size(MAX_STUDY_BYTES)}")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StudyError(f"{source}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                         f"{exc.start}); save it as UTF-8") from None
+
+
 def _read(source: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     path = Path(source)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise StudyError(f"study file {source!r} not found")
-        text = path.read_text()
+        text = _read_file(path, source)
     else:
         res = resources.files("modelcollapse.presets") / f"{source}.yaml"
         if not res.is_file():
             raise StudyError(f"{source!r} is neither a study file nor a preset; presets: "
                              + ", ".join(list_presets()))
         text = res.read_text()
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f" (line {line + 1})" if line is not None else ""
-        raise StudyError(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    data = _parse(text, source)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -620,9 +918,11 @@ def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
     if not sep or not key:
         raise StudyError(f"--set {assignment!r}: expected key=value, e.g. n_seeds=20")
     try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        value = raw
+        value = _parse(raw, f"--set {key}")
+    except _NestingError:
+        raise
+    except StudyError:
+        value = raw  # not YAML: the text itself
     return _set_path(data, key, value)
 
 
@@ -665,8 +965,8 @@ def study_folders(source: str | None) -> list[str]:
         path = Path(source).resolve()
         folders.append(str(path.parent))
         try:
-            parent = (yaml.safe_load(path.read_text()) or {}).get("extends")
-        except (yaml.YAMLError, AttributeError, UnicodeDecodeError):
+            parent = (_parse(_read_file(path, source), source) or {}).get("extends")
+        except (StudyError, AttributeError):
             break
         if parent is None:
             break
@@ -702,6 +1002,7 @@ def load_study(source: str | dict | None = None,
     if isinstance(source, dict):  # the fields of a study file (the Python API)
         import copy
 
+        _check_depth(source, "the study")
         data = copy.deepcopy(source)
         if data.get("extends") is not None:
             data = _merge(_read(str(data.pop("extends"))), data)
@@ -720,6 +1021,7 @@ def load_study(source: str | dict | None = None,
             _set_path(data, str(key), value)
         for assignment in overrides:
             apply_override(data, assignment)
+    _check_depth(data, "the study")
     folders = study_folders(source) if isinstance(source, str) else []  # a dict: the cwd
     try:
         return validate_study(data, folders or None)

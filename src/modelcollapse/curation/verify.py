@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from .base import Batch, Context, Policy, PolicyParams, flag_metrics, reference_scores
+
+
+def resolve_verifier(ref: str, base_dir=None) -> Callable:
+    """The function named by ``ref`` = ``"module:function"``, imported from ``base_dir`` (the
+    study's folders, ``config.study_folders``) first, then ``sys.path``.  This imports, and so
+    runs, the user's module.
+
+    Raises
+    ------
+    families.importpath.ImportPathError (a ValueError)
+        One line (without a field prefix): a malformed path, a module that cannot be imported,
+        a missing attribute, or an attribute that is not callable.
+    """
+    from ..families.importpath import ImportPathError, resolve_import_path  # (lazy: light import)
+
+    fn = resolve_import_path(ref, base_dir, field=None, example="my_checks:plausible")
+    if not callable(fn):
+        raise ImportPathError(f"{ref} is a {type(fn).__name__}, not a function "
+                              "(X of one replicate -> bool per row)")
+    return fn
 
 
 class VerifyParams(PolicyParams):
@@ -13,8 +35,17 @@ class VerifyParams(PolicyParams):
 
     quantile: float = Field(0.05, gt=0, lt=1, description="real log-likelihood quantile a row "
                             "must reach under a real-data model")
-    verifier: str | None = Field(None, pattern=r"^[\w.]+:[\w]+$", description="a user's "
-                                 "'module:function' (X of one replicate -> bool per row)")
+    verifier: str | None = Field(
+        None, description="a user's 'module:function' (X of one replicate -> bool per row). "
+        "Runs the user's code: the module is imported from the study file's folder, then "
+        "sys.path, when the study is validated (a missing module or function is an error then)")
+
+    @field_validator("verifier")
+    @classmethod
+    def _importable(cls, ref: str | None, info: ValidationInfo) -> str | None:
+        if ref is not None:
+            resolve_verifier(ref, (info.context or {}).get("base_dir"))  # ValueError: one line
+        return ref
 
 
 class Verify(Policy):
@@ -33,6 +64,9 @@ class Verify(Policy):
 
     Params = VerifyParams
     stage = "incoming"
+    #: folders searched for the verifier's module before ``sys.path`` (the study file's
+    #: folders; set by ``config.ParadigmSpec.build``)
+    base_dir: list[str] | None = None
 
     def __init__(self, quantile: float = 0.05, verifier: str | None = None) -> None:
         self.quantile, self.verifier = float(quantile), verifier
@@ -40,10 +74,7 @@ class Verify(Policy):
 
     def prepare(self, ctx: Context) -> None:
         if self.verifier is not None:
-            import importlib
-
-            module, _, attr = self.verifier.partition(":")
-            self._fn = getattr(importlib.import_module(module), attr)
+            self._fn = resolve_verifier(self.verifier, self.base_dir)
         else:
             self._ref, real_scores = reference_scores(ctx)
             self._threshold = np.quantile(real_scores, self.quantile, axis=1)  # (R,)

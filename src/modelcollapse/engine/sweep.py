@@ -36,13 +36,16 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError
 
-from ..config import (Study, StudyError, _first_error, _read, apply_override, study_folders,
-                      study_hash, validate_study)
+from ..config import (NAME_RULE, Study, StudyError, _first_error, _read, apply_override,
+                      name_problem, study_folders, study_hash, validate_study)
 from ..registry import RegistryError
 from ..results.store import COLUMNS
 from .study import run_units
 
-__all__ = ["Sweep", "load_sweep", "run_sweep", "sweep_columns"]
+__all__ = ["Sweep", "load_sweep", "run_sweep", "sweep_columns", "MAX_POINTS"]
+
+#: the most grid points a sweep may have (the product of its grid lists' lengths)
+MAX_POINTS = 10_000
 
 
 @dataclass
@@ -98,6 +101,10 @@ def _clean(message: str) -> str:
 def load_sweep(source: str, overrides: list[str] | tuple[str, ...] = ()) -> Sweep:
     """Read a sweep file, apply ``key=value`` overrides to its base study, validate every point.
 
+    The file is read as a study file (``config``: at most 1 MiB of UTF-8 YAML, no repeated
+    keys); the sweep's ``name`` (default: the file's stem) names its run directory, so it
+    follows the study-name rule (``config.NAME_RULE``); at most ``MAX_POINTS`` points.
+
     Raises
     ------
     StudyError
@@ -116,19 +123,32 @@ def load_sweep(source: str, overrides: list[str] | tuple[str, ...] = ()) -> Swee
                              "e.g. task_params.n_samples)")
         if not isinstance(values, list) or not values:
             raise StudyError(f"grid.{key}: must be a non-empty list of values, got {values!r}")
+    n_points = 1
+    for values in grid.values():
+        n_points *= len(values)
+    if n_points > MAX_POINTS:
+        sizes = " x ".join(str(len(v)) for v in grid.values())
+        raise StudyError(f"grid: {n_points} points ({sizes}); a sweep has at most {MAX_POINTS}: "
+                         "split it into several sweeps")
     for assignment in overrides:
         apply_override(data, assignment)
     name = data.get("name") or Path(source).stem
+    if not data.get("name") and name_problem(name) is not None:
+        raise StudyError(f"name: the sweep file's name {name!r} cannot name the run directory "
+                         f"(allowed: {NAME_RULE}); give the sweep a name: field")
     data.setdefault("name", name)
+    if name_problem(data["name"]) is not None:
+        raise StudyError(f"name: {name_problem(data['name'])}")
+    folders = study_folders(source)
     keys = list(grid)
     points, values = [], []
     seen: dict[str, int] = {}
     for combo in itertools.product(*(grid[k] for k in keys)):
         assignments = list(zip(keys, combo))
         try:
-            study = _build(data, assignments, study_folders(source))
+            study = _build(data, assignments, folders)
         except StudyError as exc:
-            raise StudyError(_blame(data, assignments, len(points), exc)) from None
+            raise StudyError(_blame(data, assignments, len(points), exc, folders)) from None
         h = study_hash(study)
         if h in seen:
             raise StudyError(f"grid: points {seen[h]} and {len(points)} are the same study "
@@ -143,11 +163,17 @@ def _show(assignments) -> str:
     return ", ".join(f"{k}={_yaml_value(v)}" for k, v in assignments)
 
 
-def _blame(base: dict, assignments, index: int, exc: StudyError) -> str:
-    """One line naming the grid key whose value alone makes the study invalid (or the point)."""
+def _blame(base: dict, assignments, index: int, exc: StudyError, folders=None) -> str:
+    """One line naming what makes the study of a point invalid: the base study itself (the
+    same error without any grid value), the grid key whose value alone does, or the point."""
+    try:
+        _build(base, [], folders)
+    except StudyError as alone:
+        if str(alone) == str(exc):
+            return _clean(str(exc))
     for key, value in assignments:
         try:
-            _build(base, [(key, value)])
+            _build(base, [(key, value)], folders)
         except StudyError:
             return f"grid.{key} = {_yaml_value(value)}: {_clean(str(exc))}"
     return f"grid point {index} ({_show(assignments)}): {_clean(str(exc))}"

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import importlib
 import inspect
 import sys
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import Any
 
 from ..registry import RegistryError, families
 from .base import PerReplicate, supports_sample_weight
+from .importpath import ImportPathError, resolve_import_path
 
 __all__ = ["FamilyError", "FamilySpec", "family_spec", "resolve_family", "is_import_path",
            "supports_sample_weight"]
@@ -45,23 +45,6 @@ class FamilyError(ValueError):
 def is_import_path(ref: str) -> bool:
     """Whether ``ref`` is a ``"module:attribute"`` import path (else a registered name)."""
     return ":" in ref
-
-
-def _import_module(module: str, base_dir):
-    """Import ``module``, looking in ``base_dir`` (the study's folder, or a list of folders)
-    before ``sys.path``."""
-    if module in sys.modules:
-        return sys.modules[module]
-    folders = base_dir if isinstance(base_dir, (list, tuple)) else [base_dir]
-    top = module.split(".")[0]
-    for folder in (Path(f).resolve() for f in folders if f is not None):
-        if (folder / f"{top}.py").is_file() or (folder / top / "__init__.py").is_file():
-            sys.path.insert(0, str(folder))
-            try:
-                return importlib.import_module(module)
-            finally:
-                sys.path.remove(str(folder))
-    return importlib.import_module(module)
 
 
 def resolve_family(ref: str, base_dir: str | Path | None = None) -> type:
@@ -78,28 +61,11 @@ def resolve_family(ref: str, base_dir: str | Path | None = None) -> type:
             return families.get(ref)
         except RegistryError as exc:
             raise FamilyError(f"family: {exc}; or a 'module:Class' import path") from None
-    module, _, attr = ref.partition(":")
-    if not module or not attr.replace(".", "").replace("_", "a").isalnum():
-        raise FamilyError(f"family: {ref!r} is not 'module:Class' (e.g. my_models:BayesianGMM)")
     try:
-        mod = _import_module(module, base_dir)
-    except ImportError as exc:
-        folders = base_dir if isinstance(base_dir, (list, tuple)) else [base_dir]
-        folders = [str(f) for f in folders if f is not None]
-        where = f"the study's folder {', '.join(folders)} or " if folders else ""
-        raise FamilyError(f"family: cannot import {module!r} from {where}sys.path "
-                          f"({type(exc).__name__}: {exc})") from None
-    except Exception as exc:  # the user's module raised while importing
-        raise FamilyError(f"family: importing {module!r} failed: {type(exc).__name__}: "
-                          f"{exc}") from None
-    target: Any = mod
-    for part in attr.split("."):
-        if not hasattr(target, part):
-            names = [n for n in dir(mod) if not n.startswith("_")]
-            close = difflib.get_close_matches(part, names, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise FamilyError(f"family: module {module!r} has no attribute {attr!r}{hint}")
-        target = getattr(target, part)
+        target = resolve_import_path(ref, base_dir, field="family",
+                                     example="my_models:BayesianGMM")
+    except ImportPathError as exc:
+        raise FamilyError(str(exc)) from None
     if not isinstance(target, type):
         raise FamilyError(f"family: {ref} is a {type(target).__name__}, not a class")
     return target

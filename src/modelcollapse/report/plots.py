@@ -80,10 +80,23 @@ def plot_task(results: pd.DataFrame, task: str, path: Path,
 
 def plot_run(results: pd.DataFrame, directory: Path, study: dict | None = None) -> list[Path]:
     """A PNG per task under ``directory`` (created), with theory overlays where the resolved
-    ``study`` has a closed form; returns the paths."""
+    ``study`` has a closed form; returns the paths.
+
+    Raises
+    ------
+    ValueError
+        A task label that would name a file outside ``directory`` (labels are checked when a
+        study is validated, ``config.name_problem``; this guards results from elsewhere).
+    """
     from .overlays import theory_curves
 
     directory = Path(directory)
+    inside = directory.resolve()
+    for task in results.task.unique():
+        path = (directory / f"{task}.png").resolve()
+        if path.parent != inside or "/" in str(task) or "\\" in str(task):
+            raise ValueError(f"task label {str(task)!r} would write outside {directory}; a "
+                             "label may use letters, digits and . _ - + @ = only")
     directory.mkdir(parents=True, exist_ok=True)
     n_iterations = int(results.iteration.max()) + 1
     return [plot_task(results, str(task), directory / f"{task}.png",

@@ -250,7 +250,8 @@ def _validate_run(directory: Path) -> None:
     state = run_state(directory)
     try:
         if state == DAMAGED:
-            load_manifest(directory)  # a manifest that is not valid JSON: its own line
+            if (directory / "manifest.json").is_file():
+                load_manifest(directory)  # a manifest that is not valid JSON: its own line
             _fail(f"{directory}: results.parquet but no manifest.json (not left by a "
                   "modelcollapse run, or its manifest was removed); it cannot be verified")
         if state == EMPTY:

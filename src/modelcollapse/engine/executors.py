@@ -180,7 +180,9 @@ LOOPBACK = "127.0.0.1"
 #: dashboard process makes whatever the usage-stats setting (``get_cluster_config_to_report``,
 #: 169.254.169.254 and metadata.google.internal) go to a closed loopback port as their HTTP
 #: proxy, so they neither resolve a name nor leave the machine.  Ray's own gRPC traffic reads
-#: only the lower-case proxy variables, which are removed.
+#: only the lower-case proxy variables, which are removed.  A killed driver takes the instance
+#: down: GCS, raylet and Ray workers exit at once; Ray's dashboard and runtime-env agents about
+#: 60 s later (Ray 2.x waits that long to report the raylet's death to the dead GCS).
 RAY_OFFLINE_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_USAGE_STATS_PROMPT_ENABLED": "0",

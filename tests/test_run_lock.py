@@ -154,3 +154,28 @@ def test_an_empty_or_corrupt_run_json_is_one_line_with_the_fix(tmp_path):
         assert res.exit_code == 2, res.output
         line, = res.output.strip().splitlines()
         assert line.startswith("error:") and "delete" in line and "None None" not in line
+
+
+def test_a_lock_file_removed_by_its_releasing_holder_as_we_lock_it_is_not_trusted(tmp_path,
+                                                                                  monkeypatch):
+    """The holder releases (unlinks the file) between our open and our flock: we then hold a
+    lock on a file nobody else can see; RunLock must notice and lock the file at the path."""
+    import fcntl
+
+    real_flock, calls = fcntl.flock, []
+
+    def flock_after_release(fd, op):
+        if not calls:  # the first attempt: the holder's exit removes the file now
+            (tmp_path / "run" / LOCK_FILE).unlink()
+        calls.append(op)
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_release)
+    with RunLock(tmp_path / "run") as lock:
+        assert os.fstat(lock.fd).st_ino == os.stat(tmp_path / "run" / LOCK_FILE).st_ino
+        monkeypatch.setattr(fcntl, "flock", real_flock)
+        other = _take(tmp_path / "run")
+        assert _first_line(other).startswith("refused")
+        other.wait()
+        other.stdout.close()
+        other.stdin.close()

@@ -123,7 +123,9 @@ def _interrupted(out: Path) -> None:
     def stop(p):
         if p.iterations == 4:
             raise KeyboardInterrupt
-    with pytest.raises(mc.api.RunInterrupted):
+    from modelcollapse.api import RunInterrupted
+
+    with pytest.raises(RunInterrupted):
         mc.run(STUDY[0], out=out, overrides=["n_seeds=2", "n_iterations=3"], plots=False,
                progress=stop)
 

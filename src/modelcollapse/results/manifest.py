@@ -21,6 +21,10 @@ git                 {"commit", "dirty"} of the modelcollapse source tree, or Non
                     a git checkout
 created, elapsed_seconds, command
 files               name -> {"sha256", "bytes"} (``rows`` for results.parquet): ``store.seal_run``
+sealed              false while only results.parquet is recorded (``store.write_run``: the run's
+                    results are committed, its other files not yet written), true once
+                    ``store.seal_run`` lists every file; absent in manifests written before the
+                    key existed (finished runs).  See ``store`` for the states of a run directory
 ==================  ===========================================================================
 """
 

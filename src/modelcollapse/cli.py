@@ -87,8 +87,9 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
     resume: Annotated[bool, typer.Option(
         "--resume", help="continue the interrupted run in --out (default runs/<study name>) from "
-        "its last checkpoint; the same study and --set options are required. Without an "
-        "interrupted run there, runs normally")] = False,
+        "its last checkpoint, or finish one stopped while writing its results; the same study "
+        "and --set options are required. A finished run there: says it is complete (exit 0); "
+        "nothing there: runs normally")] = False,
 ) -> None:
     """Run a study; write DIR/results.parquet, manifest.json, summary.csv, profile.csv,
     report.html and plots/.
@@ -171,7 +172,8 @@ def sweep(
         help="ray: the cluster to attach to (auto, HOST:6379 or ray://HOST:10001; default "
         "$RAY_ADDRESS, else a local instance)")] = None,
     resume: Annotated[bool, typer.Option(
-        "--resume", help="continue the interrupted sweep in --out from its checkpoints")] = False,
+        "--resume", help="continue the interrupted sweep in --out from its checkpoints (or "
+        "finish it; a finished sweep: says it is complete)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
     plots: Annotated[bool, typer.Option(help="write PNG plots and report.html")] = True,
 ) -> None:

@@ -286,9 +286,10 @@ def load_manifest(directory: str | os.PathLike) -> dict:
     try:
         manifest = json.loads(path.read_bytes())
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-        why = getattr(exc, "msg", None) or type(exc).__name__
-        raise ManifestError(f"{path}: not valid JSON ({why}: truncated or edited); the run "
-                            "cannot be verified: run the study again into a new --out") from None
+        why = (f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+               if isinstance(exc, json.JSONDecodeError) else type(exc).__name__)
+        raise ManifestError(f"{path}: not valid JSON ({why}): truncated or edited, the run "
+                            "cannot be verified; run the study again into a new --out") from None
     if not isinstance(manifest, dict):
         raise ManifestError(f"{path}: not a JSON object (edited); the run cannot be verified: "
                             "run the study again into a new --out")

@@ -393,7 +393,9 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
         Worker processes; the results do not depend on it.
     resume : bool
         Continue the interrupted run in ``out`` (default runs/<study name>) from its
-        checkpoints (the same study and overrides are required); without one, run normally.
+        checkpoints, or finish one stopped while writing its results (the same study and
+        overrides are required); a finished run there is returned as is (``Run.note`` says it
+        was complete); nothing there: run normally.
     executor : "local" | "ray" | an engine executor, optional
         Overrides ``jobs`` when an executor object (``engine.executors``).
     plots : bool
@@ -406,8 +408,11 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
     StudyError
         A bad study or override (before anything is written).
     RunError
-        ``out`` holds finished results, is a file, holds another study's interrupted run (or
-        an interrupted run and ``resume`` is False), or another process is writing there.
+        ``out`` holds finished results (and ``resume`` is False), is a file or cannot be
+        written, holds another study's run (or an unfinished run and ``resume`` is False), is
+        damaged, or another process is writing there; a write failed (disk full, file too
+        large: the message says to resume); an optional dependency is missing (the message
+        names the extra; the checkpoints are removed).
     ValueError
         A bad argument, or the run failed (its checkpoints are removed).
     RunInterrupted

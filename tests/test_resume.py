@@ -152,6 +152,23 @@ def test_sigkill_at_a_chosen_write_then_resume_gives_identical_files(kill_study,
     assert res.exit_code == 0 and "already complete" in res.output, res.output
 
 
+@pytest.mark.skipif(not HAVE_TORCH, reason="needs the torch extra")
+def test_sigkill_inside_a_torch_unit_then_resume_gives_identical_files(tmp_path):
+    """A VAE (warm start: the network is checkpointed) killed after its first chain state."""
+    study_file = _write_study(tmp_path, n_iterations=6, vae=True, tasks="",
+                              paradigms="[accumulate-subsample]")
+    args = ["run", study_file, "-q", "--no-plots", "--out"]
+    assert _invoke(*args, tmp_path / "reference").exit_code == 0
+    run_dir = tmp_path / "run"
+    assert _killed([*args, run_dir], "state.npz:1", tmp_path) == -signal.SIGKILL
+    assert _partial_units(run_dir)
+    res = _invoke(*args, run_dir, "--resume")
+    assert res.exit_code == 0, res.output
+    for name in COMPARED:
+        assert (run_dir / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
+    assert _invoke("validate", run_dir).exit_code == 0
+
+
 def test_sigkill_of_a_sweep_between_results_and_manifest_resumes(tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text(STUDY.format(tasks=ANALYTIC, paradigms="[replace, accumulate]",

@@ -634,13 +634,21 @@ class Run:
 
     def report(self) -> Path:
         """Write ``report.html`` and ``plots/*.png`` (``report.html.write_report``), record their
-        checksums in the manifest, and return the report's path."""
+        checksums in the manifest, and return the report's path (under the run's lock:
+        ``RunError`` if another process is writing there)."""
         from .report.html import write_report
-        from .results.store import run_files, seal_run
+        from .results.store import RunLock, RunLocked, run_files, seal_run
 
-        path = write_report(self.directory)
-        seal_run(self.directory, [n for n in run_files(self.directory)
-                                  if n == REPORT_FILE or n.startswith("plots/")])
+        try:
+            with RunLock(self.directory):
+                path = write_report(self.directory)
+                seal_run(self.directory, [n for n in run_files(self.directory)
+                                          if n == REPORT_FILE or n.startswith("plots/")])
+        except RunLocked as exc:
+            raise RunError(str(exc)) from None
+        except OSError as exc:
+            raise RunError(f"{self.directory}: {_why(exc)} writing the report; nothing was "
+                           "half-written: fix that and write it again") from None
         self.__dict__.pop("manifest", None)
         return path
 

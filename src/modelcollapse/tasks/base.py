@@ -13,9 +13,12 @@ __all__ = ["Task", "TaskParams", "LearningCurve", "curve_sizes"]
 
 
 class TaskParams(BaseModel):
-    """Base of each task's ``task_params`` model: unknown keys are errors."""
+    """Base of each task's ``task_params`` model: unknown keys are errors, and so are NaN and
+    infinite numbers (no task parameter has a meaning for them; a study also refuses
+    subnormal numbers and coercions such as ``true`` or ``'12'`` for a number,
+    ``config._check_scalars``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 @dataclass

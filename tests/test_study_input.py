@@ -108,6 +108,40 @@ def test_derived_task_label_from_a_data_file_name_is_checked(tmp_path):
     assert ok.tasks[0].label == "gaussian-wine_v2"
 
 
+def test_derived_paradigm_label_from_a_plugin_is_checked(tmp_path):
+    """A plug-in paradigm's label() builds the default label from its settings; an unsafe one
+    is refused with the advice to give a label."""
+    from pydantic import Field
+
+    from modelcollapse.paradigms import ParadigmParams
+    from modelcollapse.paradigms.replace import Replace
+    from modelcollapse.registry import paradigms
+
+    class SlashParams(ParadigmParams):
+        where: str = Field("a", description="text that ends up in the label")
+
+        def label(self, name: str) -> str:
+            return f"{name}-{self.where}"
+
+    class Slash(Replace):
+        Params = SlashParams
+
+        def __init__(self, where: str = "a") -> None:
+            super().__init__()
+
+    paradigms.register("slash-test", Slash)
+    try:
+        path = _study(tmp_path, TINY)
+        with pytest.raises(StudyError, match=r"^paradigms\.0\.label: 'slash-test-\.\./x' cannot "
+                           r"name a file.*derived from the paradigm's settings"):
+            load_study(str(path), ["paradigms=[{name: slash-test, where: ../x}]"])
+        study = load_study(str(path), ["paradigms=[{name: slash-test, where: ../x, label: ok}]"])
+        assert study.paradigms[0].label == "ok"
+        assert load_study(str(path), ["paradigms=[slash-test]"]).paradigms[0].label == "slash-test-a"
+    finally:
+        paradigms._entries.pop("slash-test")
+
+
 def test_safe_labels_are_kept_and_labels_differ_ignoring_case(tmp_path):
     path = _study(tmp_path, """\
         tasks:

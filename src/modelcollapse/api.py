@@ -148,6 +148,13 @@ def _executor(executor: Any, jobs: int, address: str | None):
     return executor
 
 
+def _memory(studies, max_memory, jobs: int) -> None:
+    """Refuse (``MemoryBudgetError``, nothing written) a run estimated to exceed the budget."""
+    from .engine.budget import check
+
+    check(studies, max_memory=max_memory, jobs=jobs if isinstance(jobs, int) else 1)
+
+
 # -- the run directory ------------------------------------------------------------------------
 
 def _target(out: Path | None, name: str, resume: bool) -> Path:
@@ -377,7 +384,8 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
         out: str | os.PathLike | None = None,
         overrides: Mapping[str, Any] | Sequence[str] | None = None, jobs: int = 1,
         resume: bool = False, executor: Any = None, plots: bool = True,
-        progress: Callable[[Progress], None] | None = None) -> "Run":
+        progress: Callable[[Progress], None] | None = None,
+        max_memory: int | str | None = None) -> "Run":
     """Run a study into a run directory and return it as a ``Run``.
 
     Parameters
@@ -402,11 +410,16 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
         Write ``report.html`` and ``plots/*.png``.
     progress : callable(Progress), optional
         Called at the start and after each model-fitting iteration.
+    max_memory : int (bytes) or str ("4GiB", "512MB"), optional
+        Memory budget (default: 80% of physical memory): a run whose estimated peak
+        (``engine.budget.estimate``) exceeds it is refused before anything is written.
 
     Raises
     ------
     StudyError
         A bad study or override (before anything is written).
+    engine.budget.MemoryBudgetError
+        (a ValueError) The estimated peak memory exceeds ``max_memory`` (nothing written).
     RunError
         ``out`` holds finished results (and ``resume`` is False), is a file or cannot be
         written, holds another study's run (or an unfinished run and ``resume`` is False), is
@@ -427,6 +440,7 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
 
     _check(jobs, executor, None)
     spec = load(study, overrides)
+    _memory([spec], max_memory, getattr(executor, "jobs", jobs))
     total = len(spec.tasks) * len(spec.paradigms) * spec.n_iterations
     digest = study_hash(spec)
     with _run_dir(out, spec.name, "run", digest, resume) as (directory, state):
@@ -470,7 +484,8 @@ def _counter(progress, name: str, total: int, total_units: int = 0):
 def sweep(file: str | os.PathLike, *, out: str | os.PathLike | None = None,
           overrides: Mapping[str, Any] | Sequence[str] | None = None, jobs: int = 1,
           executor: str = "local", address: str | None = None, resume: bool = False,
-          plots: bool = True, progress: Callable[[Progress], None] | None = None) -> "Run":
+          plots: bool = True, progress: Callable[[Progress], None] | None = None,
+          max_memory: int | str | None = None) -> "Run":
     """Run a sweep (a study file with ``grid:``, ``engine.sweep``) into one run directory and
     return it as a ``Run``: ``results.parquet`` with ``point`` and ``grid.<key>`` columns,
     ``summary.csv`` and ``profile.csv`` by grid point, ``report.html`` (unless ``plots`` is
@@ -493,6 +508,7 @@ def sweep(file: str | os.PathLike, *, out: str | os.PathLike | None = None,
     _check(jobs, executor, address)
     sets = _override_strings(overrides)
     grid = load_sweep(os.fspath(file), sets)
+    _memory(grid.points, max_memory, jobs)
     units = sum(len(s.tasks) * len(s.paradigms) for s in grid.points)
     total = sum(len(s.tasks) * len(s.paradigms) * s.n_iterations for s in grid.points)
     with _run_dir(out, grid.name, "sweep", grid.hash, resume) as (directory, state):

@@ -90,6 +90,9 @@ def run(
         "its last checkpoint, or finish one stopped while writing its results; the same study "
         "and --set options are required. A finished run there: says it is complete (exit 0); "
         "nothing there: runs normally")] = False,
+    max_memory: Annotated[Optional[str], typer.Option(
+        "--max-memory", help="memory budget, e.g. 4GiB or 512MB (default: 80% of physical "
+        "memory); a run estimated to need more is refused before anything is written")] = None,
 ) -> None:
     """Run a study; write DIR/results.parquet, manifest.json, summary.csv, profile.csv,
     report.html and plots/.
@@ -104,7 +107,7 @@ def run(
         from .api import run as run_api
 
         result = run_api(study, out=out, overrides=set_ or [], jobs=jobs, plots=plots,
-                         resume=resume, progress=progress)
+                         resume=resume, progress=progress, max_memory=max_memory)
     manifest = result.manifest
     if result.note:  # --resume of a finished run
         console.print(result.note, highlight=False, soft_wrap=True, markup=False)
@@ -176,6 +179,9 @@ def sweep(
         "finish it; a finished sweep: says it is complete)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
     plots: Annotated[bool, typer.Option(help="write PNG plots and report.html")] = True,
+    max_memory: Annotated[Optional[str], typer.Option(
+        "--max-memory", help="memory budget, e.g. 4GiB or 512MB (default: 80% of physical "
+        "memory); a run estimated to need more is refused before anything is written")] = None,
 ) -> None:
     """Run a grid of studies into one results store: DIR/results.parquet (the store's columns
     plus point and grid.<key>), manifest.json (every point's study and hash), and, by grid
@@ -187,7 +193,8 @@ def sweep(
         from .api import sweep as sweep_api
 
         result = sweep_api(file, out=out, overrides=set_ or [], jobs=jobs, executor=executor,
-                           address=address, resume=resume, plots=plots, progress=progress)
+                           address=address, resume=resume, plots=plots, progress=progress,
+                           max_memory=max_memory)
     manifest = result.manifest
     if result.note:  # --resume of a finished sweep
         console.print(result.note, highlight=False, soft_wrap=True, markup=False)

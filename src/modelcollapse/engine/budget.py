@@ -1,0 +1,336 @@
+"""An up-front upper bound on a run's peak memory, checked against a budget before anything is
+written (issue 12: bounded memory).
+
+``estimate(studies, jobs=1)`` adds, in bytes (R = ``n_seeds``, T = ``n_iterations``, a *row* =
+one sample of the task, e.g. d float64 = 8 d bytes; per unit = (point, task, paradigm)):
+
+* ``real and test data`` -- R x (n_real + n_test) rows, the task's arrays (``Task.real``,
+  ``Task.test``);
+* ``accumulated pool`` -- R x (n_real + the synthetic batches of T - 1 iterations) rows, when
+  the unit keeps the pool's rows (a paradigm that selects rows, a family without sufficient
+  statistics, curation; plus 9 bytes a row of weights and provenance under curation);
+* ``synthetic batch`` -- R x (the largest batch) rows, unless the family draws sufficient
+  statistics directly;
+* ``fit and evaluation working memory`` -- ``WORK_FACTOR`` x (the largest training set + the
+  real and test data): the temporaries of fitting and of the metrics (calibrated below);
+* ``results`` -- R x T x M x ``RESULT_ROW_BYTES`` for every unit (M metrics a unit records:
+  counted by one model-fitting iteration of one replicate, ``METRICS_PER_UNIT`` for deep tasks):
+  the per-unit arrays, the long table (22 bytes a row), its concatenation;
+* ``processes`` -- ``BASE_BYTES`` for this process plus ``WORKER_BYTES`` for each worker
+  (interpreter, NumPy, pandas, the family's libraries).
+
+Units run one at a time in this process, or ``jobs`` at a time in workers, so the total is
+processes + results + min(jobs, units) x the largest per-unit peak.  Torch models' parameters
+and optimizer state are not counted (kilobytes to a few MB per replicate at the supported
+sizes, next to their data).
+
+The row counts come from building each task once for one replicate (exact shapes and dtypes;
+data files are read), scaled by R; a task whose parameters alone say that one replicate would
+exceed ``PROBE_LIMIT_BYTES`` (``n_samples: 1e9``) is not built: its rows are read from
+``task_params`` (``n_samples``, ``n_test``, ``n_features``, ``context``, ``n_molecules`` x
+``n_conformers``) as float64.
+
+Calibration (``tests/test_budget.py``; measured on this code base): the estimate is at least
+the tracemalloc peak of ``run_study`` and at most ~2x the peak resident memory of whole runs
+(gaussian / kde / gmm / discrete studies, R = 20 .. 20,000).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+__all__ = ["Estimate", "MemoryBudgetError", "estimate", "check", "budget", "parse_size",
+           "physical_memory", "format_bytes", "DEFAULT_FRACTION"]
+
+#: default budget: this share of the machine's physical memory
+DEFAULT_FRACTION = 0.8
+#: fitting and metric temporaries, as a multiple of the data they read (measured: <= 3.4)
+WORK_FACTOR = 1.0
+#: bytes per long-table row of the results while the run collects them (measured: ~60)
+RESULT_ROW_BYTES = 100
+#: metrics a unit records when they cannot be counted (an upper bound; the built-in tasks
+#: record 9 to 30), and what is added to a counted number (curation and paradigm metrics)
+METRICS_PER_UNIT, METRIC_SLACK = 40, 6
+#: this process, and each worker process
+BASE_BYTES, WORKER_BYTES = 200 * 2**20, 150 * 2**20
+#: a task whose parameters give one replicate more than this is not built to measure it
+PROBE_LIMIT_BYTES = 256 * 2**20
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
+          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+
+#: what to reduce for each term (the study fields that scale it)
+_REDUCE = {
+    "real and test data": "n_seeds or task_params.n_samples / n_test",
+    "accumulated pool": "n_seeds, n_iterations, n_synthetic or the synthetic growth",
+    "synthetic batch": "n_seeds, n_synthetic or the synthetic growth",
+    "fit and evaluation working memory": "n_seeds or task_params.n_samples / n_test",
+    "results": "n_seeds, n_iterations or the number of tasks and paradigms",
+    "processes": "--jobs",
+}
+
+
+class MemoryBudgetError(ValueError):
+    """The estimated peak memory exceeds the budget (a one-line message; nothing was
+    written)."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An upper-bound estimate of a run's peak memory.
+
+    Attributes
+    ----------
+    total : int
+        Bytes.
+    terms : dict[str, int]
+        Bytes by term (see the module docstring); they add up to ``total``.
+    detail : dict[str, str]
+        For each term, how it was counted (for messages).
+    """
+
+    total: int
+    terms: dict[str, int] = field(default_factory=dict)
+    detail: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def largest(self) -> tuple[str, int]:
+        """(name, bytes) of the largest term that the study or ``--jobs`` can reduce (not the
+        interpreter of a single process)."""
+        terms = {k: v for k, v in self.terms.items()
+                 if k != "processes" or v > BASE_BYTES} or self.terms
+        return max(terms.items(), key=lambda kv: kv[1])
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in
+                          sorted(self.terms.items(), key=lambda kv: -kv[1]) if v)
+        return f"about {format_bytes(self.total)} ({parts})"
+
+
+def format_bytes(n: float) -> str:
+    """``1.5 GiB``-style (binary units)."""
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def parse_size(value: "int | float | str") -> int:
+    """Bytes from ``4GiB``, ``512 MB``, ``2g``, ``1.5GiB`` or a number of bytes.
+
+    Raises
+    ------
+    ValueError
+        One line: what is allowed.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"max_memory (--max-memory): {value!r} is not allowed; allowed: a "
+                         "size such as 4GiB, 512MB or a number of bytes")
+    if isinstance(value, (int, float)):
+        number, unit = float(value), ""
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*",
+                             str(value))
+        if not match or match.group(2).lower() not in _UNITS:
+            raise ValueError(f"max_memory (--max-memory): {value!r} is not allowed; allowed: "
+                             "a size such as 4GiB, 512MB, 2GB or a number of bytes")
+        number, unit = float(match.group(1)), match.group(2).lower()
+    size = number * _UNITS[unit]
+    if not math.isfinite(size) or size < 1:
+        raise ValueError(f"max_memory (--max-memory): {value!r} is not allowed; allowed: a "
+                         "positive size such as 4GiB")
+    return int(size)
+
+
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes (psutil, else ``os.sysconf``); None if unknown."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except Exception:  # not installed, or no reading on this system
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def budget(max_memory: "int | float | str | None" = None) -> tuple[int | None, str]:
+    """(bytes, where it comes from): ``max_memory`` parsed, else ``DEFAULT_FRACTION`` of
+    physical memory (None when that is unknown: no check)."""
+    if max_memory is not None:
+        size = parse_size(max_memory)
+        return size, f"--max-memory {format_bytes(size)}"
+    total = physical_memory()
+    if total is None:
+        return None, "unknown physical memory"
+    return int(DEFAULT_FRACTION * total), (f"{DEFAULT_FRACTION:.0%} of the "
+                                           f"{format_bytes(total)} of physical memory")
+
+
+# -- task shapes ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Shape:
+    row: int          # bytes of one training row of one replicate
+    n_real: int
+    test: int         # bytes of one replicate's test set
+    stats: bool       # the family has sufficient statistics (``statistics``)
+    draws_stats: bool  # ... and can draw them directly (``sample_statistics``)
+    metrics: int = METRICS_PER_UNIT  # metrics a unit records
+
+
+def _guess(params: dict) -> _Shape | None:
+    """Shape from task parameters alone (float64 rows), None when they say nothing."""
+    def num(key, default=None):
+        value = params.get(key)
+        return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+            else default
+
+    n_real = num("n_samples")
+    if n_real is None and num("n_molecules") is not None:
+        n_real = num("n_molecules") * (num("n_conformers", 1) or 1)
+    if n_real is None:
+        return None
+    width = num("n_features") or ((num("context") + 1) if num("context") else 1)
+    n_test = num("n_test")
+    if n_test is None and num("n_test_molecules") is not None:
+        n_test = num("n_test_molecules") * (num("n_conformers", 1) or 1)
+    n_test = n_real if n_test is None else n_test
+    return _Shape(8 * width, n_real, 8 * width * n_test, False, False)
+
+
+def _probe(study, task_index: int, cache: dict) -> _Shape | None:
+    """The shape of ``study.tasks[task_index]``: built for one replicate, or guessed."""
+    entry = study.tasks[task_index]
+    key = json.dumps([entry.task, entry.task_params, entry.family, entry.family_params],
+                     sort_keys=True, default=str)
+    if key in cache:
+        return cache[key]
+    guess = _guess(entry.task_params)
+    shape = guess
+    if guess is None or guess.row * guess.n_real + guess.test <= PROBE_LIMIT_BYTES:
+        try:
+            from ..rng import Streams
+
+            task = entry.build(Streams(study.seed, range(1)))
+            model = task.make_model()
+            real, test = task.real, task.test
+            shape = _Shape(int(real[0, :1].nbytes) if real.shape[1] else 8, int(real.shape[1]),
+                           int(test[0].nbytes),
+                           hasattr(model, "statistics"), hasattr(model, "sample_statistics"),
+                           _count_metrics(study, entry, task))
+        except Exception:  # the run reports its own error; estimate from the parameters
+            shape = guess
+    cache[key] = shape
+    return shape
+
+
+def _count_metrics(study, entry, task) -> int:
+    """Metrics a unit of this task records: one model-fitting iteration of one replicate under
+    the study's first paradigm, plus ``METRIC_SLACK`` (curation and paradigm metrics); the
+    ``METRICS_PER_UNIT`` bound for deep tasks (a fit takes seconds) or when that fails."""
+    if "train_budget" in entry.task_params:
+        return METRICS_PER_UNIT
+    try:
+        from ..rng import Streams
+        from .loop import run_chain
+
+        chain = run_chain(task, study.paradigms[0].build(), n_iterations=1,
+                          streams=Streams(study.seed, range(1)))
+        return len(chain.values) + METRIC_SLACK
+    except Exception:
+        return METRICS_PER_UNIT
+
+
+# -- the estimate ---------------------------------------------------------------------------
+
+def _unit(study, shape: _Shape, paradigm_index: int) -> tuple[dict[str, int], int]:
+    """(per-unit terms, long-table rows) of one (task, paradigm) unit."""
+    R, T = study.n_seeds, study.n_iterations
+    spec = study.paradigms[paradigm_index]
+    try:
+        paradigm = spec.build()
+    except Exception:
+        paradigm = None
+    m = study.n_synthetic or shape.n_real
+    growth = spec.synthetic_growth or study.synthetic_growth
+    sizes = growth.sizes(m, T) or [0]
+    capacity = shape.n_real + sum(sizes)
+    pool_kind = getattr(paradigm, "pool", None)
+    curated = getattr(paradigm, "curation", None) is not None
+    rows_kept = curated or (pool_kind is not None and (pool_kind == "rows" or not shape.stats))
+    stats_only = shape.draws_stats and not rows_kept and not getattr(paradigm, "needs_rows", True)
+    data = R * (shape.n_real * shape.row + shape.test)
+    pool = R * capacity * (shape.row + (9 if curated else 0)) if rows_kept else 0
+    batch = 0 if stats_only else R * max(sizes) * shape.row
+    train_rows = capacity if rows_kept or pool_kind is not None else max(shape.n_real,
+                                                                          max(sizes))
+    train = 0 if stats_only else R * train_rows * shape.row
+    terms = {"real and test data": data, "accumulated pool": pool, "synthetic batch": batch,
+             "fit and evaluation working memory": int(WORK_FACTOR * (train + data))}
+    return terms, R * T * shape.metrics
+
+
+def estimate(studies, *, jobs: int = 1) -> Estimate:
+    """An upper bound on the peak memory of running ``studies`` (a ``Study`` or the points of a
+    sweep) with ``jobs`` units at a time (see the module docstring).
+
+    Raises nothing for a study that validates: a task that cannot be built is estimated from
+    its parameters (the run then reports its error).
+    """
+    if not isinstance(studies, Sequence):
+        studies = [studies]
+    cache: dict = {}
+    peak_unit: dict[str, int] = {}
+    rows = units = 0
+    for study in studies:
+        for i in range(len(study.tasks)):
+            shape = _probe(study, i, cache)
+            for j in range(len(study.paradigms)):
+                units += 1
+                if shape is None:
+                    continue
+                terms, n_rows = _unit(study, shape, j)
+                rows += n_rows
+                if sum(terms.values()) > sum(peak_unit.values()):
+                    peak_unit = terms
+    concurrent = max(1, min(int(jobs), units))
+    terms = {k: concurrent * v for k, v in peak_unit.items()}
+    terms["results"] = rows * RESULT_ROW_BYTES
+    terms["processes"] = BASE_BYTES + (WORKER_BYTES * concurrent if jobs > 1 else 0)
+    detail = {"results": f"{rows:,} result rows x {RESULT_ROW_BYTES} B"}
+    if concurrent > 1:
+        detail.update({k: f"{concurrent} units at a time" for k in peak_unit})
+    return Estimate(int(sum(terms.values())), terms, detail)
+
+
+def check(studies, *, max_memory: "int | float | str | None" = None,
+          jobs: int = 1) -> Estimate:
+    """``estimate(studies, jobs=jobs)``, refused when over ``budget(max_memory)``.
+
+    Raises
+    ------
+    MemoryBudgetError
+        One line: the estimate, the budget, the largest term and what to reduce.
+    ValueError
+        ``max_memory`` is not a size.
+    """
+    limit, source = budget(max_memory)
+    est = estimate(studies, jobs=jobs)
+    if limit is not None and est.total > limit:
+        name, size = est.largest
+        how = f" ({est.detail[name]})" if name in est.detail else ""
+        raise MemoryBudgetError(
+            f"memory: this run needs {format_bytes(est.total)} at its peak (an upper-bound "
+            f"estimate), over the budget of {format_bytes(limit)} ({source}); the largest term "
+            f"is {name}: {format_bytes(size)}{how}; reduce {_REDUCE[name]}, or raise "
+            "--max-memory (max_memory=) if this machine has the memory")
+    return est

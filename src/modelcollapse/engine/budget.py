@@ -17,7 +17,8 @@ one sample of the task, e.g. d float64 = 8 d bytes; per unit = (point, task, par
   counted by one model-fitting iteration of one replicate, ``METRICS_PER_UNIT`` for deep tasks):
   the per-unit arrays, the long table (22 bytes a row), its concatenation;
 * ``processes`` -- ``BASE_BYTES`` for this process plus ``WORKER_BYTES`` for each worker
-  (interpreter, NumPy, pandas, the family's libraries).
+  (interpreter, NumPy, pandas, the family's libraries), each plus ``TORCH_BYTES`` when a task
+  is a deep one (torch).
 
 Units run one at a time in this process, or ``jobs`` at a time in workers, so the total is
 processes + results + min(jobs, units) x the largest per-unit peak.  Torch models' parameters
@@ -58,6 +59,9 @@ RESULT_ROW_BYTES = 100
 METRICS_PER_UNIT, METRIC_SLACK = 40, 6
 #: this process, and each worker process
 BASE_BYTES, WORKER_BYTES = 200 * 2**20, 150 * 2**20
+#: what torch adds to each process running a deep task (``vae``, ``lm``, ``diffusion``:
+#: their params have ``train_budget``; measured ~300 MiB)
+TORCH_BYTES = 400 * 2**20
 #: a task whose parameters give one replicate more than this is not built to measure it
 PROBE_LIMIT_BYTES = 256 * 2**20
 
@@ -104,7 +108,7 @@ class Estimate:
         """(name, bytes) of the largest term that the study or ``--jobs`` can reduce (not the
         interpreter of a single process)."""
         terms = {k: v for k, v in self.terms.items()
-                 if k != "processes" or v > BASE_BYTES} or self.terms
+                 if k != "processes" or v > BASE_BYTES + TORCH_BYTES} or self.terms
         return max(terms.items(), key=lambda kv: kv[1])
 
     def __str__(self) -> str:
@@ -207,7 +211,7 @@ def _guess(params: dict) -> _Shape | None:
     return _Shape(8 * width, n_real, 8 * width * n_test, False, False)
 
 
-def _probe(study, task_index: int, cache: dict) -> _Shape | None:
+def _probe(study, task_index: int, cache: dict, count: bool = True) -> _Shape | None:
     """The shape of ``study.tasks[task_index]``: built for one replicate, or guessed."""
     entry = study.tasks[task_index]
     key = json.dumps([entry.task, entry.task_params, entry.family, entry.family_params],
@@ -226,7 +230,7 @@ def _probe(study, task_index: int, cache: dict) -> _Shape | None:
             shape = _Shape(int(real[0, :1].nbytes) if real.shape[1] else 8, int(real.shape[1]),
                            int(test[0].nbytes),
                            hasattr(model, "statistics"), hasattr(model, "sample_statistics"),
-                           _count_metrics(study, entry, task))
+                           _count_metrics(study, entry, task) if count else METRICS_PER_UNIT)
         except Exception:  # the run reports its own error; estimate from the parameters
             shape = guess
     cache[key] = shape
@@ -279,9 +283,10 @@ def _unit(study, shape: _Shape, paradigm_index: int) -> tuple[dict[str, int], in
     return terms, R * T * shape.metrics
 
 
-def estimate(studies, *, jobs: int = 1) -> Estimate:
+def estimate(studies, *, jobs: int = 1, count_metrics: bool = True) -> Estimate:
     """An upper bound on the peak memory of running ``studies`` (a ``Study`` or the points of a
-    sweep) with ``jobs`` units at a time (see the module docstring).
+    sweep) with ``jobs`` units at a time (see the module docstring).  ``count_metrics=False``
+    takes ``METRICS_PER_UNIT`` metrics a unit instead of counting them (faster, larger).
 
     Raises nothing for a study that validates: a task that cannot be built is estimated from
     its parameters (the run then reports its error).
@@ -293,7 +298,7 @@ def estimate(studies, *, jobs: int = 1) -> Estimate:
     rows = units = 0
     for study in studies:
         for i in range(len(study.tasks)):
-            shape = _probe(study, i, cache)
+            shape = _probe(study, i, cache, count_metrics)
             for j in range(len(study.paradigms)):
                 units += 1
                 if shape is None:
@@ -305,7 +310,11 @@ def estimate(studies, *, jobs: int = 1) -> Estimate:
     concurrent = max(1, min(int(jobs), units))
     terms = {k: concurrent * v for k, v in peak_unit.items()}
     terms["results"] = rows * RESULT_ROW_BYTES
-    terms["processes"] = BASE_BYTES + (WORKER_BYTES * concurrent if jobs > 1 else 0)
+    deep = any("train_budget" in entry.task_params for study in studies
+               for entry in study.tasks)
+    per_process = TORCH_BYTES if deep else 0
+    terms["processes"] = BASE_BYTES + per_process + (
+        (WORKER_BYTES + per_process) * concurrent if jobs > 1 else 0)
     detail = {"results": f"{rows:,} result rows x {RESULT_ROW_BYTES} B"}
     if concurrent > 1:
         detail.update({k: f"{concurrent} units at a time" for k in peak_unit})
@@ -324,7 +333,9 @@ def check(studies, *, max_memory: "int | float | str | None" = None,
         ``max_memory`` is not a size.
     """
     limit, source = budget(max_memory)
-    est = estimate(studies, jobs=jobs)
+    est = estimate(studies, jobs=jobs, count_metrics=False)
+    if limit is not None and est.total > limit:  # count the metrics: a tighter bound
+        est = estimate(studies, jobs=jobs)
     if limit is not None and est.total > limit:
         name, size = est.largest
         how = f" ({est.detail[name]})" if name in est.detail else ""

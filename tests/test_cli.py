@@ -377,7 +377,9 @@ def test_presets_descriptions_are_not_rich_markup(monkeypatch):
     """Descriptions hold text like 'E[tr Sigma_t]': it must be shown, not eaten as markup."""
     import modelcollapse.cli as cli
 
-    monkeypatch.setattr(cli, "list_presets", lambda: {"p": "E[tr S] grows [/x]"})
+    monkeypatch.setattr(cli, "preset_records", lambda: [
+        {"name": "p", "extras": "", "data": "", "summary": "E[tr S] grows [/x]",
+         "description": "E[tr S] grows [/x]"}])
     result = CliRunner().invoke(app, ["presets"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, repr(result.exception)
     assert "E[tr S] grows [/x]" in result.stdout

@@ -1,35 +1,60 @@
-"""Command line: ``modelcollapse run | sweep | presets | validate | summary | profile | report |
-theory | verify | data``.
+"""Command line: ``modelcollapse run | sweep | presets | validate | summary | profile | ledger |
+report | theory | verify | data``.
 
 Bad input prints one line ``error: <field>: <what is allowed>`` and exits with code 2, before
-anything is written.
+anything is written.  Tables never cut a cell (``cli_output.show``); every command that prints a
+table takes ``--format table|csv|json`` (csv and json on stdout).  Importing this module is light
+(typer and rich only): pandas, numpy, pydantic and the engine load inside the commands that use
+them, so ``modelcollapse --help`` starts fast.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .config import StudyError, list_presets, load_study, study_hash
+from . import cli_output as _out
+from .cli_output import check_format, emit_frame, emit_records, show
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=True, no_args_is_help=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="A laboratory for model-data feedback loops (model collapse).")
-console = Console()
-err_console = Console(stderr=True)
+
+#: the --format option of every command that prints a table
+FormatOption = Annotated[str, typer.Option(
+    "--format", "-f", help="table (fits the terminal, plain text in full when not a terminal) "
+    "| csv | json (on stdout)")]
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+    _out.fail(message, code)
+
+
+def _print(*args, **kwargs) -> None:
+    _out.console.print(*args, **kwargs)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        sys.stdout.write(f"modelcollapse {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="print the version and exit")] = False) -> None:
+    """A laboratory for model-data feedback loops (model collapse)."""
 
 
 def _fmt(x: float, lo: float, hi: float) -> str:
@@ -70,7 +95,7 @@ def print_summary(summary, title: str) -> None:
             table.add_row(f"  {escape(str(r.paradigm))}", _fmt(r.initial, r.initial_low, r.initial_high),
                           _fmt(r.final, r.final_low, r.final_high),
                           _fmt(r.ratio, r.ratio_low, r.ratio_high))
-    console.print(table)
+    show(table)
 
 
 @app.command()
@@ -83,8 +108,11 @@ def run(
         "--set", help="override a study field, e.g. --set n_seeds=50 "
         "--set task_params.n_samples=200 (repeatable)")] = None,
     jobs: Annotated[int, typer.Option(help="worker processes (>= 1)")] = 1,
-    plots: Annotated[bool, typer.Option(help="write PNG plots and report.html")] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
+    plots: Annotated[bool, typer.Option(
+        "--plots/--no-plots", help="write PNG plots and report.html")] = True,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="print nothing but errors (no progress, table or 'wrote' line)")
+    ] = False,
     resume: Annotated[bool, typer.Option(
         "--resume", help="continue the interrupted run in --out (default runs/<study name>) from "
         "its last checkpoint, or finish one stopped while writing its results; the same study "
@@ -103,24 +131,25 @@ def run(
 
     Examples: modelcollapse run; modelcollapse run kazdan2024-gaussian --set n_seeds=500
     """
-    with _api_errors(), _progress_bar(quiet) as progress:
+    with _api_errors(), _out.progress_reporter(quiet) as progress:
         from .api import run as run_api
 
         result = run_api(study, out=out, overrides=set_ or [], jobs=jobs, plots=plots,
                          resume=resume, progress=progress, max_memory=max_memory)
     manifest = result.manifest
-    if result.note:  # --resume of a finished run
-        console.print(result.note, highlight=False, soft_wrap=True, markup=False)
+    if quiet:
         return
-    if not quiet:
-        spec = manifest["study"]
-        print_summary(result.summary, f"{spec['name']}: risk at the last model-fitting "
-                      f"iteration vs iteration 0 (mean ± 95% CI half-width over "
-                      f"{spec['n_seeds']} seeds)")
-        print_profile(result.profile, f"{spec['name']}: collapse profile (Schaeffer et al. "
-                      "2025, Sec. 2)")
-    console.print(f"wrote {result.directory}/ ({manifest['files']['results.parquet']['rows']} "
-                  f"rows, {manifest['elapsed_seconds']:.1f} s)", highlight=False)
+    if result.note:  # --resume of a finished run
+        _print(result.note, highlight=False, soft_wrap=True, markup=False)
+        return
+    spec = manifest["study"]
+    print_summary(result.summary, f"{spec['name']}: risk at the last model-fitting "
+                  f"iteration vs iteration 0 (mean ± 95% CI half-width over "
+                  f"{spec['n_seeds']} seeds)")
+    print_profile(result.profile, f"{spec['name']}: collapse profile (Schaeffer et al. "
+                  "2025, Sec. 2)")
+    _print(f"wrote {result.directory}/ ({manifest['files']['results.parquet']['rows']} "
+           f"rows, {manifest['elapsed_seconds']:.1f} s)", highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -128,6 +157,7 @@ def _api_errors() -> Iterator[None]:
     """The API's exceptions as ``error: <one line>`` and exit 2 (an interruption: exit 130 with
     the --resume hint)."""
     from .api import RunInterrupted
+    from .config import StudyError
 
     try:
         yield
@@ -136,26 +166,6 @@ def _api_errors() -> Iterator[None]:
               f"command with --resume --out {exc.directory} to continue", code=130)
     except (StudyError, ValueError) as exc:
         _fail(str(exc))
-
-
-@contextmanager
-def _progress_bar(quiet: bool) -> Iterator[Callable]:
-    """A transient progress bar on stderr, fed by the API's ``progress`` callback."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[units]}"), TimeElapsedColumn(), console=err_console,
-                  disable=quiet, transient=True) as bar:
-        handle: list = []
-
-        def update(p) -> None:
-            units = f"iterations · {p.units}/{p.total_units} units" if p.total_units else ""
-            if not handle:
-                handle.append(bar.add_task(f"{p.name}: model-fitting iterations",
-                                           total=p.total_iterations, units=units))
-            bar.update(handle[0], completed=p.iterations, units=units)
-
-        yield update
 
 
 @app.command()
@@ -177,8 +187,10 @@ def sweep(
     resume: Annotated[bool, typer.Option(
         "--resume", help="continue the interrupted sweep in --out from its checkpoints (or "
         "finish it; a finished sweep: says it is complete)")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
-    plots: Annotated[bool, typer.Option(help="write PNG plots and report.html")] = True,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="print nothing but errors (no progress, no 'wrote' line)")] = False,
+    plots: Annotated[bool, typer.Option(
+        "--plots/--no-plots", help="write PNG plots and report.html")] = True,
     max_memory: Annotated[Optional[str], typer.Option(
         "--max-memory", help="memory budget, e.g. 4GiB or 512MB (default: 80% of physical "
         "memory); a run estimated to need more is refused before anything is written")] = None,
@@ -189,19 +201,21 @@ def sweep(
 
     Example: modelcollapse sweep examples/sweep.yaml --jobs 2
     """
-    with _api_errors(), _progress_bar(quiet) as progress:
+    with _api_errors(), _out.progress_reporter(quiet) as progress:
         from .api import sweep as sweep_api
 
         result = sweep_api(file, out=out, overrides=set_ or [], jobs=jobs, executor=executor,
                            address=address, resume=resume, plots=plots, progress=progress,
                            max_memory=max_memory)
     manifest = result.manifest
+    if quiet:
+        return
     if result.note:  # --resume of a finished sweep
-        console.print(result.note, highlight=False, soft_wrap=True, markup=False)
+        _print(result.note, highlight=False, soft_wrap=True, markup=False)
         return
     n_units = sum(len(p["study"]["tasks"]) * len(p["study"]["paradigms"])
                   for p in manifest["points"])
-    console.print(f"wrote {result.directory}/ ({len(manifest['points'])} points, {n_units} "
+    _print(f"wrote {result.directory}/ ({len(manifest['points'])} points, {n_units} "
                   f"units, {manifest['files']['results.parquet']['rows']} rows, "
                   f"{manifest['elapsed_seconds']:.1f} s; summary.csv, profile.csv"
                   f"{' and report.html' if plots else ''} by grid point)", highlight=False)
@@ -216,16 +230,106 @@ def report(directory: Annotated[Path, typer.Argument(help="run directory")]) -> 
         from .api import open_run
 
         path = open_run(directory).report()
-    console.print(f"wrote {path}", highlight=False)
+    _print(f"wrote {path}", highlight=False)
+
+
+#: built-in task -> the extras it needs (pip install 'modelcollapse[EXTRA]')
+TASK_EXTRAS = {"vae": ("torch",), "lm": ("torch", "text"), "diffusion": ("torch", "chem")}
+
+#: abbreviations a description's first sentence does not end at
+_ABBREVIATIONS = ("al", "Sec", "Fig", "Figs", "Thm", "Eq", "Def", "Defs", "e.g", "i.e", "cf",
+                  "vs", "resp", "approx", "Ref", "No", "Vol", "Tab", "App", "Prop", "Lem")
+
+
+def _first_sentence(text: str) -> str:
+    """The text up to its first sentence end (". " not after an abbreviation such as Fig.)."""
+    import re
+
+    start = 0
+    for match in re.finditer(r"\. ", text):
+        word = text[start:match.start()].rsplit(None, 1)[-1] if text[:match.start()].strip() else ""
+        if word.split("(")[-1] not in _ABBREVIATIONS and not word[-1:].isdigit():
+            return text[:match.start() + 1]
+    return text
+
+
+def _prepared_datasets() -> set[str]:
+    """Names of the datasets ``modelcollapse data prepare NAME`` builds (read from the source
+    modules' ``NAME = "..."`` lines, without importing them)."""
+    import re
+    from importlib.util import find_spec
+
+    names = set()
+    spec = find_spec("modelcollapse.data.sources")  # located, not executed (it imports numpy)
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        for path in sorted(Path(folder).glob("*.py")):
+            match = re.search(r'^NAME = "([^"]+)"', path.read_text(encoding="utf-8"), re.M)
+            if match:
+                names.add(match.group(1))
+    return names
+
+
+def preset_records() -> list[dict]:
+    """One dict per shipped preset: name, extras (the pip extras its tasks need), data (the
+    datasets to prepare first), summary (the description's first sentence), description (in
+    full).  Read from the YAML files alone (``extends:`` followed), no study validation."""
+    from importlib import resources
+
+    import yaml
+
+    raw = {}
+    for entry in resources.files("modelcollapse.presets").iterdir():
+        if entry.name.endswith(".yaml"):
+            raw[entry.name[:-5]] = yaml.safe_load(entry.read_text()) or {}
+
+    def resolved(name: str, depth: int = 0) -> dict:
+        data = dict(raw.get(name) or {})
+        parent = data.get("extends")
+        if isinstance(parent, str) and parent in raw and depth < 10:
+            data = {**resolved(parent, depth + 1), **data}
+        return data
+
+    prepared = _prepared_datasets()
+    records = []
+    for name in sorted(raw):
+        data = resolved(name)
+        base_params = data.get("task_params") or {}
+        tasks = data.get("tasks") or [{"task": data.get("task"), "task_params": base_params}]
+        extras: list[str] = []
+        datasets: list[str] = []
+        for t in tasks:
+            t = t if isinstance(t, dict) else {"task": t}
+            params = {**base_params, **(t.get("task_params") or {})}
+            extras.extend(e for e in TASK_EXTRAS.get(str(t.get("task")), ()) if e not in extras)
+            dataset = params.get("dataset")
+            if isinstance(dataset, str) and dataset in prepared and dataset not in datasets:
+                datasets.append(dataset)
+        text = " ".join(str(data.get("description", "")).split())
+        records.append({"name": name, "extras": " ".join(extras), "data": " ".join(datasets),
+                        "summary": _first_sentence(text), "description": text})
+    return records
 
 
 @app.command()
-def presets() -> None:
-    """List the studies shipped with modelcollapse."""
-    table = Table("preset", "source / description", box=None, header_style="bold")
-    for name, desc in list_presets().items():
-        table.add_row(escape(name), escape(desc))
-    console.print(table)
+def presets(format: FormatOption = "table") -> None:
+    """List the studies shipped with modelcollapse, with what each needs: an extra (pip install
+    'modelcollapse[EXTRA]') and data to prepare (modelcollapse data prepare NAME).
+    --format csv/json adds the full description."""
+    check_format(format)
+    records = preset_records()
+    if format != "table":
+        emit_records(records, format)
+        return
+    table = Table("preset", "needs", "description (first sentence; full: --format json)",
+                  box=None, header_style="bold", pad_edge=False)
+    for r in records:
+        needs = []
+        if r["extras"]:
+            needs.append("pip install 'modelcollapse[" + ",".join(r["extras"].split()) + "]'")
+        needs.extend(f"modelcollapse data prepare {d}" for d in r["data"].split())
+        table.add_row(escape(r["name"]), escape("; ".join(needs)) or "-",
+                      escape(r["summary"]))
+    show(table)
 
 
 @app.command()
@@ -239,14 +343,16 @@ def validate(study: Annotated[str, typer.Argument(
     if Path(study).is_dir():
         _validate_run(Path(study))
         return
+    from .config import StudyError, load_study, study_hash
+
     try:
         spec = load_study(study, set_ or [])
     except StudyError as exc:
         _fail(str(exc))
-    console.print_json(json.dumps(spec.resolved()))
-    console.print(f"valid study {spec.name!r} (hash {study_hash(spec)})", highlight=False)
+    _out.console.print_json(json.dumps(spec.resolved()))
+    _print(f"valid study {spec.name!r} (hash {study_hash(spec)})", highlight=False)
     for line in spec.user_code():
-        console.print(f"[yellow]runs your code:[/] {escape(line)}", highlight=False,
+        _print(f"[yellow]runs your code:[/] {escape(line)}", highlight=False,
                       soft_wrap=True)
 
 
@@ -272,20 +378,20 @@ def _validate_run(directory: Path) -> None:
     if state == FINISHED:
         if problems:
             _fail(f"{directory}: " + "; ".join(problems) + "; the run was modified")
-        console.print(f"valid run {directory}: its files match the manifest's checksums",
+        _print(f"valid run {directory}: its files match the manifest's checksums",
                       highlight=False, soft_wrap=True, markup=False)
         return
     holder = lock_holder(directory)
     hint = f"continue it with the same command and --resume --out {directory}"
     if holder is not None:
-        console.print(f"{directory}: unfinished: running ({holder}); its checkpoints are being "
+        _print(f"{directory}: unfinished: running ({holder}); its checkpoints are being "
                       "written", highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(1)
     if state == UNSEALED:  # its checkpoints are no longer used
         if problems:
             _fail(f"{directory}: unfinished (stopped while writing its results): "
                   + "; ".join(problems) + "; the run was modified")
-        console.print(f"{directory}: unfinished: stopped while writing its results "
+        _print(f"{directory}: unfinished: stopped while writing its results "
                       f"(results.parquet matches its checksum); {hint}", highlight=False,
                       soft_wrap=True, markup=False)
         raise typer.Exit(1)
@@ -299,7 +405,7 @@ def _validate_run(directory: Path) -> None:
     partial = len([p for p in root.glob("*/state.npz") if not (p.parent / "result.npz").exists()])
     checked = "its checkpoints are intact" if hasattr(checkpoints, "verify") else (
         "its checkpoints are not checksummed")
-    console.print(f"{directory}: unfinished: interrupted ({done} units finished, {partial} in "
+    _print(f"{directory}: unfinished: interrupted ({done} units finished, {partial} in "
                   f"progress); {checked}; {hint}", highlight=False, soft_wrap=True,
                   markup=False)
     raise typer.Exit(1)
@@ -315,16 +421,22 @@ def _open(directory: Path):
 
 
 @app.command()
-def summary(directory: Annotated[Path, typer.Argument(help="run directory")]) -> None:
-    """Print the final-vs-initial table of a finished run (its files verified first)."""
+def summary(directory: Annotated[Path, typer.Argument(help="run directory")],
+            format: FormatOption = "table") -> None:
+    """Print the final-vs-initial table of a finished run (its files verified first); csv and
+    json give every column of summary.csv (means, CI bounds, ratios) in full precision."""
+    check_format(format)
     from .report.summary import final_vs_initial
     from .results.manifest import point_maps
 
     run = _open(directory)
     results, manifest = run.results, run.manifest
     _, point_risk = point_maps(manifest)
-    print_summary(final_vs_initial(results, manifest.get("risk_metrics", {}),
-                                   point_risk=point_risk), str(directory))
+    table = final_vs_initial(results, manifest.get("risk_metrics", {}), point_risk=point_risk)
+    if format != "table":
+        emit_frame(table, format)
+        return
+    print_summary(table, str(directory))
 
 
 SYMBOLS = {"occurs": "[red]✓[/]", "does_not_occur": "[green]✗[/]",
@@ -347,16 +459,16 @@ def print_profile(profile, title: str) -> None:
             marks = dict(zip(cells.definition, cells.verdict))
             table.add_row(f"  {escape(str(paradigm))}",
                           *[SYMBOLS[marks.get(d, "not_applicable")] for d in DEFINITIONS])
-    console.print(table)
+    show(table)
     if "reason" in profile:
         unsure = profile[profile.verdict == "inconclusive"]
         for reason, n in unsure.reason.fillna("").value_counts().items():
-            console.print(f"[yellow]?[/] x{n}: {escape(str(reason))}", highlight=False)
+            _print(f"[yellow]?[/] x{n}: {escape(str(reason))}", highlight=False)
     first = profile.iloc[0] if len(profile) else None
     control = (f"family-wise alpha {first.alpha:g} (Holm over all verdicts), "
                f"{first.n_seeds} seeds, horizon: iteration {first.last_iteration}. "
                if first is not None and "alpha" in profile else "")
-    console.print("[dim]✓ collapse occurs · ✗ does not occur · ? inconclusive (not detected "
+    _print("[dim]✓ collapse occurs · ✗ does not occur · ? inconclusive (not detected "
                   "either way) · – not applicable; " + control
                   + "; ".join(f"{k}: {v}" for k, v in DEFINITIONS.items())
                   + ". Tests, p-values, reasons: modelcollapse profile DIR --format csv; "
@@ -366,8 +478,7 @@ def print_profile(profile, title: str) -> None:
 @app.command("profile")
 def profile_command(
     directory: Annotated[Path, typer.Argument(help="run directory")],
-    format: Annotated[str, typer.Option("--format", "-f",
-                                        help="table | json | csv")] = "table",
+    format: FormatOption = "table",
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", help="a profile threshold, e.g. --set catastrophic_ratio=5 (repeatable; see "
         "modelcollapse.profile.ProfileSettings)")] = None,
@@ -379,8 +490,7 @@ def profile_command(
     from .profile import ProfileSettings, collapse_profile
     from .results.manifest import point_maps
 
-    if format not in ("table", "json", "csv"):
-        _fail(f"--format: {format!r} is not allowed; allowed: table, json, csv")
+    check_format(format)
     overrides = {}
     for item in set_ or []:
         key, sep, value = item.partition("=")
@@ -400,10 +510,8 @@ def profile_command(
     specs = manifest.get("profile_specs")
     point_specs, _ = point_maps(manifest)
     profile = collapse_profile(results, specs, settings, point_specs=point_specs)
-    if format == "json":
-        sys.stdout.write(profile.to_json(orient="records", indent=1) + "\n")
-    elif format == "csv":
-        sys.stdout.write(profile.to_csv(index=False))
+    if format != "table":
+        emit_frame(profile, format)
     else:
         print_profile(profile, f"{directory}: collapse profile")
 
@@ -427,10 +535,12 @@ def theory(
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", help="a parameter, e.g. --set n_features=10 (repeatable)")] = None,
     iterations: Annotated[int, typer.Option(help="print iterations 0 .. N-1")] = 10,
+    format: FormatOption = "table",
 ) -> None:
     """Closed-form predictions (modelcollapse.theory), e.g.
     modelcollapse theory accumulate_risk --set n_features=10 --set n_samples=100
     --set noise_variance=1"""
+    check_format(format)
     import difflib
     import inspect
 
@@ -438,11 +548,17 @@ def theory(
 
     names = [n for n in th.__all__ if callable(getattr(th, n)) and not n[0].isupper()]
     if function is None:
-        table = Table("function", "what (source)", box=None, header_style="bold")
+        records = []
         for name in names:
             doc = (inspect.getdoc(getattr(th, name)) or "").splitlines()
-            table.add_row(name, escape(doc[0] if doc else ""))
-        console.print(table)
+            records.append({"function": name, "what": doc[0] if doc else ""})
+        if format != "table":
+            emit_records(records, format)
+            return
+        table = Table("function", "what (source)", box=None, header_style="bold")
+        for r in records:
+            table.add_row(r["function"], escape(r["what"]))
+        show(table)
         return
     if function not in names:
         close = difflib.get_close_matches(function, names, n=3)
@@ -457,41 +573,57 @@ def theory(
 
             t = np.arange(iterations)
             values = np.asarray(fn(t, **params), dtype=float)
+            if format != "table":
+                emit_records([{"iteration": int(it), function: float(v)}
+                              for it, v in zip(t, values)], format)
+                return
             table = Table("iteration", function, box=None, header_style="bold")
             for it, v in zip(t, values):
                 table.add_row(str(it), f"{v:.6g}")
-            console.print(table)
+            show(table)
+        elif format != "table":
+            emit_records([{function: fn(**params)}], format)
         else:
-            console.print(f"{function} = {fn(**params)}", highlight=False)
+            _print(f"{function} = {fn(**params)}", highlight=False)
     except (TypeError, ValueError) as exc:
         needed = ", ".join(p for p in signature.parameters if p != "t")
         _fail(f"theory {function}: {exc} (parameters: {needed})")
 
 
 @app.command()
-def verify(seed: Annotated[int, typer.Option(help="root seed of the simulations")] = 0) -> None:
+def verify(seed: Annotated[int, typer.Option(help="root seed of the simulations")] = 0,
+           format: FormatOption = "table") -> None:
     """Run every theory-vs-simulation check at a fast size; print predicted vs simulated values
     at the last compared iteration and the bootstrap p-value of the whole-curve test; exit 1 if
     any check fails."""
-    from rich.progress import Progress
-
+    check_format(format)
     from .checks import PREDICTIONS, run_verify
 
-    with Progress(console=err_console, transient=True) as bar:
-        handle = bar.add_task("theory checks", total=len(PREDICTIONS))
-        table = run_verify(seed=seed, on_check=lambda row: bar.advance(handle))
-    level = float(table.level.iloc[0]) if len(table) else 0.0
-    out = Table("check", "predicted", "simulated", "± s.e.", "max|z|", "p-value", "", box=None,
-                header_style="bold", title=f"theory vs simulation (seed {seed}; pass: p-value "
-                f">= {level:.2g}; sources: python -c 'from modelcollapse.checks import "
-                "PREDICTIONS')", title_justify="left")
-    for r in table.itertuples():
-        out.add_row(r.check, f"{r.predicted:.5g}", f"{r.simulated:.5g}", f"{r.std_error:.2g}",
-                    f"{r.max_z:.2f}", f"{r.p_value:.2g}",
-                    "[green]pass[/]" if r.passed else "[red]FAIL[/]")
-    console.print(out)
+    if _out.err_console.is_terminal:
+        from rich.progress import Progress
+
+        with Progress(console=_out.err_console, transient=True) as bar:
+            handle = bar.add_task("theory checks", total=len(PREDICTIONS))
+            table = run_verify(seed=seed, on_check=lambda row: bar.advance(handle))
+    else:
+        table = run_verify(seed=seed)
     failed = int((~table.passed.astype(bool)).sum())
-    console.print(f"{len(table) - failed}/{len(table)} checks passed", highlight=False)
+    if format != "table":
+        emit_frame(table, format)
+        if failed:
+            raise typer.Exit(1)
+        return
+    level = float(table.level.iloc[0]) if len(table) else 0.0
+    shown = Table("check", "predicted", "simulated", "± s.e.", "max|z|", "p-value", "",
+                  box=None, header_style="bold", title=f"theory vs simulation (seed {seed}; "
+                  f"pass: p-value >= {level:.2g}; sources: python -c 'from modelcollapse.checks "
+                  "import PREDICTIONS')", title_justify="left")
+    for r in table.itertuples():
+        shown.add_row(escape(str(r.check)), f"{r.predicted:.5g}", f"{r.simulated:.5g}",
+                      f"{r.std_error:.2g}", f"{r.max_z:.2f}", f"{r.p_value:.2g}",
+                      "[green]pass[/]" if r.passed else "[red]FAIL[/]")
+    show(shown)
+    _print(f"{len(table) - failed}/{len(table)} checks passed", highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -513,11 +645,14 @@ _LEDGER_HEADERS = {"iteration": "it", "synthetic_to_real_ratio": "syn/real",
 @app.command()
 def ledger(directory: Annotated[Path, typer.Argument(help="run directory")],
            csv: Annotated[Optional[Path], typer.Option(
-               "--csv", help="where to write the CSV (default: RUN_DIR/ledger.csv)")] = None
-           ) -> None:
+               "--csv", help="where to write the CSV (default with --format table: "
+               "RUN_DIR/ledger.csv; with --format csv or json: no file unless --csv is given)")
+           ] = None,
+           format: FormatOption = "table") -> None:
     """Print the provenance ledger of a run (and write it as CSV): per iteration, the real and
     synthetic rows trained on, synthetic rows by source iteration, what each curation policy
     flagged or dropped, and the synthetic-to-real ratio (means over seeds)."""
+    check_format(format)
     from .report.ledger import ledger_table
     from .report.sweep import points_as_tasks
     from .results.store import atomic_write
@@ -527,6 +662,11 @@ def ledger(directory: Annotated[Path, typer.Argument(help="run directory")],
     # a sweep: one ledger per grid point ("<task>@p<point>"), never averaged across points
     results, _, _ = points_as_tasks(results, manifest)
     table = ledger_table(results)
+    if format != "table":
+        if csv is not None:
+            atomic_write(Path(csv), lambda tmp: table.to_csv(tmp, index=False))
+        emit_frame(table, format)
+        return
     target = Path(csv) if csv is not None else Path(directory) / "ledger.csv"
     atomic_write(target, lambda tmp: table.to_csv(tmp, index=False))
     for (task, paradigm), rows in table.groupby(["task", "paradigm"], sort=False, observed=True):
@@ -544,8 +684,8 @@ def ledger(directory: Annotated[Path, typer.Argument(help="run directory")],
             if sources:
                 cells.append(" ".join(f"{row[c]:.3g}" for c in sources if row[c] == row[c]))
             out.add_row(*cells)
-        console.print(out)
-    console.print(f"wrote {target}")
+        show(out)
+    _print(f"wrote {target}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -1,0 +1,169 @@
+"""Output helpers of the command line (``cli.py``, ``cli_data.py``): tables that never cut a
+cell, ``--format table|csv|json``, progress on stderr, one-line errors.
+
+Light to import (rich's console and table only): ``modelcollapse --help`` must not pay for pandas,
+numpy or pydantic.
+
+- In a terminal a table fits its width and wraps its cells (``overflow="fold"``: long words are
+  folded, never cut with an ellipsis).
+- Not a terminal (a file, a pipe, CI, a cluster log): the table is printed at its natural width,
+  every value in full, no colour.
+- ``--format csv|json``: the same rows as records on stdout (``emit_records``, ``emit_frame``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+__all__ = ["FORMATS", "console", "err_console", "fail", "check_format", "show", "emit_records",
+           "emit_frame", "progress_reporter"]
+
+FORMATS = ("table", "csv", "json")
+
+#: stdout and stderr consoles (module globals, looked up at each call: tests replace them)
+console = Console()
+err_console = Console(stderr=True)
+
+#: the widest plain-text table printed when stdout is not a terminal (characters)
+PLAIN_MAX_WIDTH = 100_000
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``error: <message>`` on one line of stderr and exit with ``code`` (2: bad input)."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def check_format(fmt: str) -> str:
+    """``fmt`` if it is one of ``FORMATS``; else one error line, exit 2."""
+    if fmt not in FORMATS:
+        fail(f"--format: {fmt!r} is not allowed; allowed: {', '.join(FORMATS)}")
+    return fmt
+
+
+def show(table: Table) -> None:
+    """Print ``table`` on stdout without ever cutting a cell.
+
+    Every column folds (``overflow="fold"``, wrapping allowed): in a terminal narrower than the
+    table, cells wrap; when stdout is not a terminal the table is rendered at its natural width
+    (up to ``PLAIN_MAX_WIDTH`` characters) as plain text.
+    """
+    for column in table.columns:
+        column.overflow = "fold"
+        column.no_wrap = False
+    out = console
+    if out.is_terminal:
+        out.print(table)
+        return
+    wide = Console(file=out.file, width=PLAIN_MAX_WIDTH, color_system=None, highlight=False,
+                   emoji=False)
+    width = wide.measure(table).maximum
+    plain = Console(file=out.file, width=max(width, 20), color_system=None, highlight=False,
+                    emoji=False)
+    buffer = io.StringIO()
+    plain.file = buffer
+    plain.print(table)
+    out.file.write("\n".join(line.rstrip() for line in buffer.getvalue().split("\n")))
+    out.file.flush()
+
+
+def _plain(value):
+    """A JSON/CSV-friendly scalar (numpy scalars to Python numbers)."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            return value.item()
+        except (ValueError, TypeError):
+            return value
+    return value
+
+
+def emit_records(records: Sequence[dict], fmt: str) -> None:
+    """Write ``records`` (one dict per row, the same keys) to stdout as CSV (a header row) or
+    JSON (a list of objects)."""
+    out = sys.stdout
+    rows = [{k: _plain(v) for k, v in r.items()} for r in records]
+    if fmt == "json":
+        out.write(json.dumps(rows, indent=1, ensure_ascii=False, default=str) + "\n")
+        return
+    keys: list[str] = []
+    for r in rows:
+        keys.extend(k for k in r if k not in keys)
+    writer = csv.DictWriter(out, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in r.items()})
+
+
+def emit_frame(frame, fmt: str) -> None:
+    """Write a pandas DataFrame to stdout as CSV or JSON records (every column, full precision)."""
+    if fmt == "json":
+        sys.stdout.write(frame.to_json(orient="records", indent=1) + "\n")
+    else:
+        sys.stdout.write(frame.to_csv(index=False))
+
+
+@contextmanager
+def progress_reporter(quiet: bool, *, every_fraction: float = 0.1, every_seconds: float = 30.0,
+                      first_after: float = 2.0) -> Iterator[Callable]:
+    """A ``progress`` callback for ``api.run``/``api.sweep``.
+
+    Quiet: a no-op.  stderr a terminal: a transient rich progress bar.  Otherwise (a log file,
+    CI): one plain line ``<study>: <done>/<total> model-fitting iterations, <seconds> s`` on stderr
+    each time another ``every_fraction`` of the iterations is done or ``every_seconds`` passed,
+    and at the end -- but only once ``first_after`` seconds have passed (a quick run, or one
+    that fails at once, prints nothing).
+    """
+    if quiet:
+        yield lambda p: None
+        return
+    if err_console.is_terminal:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn)
+
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[units]}"), TimeElapsedColumn(),
+                      console=err_console, transient=True) as bar:
+            handle: list = []
+
+            def update(p) -> None:
+                units = (f"iterations · {p.units}/{p.total_units} units" if p.total_units
+                         else "")
+                if not handle:
+                    handle.append(bar.add_task(f"{p.name}: model-fitting iterations",
+                                               total=p.total_iterations, units=units))
+                bar.update(handle[0], completed=p.iterations, units=units)
+
+            yield update
+        return
+    start = time.perf_counter()
+    state = {"step": 0, "time": start}
+
+    def plain(p) -> None:
+        total = max(int(p.total_iterations or 0), 1)
+        done = int(p.iterations)
+        step = int(done / total / every_fraction) if every_fraction > 0 else 0
+        now = time.perf_counter()
+        if now - start < first_after:
+            return
+        if step <= state["step"] and now - state["time"] < every_seconds and done < total:
+            return
+        if done >= total and state.get("finished"):
+            return
+        state.update(step=max(step, state["step"]), time=now, finished=done >= total)
+        units = f" ({p.units}/{p.total_units} units)" if p.total_units else ""
+        sys.stderr.write(f"{p.name}: {done}/{total} model-fitting iterations{units}, "
+                         f"{now - start:.1f} s\n")
+        sys.stderr.flush()
+
+    yield plain

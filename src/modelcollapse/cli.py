@@ -291,7 +291,7 @@ def preset_records() -> list[dict]:
 
     prepared = _prepared_datasets()
     records = []
-    for name in sorted(raw):
+    for name in sorted(raw, key=lambda n: n + ".yaml"):  # the order of list_presets
         data = resolved(name)
         base_params = data.get("task_params") or {}
         tasks = data.get("tasks") or [{"task": data.get("task"), "task_params": base_params}]

@@ -52,23 +52,43 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def show(table: Table) -> None:
+def _cell_width(cell) -> int:
+    from rich.text import Text
+
+    if isinstance(cell, str):
+        return max((Text.from_markup(line).cell_len for line in cell.split("\n")), default=0)
+    return 0
+
+
+def show(table: Table, keep: int = 1) -> None:
     """Print ``table`` on stdout without ever cutting a cell.
 
     Every column folds (``overflow="fold"``, wrapping allowed): in a terminal narrower than the
-    table, cells wrap; when stdout is not a terminal the table is rendered at its natural width
-    (up to ``PLAIN_MAX_WIDTH`` characters) as plain text.
+    table, cells wrap; the first ``keep`` columns (names to copy: presets, checks, tasks) keep
+    their longest cell on one line while that takes at most half the terminal.  When stdout is
+    not a terminal the table is rendered at its natural width (up to ``PLAIN_MAX_WIDTH``
+    characters) as plain text, trailing spaces removed.
     """
     for column in table.columns:
         column.overflow = "fold"
         column.no_wrap = False
     out = console
+    for column in table.columns[:keep]:
+        longest = max([_cell_width(c) for c in column._cells] + [_cell_width(column.header)])
+        if longest <= out.width // 2:
+            column.min_width = max(column.min_width or 0, longest)
+        elif out.is_terminal and _natural_width(out, table) > out.width:
+            _show_stacked(table)
+            return
+    title = _cell_width(table.title) if table.title else 0
     if out.is_terminal:
+        if title:  # the title on as few lines as the terminal allows, not the table's width
+            table.min_width = max(table.min_width or 0, min(title, out.width))
         out.print(table)
         return
-    wide = Console(file=out.file, width=PLAIN_MAX_WIDTH, color_system=None, highlight=False,
-                   emoji=False)
-    width = wide.measure(table).maximum
+    if title:
+        table.min_width = max(table.min_width or 0, min(title, PLAIN_MAX_WIDTH))
+    width = _natural_width(out, table)
     plain = Console(file=out.file, width=max(width, 20), color_system=None, highlight=False,
                     emoji=False)
     buffer = io.StringIO()
@@ -76,6 +96,27 @@ def show(table: Table) -> None:
     plain.print(table)
     out.file.write("\n".join(line.rstrip() for line in buffer.getvalue().split("\n")))
     out.file.flush()
+
+
+def _natural_width(out: Console, table: Table) -> int:
+    """The table's width with no limit (rich caps a measurement at the console's width)."""
+    return out.measure(table, options=out.options.update_width(PLAIN_MAX_WIDTH)).maximum
+
+
+def _show_stacked(table: Table) -> None:
+    """A table too wide for the terminal whose first column holds long names: each row as its
+    name on one line, then ``header value`` pairs of the other columns on the next (wrapped)."""
+    out = console
+    if table.title:
+        out.print(table.title)
+    headers = [str(c.header) for c in table.columns]
+    cells = [list(c._cells) for c in table.columns]
+    for i in range(table.row_count):
+        out.print(cells[0][i] if isinstance(cells[0][i], str) else "", soft_wrap=True)
+        pairs = [f"{h + ' ' if h else ''}{col[i]}" for h, col in zip(headers[1:], cells[1:])
+                 if isinstance(col[i], str) and col[i].strip()]
+        if pairs:
+            out.print("    " + "  ".join(pairs), highlight=False)
 
 
 def _plain(value):

@@ -278,3 +278,13 @@ def test_help_imports_no_heavy_module():
 def test_presets_imports_no_heavy_module():
     modules = imported("presets")
     assert not modules & set(HEAVY), modules & set(HEAVY)
+
+
+def test_validate_not_a_terminal_is_plain_json():
+    result = invoke("validate", "gerstgrasser2024-diffusion")
+    assert result.exit_code == 0, result.stderr
+    body, _, tail = result.stdout.rpartition("valid study")
+    resolved = json.loads(body)
+    assert resolved["description"].endswith("5 seeds.")  # whole, one JSON string
+    assert ELLIPSIS not in result.stdout and "hash" in tail
+    assert any(len(line) > 200 for line in body.splitlines())  # not re-wrapped at 80

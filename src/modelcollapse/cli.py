@@ -349,8 +349,12 @@ def validate(study: Annotated[str, typer.Argument(
         spec = load_study(study, set_ or [])
     except StudyError as exc:
         _fail(str(exc))
-    _out.console.print_json(json.dumps(spec.resolved()))
-    _print(f"valid study {spec.name!r} (hash {study_hash(spec)})", highlight=False)
+    if _out.console.is_terminal:
+        _out.console.print_json(json.dumps(spec.resolved()))
+    else:  # plain JSON, every line whole (rich would wrap long strings)
+        _out.console.file.write(json.dumps(spec.resolved(), indent=2) + "\n")
+    _print(f"valid study {spec.name!r} (hash {study_hash(spec)})", highlight=False,
+           soft_wrap=True)
     for line in spec.user_code():
         _print(f"[yellow]runs your code:[/] {escape(line)}", highlight=False,
                       soft_wrap=True)

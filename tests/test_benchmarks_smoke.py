@@ -14,3 +14,46 @@ def test_bench_batched_runs_and_agrees():
         capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert "agreement check: PASSED" in res.stdout
+
+
+def test_bench_end_to_end_quick_prints_every_row():
+    """--quick runs every measurement (no timing asserted) and prints each row and verdict."""
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_end_to_end.py"), "--quick"],
+        capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    out = res.stdout
+    lines = out.splitlines()
+    for family in ("gaussian", "linear_regression"):
+        for paradigm in ("replace", "accumulate"):
+            # one row in the whole-process table and one in the engine table
+            rows = [ln for ln in lines if ln.startswith(f"{family} {paradigm} ")]
+            assert len(rows) == 2, (family, paradigm, out)
+            assert all(ln.rstrip().endswith("met") for ln in rows), rows
+    for label in ("run, 1 seed x 1 iteration (report+plots)",
+                  "run, 1 seed x 1 iteration --no-plots",
+                  "modelcollapse --help", "modelcollapse presets"):
+        assert any(ln.startswith(label) for ln in lines), (label, out)
+    for how in ("modelcollapse sweep --no-plots", "run_sweep in process"):
+        for jobs in (1, 2):
+            assert any(ln.split()[:len(how.split()) + 1] == how.split() + [str(jobs)]
+                       for ln in lines), (how, jobs, out)
+    assert "RNG floor" in out and "per-seed script" in out
+    assert any(ln.startswith("targets met: ") and ln.endswith(" of 13") for ln in lines), out
+    assert "load average before" in out and "load average after" in out
+
+
+def test_per_seed_reference_runs_and_writes_csv(tmp_path):
+    """The per-seed script the benchmark compares against: a CSV row per seed, iteration and
+    metric, and a sane final value (Gaussian replace shrinks the covariance trace)."""
+    out = tmp_path / "r.csv"
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "per_seed_reference.py"), "gaussian",
+         "replace", "--seeds", "3", "--iterations", "4", "--samples", "20", "--out", str(out)],
+        capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    rows = out.read_text().splitlines()
+    assert rows[0] == "seed,iteration,metric,value"
+    assert len(rows) == 1 + 3 * 4 * 3
+    ratios = [float(r.split(",")[3]) for r in rows[1:] if ",cov_trace_ratio," in r]
+    assert len(ratios) == 12 and all(0 < r < 2 for r in ratios)

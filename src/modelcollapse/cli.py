@@ -349,10 +349,7 @@ def validate(study: Annotated[str, typer.Argument(
         spec = load_study(study, set_ or [])
     except StudyError as exc:
         _fail(str(exc))
-    if _out.console.is_terminal:
-        _out.console.print_json(json.dumps(spec.resolved()))
-    else:  # plain JSON, every line whole (rich would wrap long strings)
-        _out.console.file.write(json.dumps(spec.resolved(), indent=2) + "\n")
+    _out.console.print_json(json.dumps(spec.resolved()))  # soft-wrapped: lines whole
     _print(f"valid study {spec.name!r} (hash {study_hash(spec)})", highlight=False,
            soft_wrap=True)
     for line in spec.user_code():

@@ -222,6 +222,9 @@ def test_version():
 def test_completion_enabled_and_help_clean():
     result = invoke("--help")
     assert "--install-completion" in result.stdout and "--version" in result.stdout
+    for text in (result.stdout, invoke("data", "--help").stdout):
+        commands = text.split("Commands:")[1]
+        assert "..." not in commands  # command summaries whole (short_help), not cut
     run_help = invoke("run", "--help").stdout
     assert "<bool>" not in run_help and "--plots / --no-plots" in run_help
     assert "╭" not in run_help  # plain help, no boxes

@@ -30,7 +30,7 @@ app = typer.Typer(add_completion=True, no_args_is_help=False, pretty_exceptions_
 
 #: the --format option of every command that prints a table
 FormatOption = Annotated[str, typer.Option(
-    "--format", "-f", help="table (fits the terminal, plain text in full when not a terminal) "
+    "--format", "-f", metavar="FORMAT", help="table (fits the terminal, plain text in full when not a terminal) "
     "| csv | json (on stdout)")]
 
 
@@ -39,6 +39,9 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _print(*args, **kwargs) -> None:
+    """``console.print``; when stdout is not a terminal, lines are not re-wrapped at 80."""
+    if not _out.console.is_terminal:
+        kwargs.setdefault("soft_wrap", True)
     _out.console.print(*args, **kwargs)
 
 
@@ -98,16 +101,16 @@ def print_summary(summary, title: str) -> None:
     show(table)
 
 
-@app.command()
+@app.command(short_help="Run a study into a run directory.")
 def run(
     study: Annotated[Optional[str], typer.Argument(
         help="preset name or study YAML file (default: the 'default' preset on real data)")] = None,
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", help="run directory (default: runs/<study name>, never overwritten)")] = None,
+        "--out", "-o", metavar="DIR", help="run directory (default: runs/<study name>, never overwritten)")] = None,
     set_: Annotated[Optional[list[str]], typer.Option(
-        "--set", help="override a study field, e.g. --set n_seeds=50 "
+        "--set", metavar="KEY=VALUE", help="override a study field, e.g. --set n_seeds=50 "
         "--set task_params.n_samples=200 (repeatable)")] = None,
-    jobs: Annotated[int, typer.Option(help="worker processes (>= 1)")] = 1,
+    jobs: Annotated[int, typer.Option(metavar="N", help="worker processes (>= 1)")] = 1,
     plots: Annotated[bool, typer.Option(
         "--plots/--no-plots", help="write PNG plots and report.html")] = True,
     quiet: Annotated[bool, typer.Option(
@@ -119,7 +122,7 @@ def run(
         "and --set options are required. A finished run there: says it is complete (exit 0); "
         "nothing there: runs normally")] = False,
     max_memory: Annotated[Optional[str], typer.Option(
-        "--max-memory", help="memory budget, e.g. 4GiB or 512MB (default: 80% of physical "
+        "--max-memory", metavar="SIZE", help="memory budget, e.g. 4GiB or 512MB (default: 80% of physical "
         "memory); a run estimated to need more is refused before anything is written")] = None,
 ) -> None:
     """Run a study; write DIR/results.parquet, manifest.json, summary.csv, profile.csv,
@@ -168,15 +171,15 @@ def _api_errors() -> Iterator[None]:
         _fail(str(exc))
 
 
-@app.command()
+@app.command(short_help="Run a grid of studies into one results store.")
 def sweep(
     file: Annotated[str, typer.Argument(
         help="sweep file: a study file (extends: allowed) plus grid: a mapping of study fields "
         "to lists of values")],
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", help="run directory (default: runs/<name>, never overwritten)")] = None,
+        "--out", "-o", metavar="DIR", help="run directory (default: runs/<name>, never overwritten)")] = None,
     set_: Annotated[Optional[list[str]], typer.Option(
-        "--set", help="override a field of the base study, e.g. --set n_seeds=50 "
+        "--set", metavar="KEY=VALUE", help="override a field of the base study, e.g. --set n_seeds=50 "
         "(repeatable)")] = None,
     jobs: Annotated[int, typer.Option(
         help="local: worker processes; ray: CPUs of the local Ray instance it starts")] = 1,
@@ -192,7 +195,7 @@ def sweep(
     plots: Annotated[bool, typer.Option(
         "--plots/--no-plots", help="write PNG plots and report.html")] = True,
     max_memory: Annotated[Optional[str], typer.Option(
-        "--max-memory", help="memory budget, e.g. 4GiB or 512MB (default: 80% of physical "
+        "--max-memory", metavar="SIZE", help="memory budget, e.g. 4GiB or 512MB (default: 80% of physical "
         "memory); a run estimated to need more is refused before anything is written")] = None,
 ) -> None:
     """Run a grid of studies into one results store: DIR/results.parquet (the store's columns
@@ -221,7 +224,7 @@ def sweep(
                   f"{' and report.html' if plots else ''} by grid point)", highlight=False)
 
 
-@app.command()
+@app.command(short_help="Write a run's report.html.")
 def report(directory: Annotated[Path, typer.Argument(help="run directory")]) -> None:
     """Write DIR/report.html: one self-contained page with the collapse profile, the summary,
     the plots (with theory where it applies), provenance and the resolved study (the run's
@@ -310,7 +313,7 @@ def preset_records() -> list[dict]:
     return records
 
 
-@app.command()
+@app.command(short_help="List the shipped studies and what each needs.")
 def presets(format: FormatOption = "table") -> None:
     """List the studies shipped with modelcollapse, with what each needs: an extra (pip install
     'modelcollapse[EXTRA]') and data to prepare (modelcollapse data prepare NAME).
@@ -332,10 +335,10 @@ def presets(format: FormatOption = "table") -> None:
     show(table)
 
 
-@app.command()
+@app.command(short_help="Check a study file or a run directory.")
 def validate(study: Annotated[str, typer.Argument(
                  help="study YAML file, preset name, or a run directory")],
-             set_: Annotated[Optional[list[str]], typer.Option("--set")] = None) -> None:
+             set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="override a study field (repeatable)")] = None) -> None:
     """Check a study file and print the resolved study; or check a run directory: a finished
     run's files against the checksums in its manifest (exit 0 valid, 2 with one line if not);
     an unfinished run's state and checkpoints (exit 1 with its state and the --resume hint
@@ -421,7 +424,7 @@ def _open(directory: Path):
         return open_run(directory)
 
 
-@app.command()
+@app.command(short_help="A finished run's final-vs-initial table.")
 def summary(directory: Annotated[Path, typer.Argument(help="run directory")],
             format: FormatOption = "table") -> None:
     """Print the final-vs-initial table of a finished run (its files verified first); csv and
@@ -476,12 +479,12 @@ def print_profile(profile, title: str) -> None:
                   "docs/profile.md[/]")
 
 
-@app.command("profile")
+@app.command("profile", short_help="A finished run's collapse profile (eight definitions).")
 def profile_command(
     directory: Annotated[Path, typer.Argument(help="run directory")],
     format: FormatOption = "table",
     set_: Annotated[Optional[list[str]], typer.Option(
-        "--set", help="a profile threshold, e.g. --set catastrophic_ratio=5 (repeatable; see "
+        "--set", metavar="KEY=VALUE", help="a profile threshold, e.g. --set catastrophic_ratio=5 (repeatable; see "
         "modelcollapse.profile.ProfileSettings)")] = None,
 ) -> None:
     """The collapse profile of a finished run: a verdict for each of the eight definitions."""
@@ -529,12 +532,12 @@ def _parse_sets(items: list[str] | None, what: str) -> dict:
     return out
 
 
-@app.command()
+@app.command(short_help="Closed-form predictions of the theory.")
 def theory(
     function: Annotated[Optional[str], typer.Argument(
         help="a closed form, e.g. accumulate_risk (omit to list them all)")] = None,
     set_: Annotated[Optional[list[str]], typer.Option(
-        "--set", help="a parameter, e.g. --set n_features=10 (repeatable)")] = None,
+        "--set", metavar="KEY=VALUE", help="a parameter, e.g. --set n_features=10 (repeatable)")] = None,
     iterations: Annotated[int, typer.Option(help="print iterations 0 .. N-1")] = 10,
     format: FormatOption = "table",
 ) -> None:
@@ -591,7 +594,7 @@ def theory(
         _fail(f"theory {function}: {exc} (parameters: {needed})")
 
 
-@app.command()
+@app.command(short_help="Check the theory against simulation.")
 def verify(seed: Annotated[int, typer.Option(help="root seed of the simulations")] = 0,
            format: FormatOption = "table") -> None:
     """Run every theory-vs-simulation check at a fast size; print predicted vs simulated values
@@ -632,7 +635,8 @@ def verify(seed: Annotated[int, typer.Option(help="root seed of the simulations"
 def _register_data_commands() -> None:
     from .cli_data import data_app
 
-    app.add_typer(data_app, name="data", help="Real datasets: list and prepare (no downloads at "
+    app.add_typer(data_app, name="data", short_help="Real datasets: list and prepare.",
+                  help="Real datasets: list and prepare (no downloads at "
                   "run time; preparation reads system packages).")
 
 
@@ -643,7 +647,7 @@ _LEDGER_HEADERS = {"iteration": "it", "synthetic_to_real_ratio": "syn/real",
                    "real_weight_share": "real wt share"}
 
 
-@app.command()
+@app.command(short_help="A run's provenance ledger (real vs synthetic rows).")
 def ledger(directory: Annotated[Path, typer.Argument(help="run directory")],
            csv: Annotated[Optional[Path], typer.Option(
                "--csv", help="where to write the CSV (default with --format table: "

@@ -27,9 +27,9 @@ def _fail(message: str, code: int = 2) -> None:
     _out.fail(message, code)
 
 
-@data_app.command("list")
+@data_app.command("list", short_help="The registered datasets and whether they are prepared.")
 def list_command(format: Annotated[str, typer.Option(
-        "--format", "-f", help="table | csv | json (on stdout; with description, source and "
+        "--format", "-f", metavar="FORMAT", help="table | csv | json (on stdout; with description, source and "
         "path)")] = "table") -> None:
     """The registered datasets, their source and license, and whether they are prepared."""
     check_format(format)
@@ -48,7 +48,7 @@ def list_command(format: Annotated[str, typer.Option(
     show(table)
 
 
-@data_app.command("prepare")
+@data_app.command("prepare", short_help="Prepare one dataset into the cache.")
 def prepare_command(
     name: Annotated[str, typer.Argument(help="dataset name (see `data list`)")],
     force: Annotated[bool, typer.Option("--force", help="rebuild even if already prepared")] = False,

@@ -80,14 +80,12 @@ def show(table: Table, keep: int = 1) -> None:
         elif out.is_terminal and _natural_width(out, table) > out.width:
             _show_stacked(table)
             return
-    title = _cell_width(table.title) if table.title else 0
+    if table.title:  # on its own line(s): not squeezed to the table's width
+        title, table.title = table.title, None
+        out.print(title, soft_wrap=not out.is_terminal, highlight=False)
     if out.is_terminal:
-        if title:  # the title on as few lines as the terminal allows, not the table's width
-            table.min_width = max(table.min_width or 0, min(title, out.width))
         out.print(table)
         return
-    if title:
-        table.min_width = max(table.min_width or 0, min(title, PLAIN_MAX_WIDTH))
     width = _natural_width(out, table)
     plain = Console(file=out.file, width=max(width, 20), color_system=None, highlight=False,
                     emoji=False)

@@ -114,7 +114,8 @@ def run(
     plots: Annotated[bool, typer.Option(
         "--plots/--no-plots", help="write PNG plots and report.html")] = True,
     quiet: Annotated[bool, typer.Option(
-        "--quiet", "-q", help="print nothing but errors (no progress, table or 'wrote' line)")
+        "--quiet", "-q", help="print nothing but errors (no progress, table or 'wrote' line; "
+        "--resume of a finished run still says so)")
     ] = False,
     resume: Annotated[bool, typer.Option(
         "--resume", help="continue the interrupted run in --out (default runs/<study name>) from "
@@ -140,10 +141,10 @@ def run(
         result = run_api(study, out=out, overrides=set_ or [], jobs=jobs, plots=plots,
                          resume=resume, progress=progress, max_memory=max_memory)
     manifest = result.manifest
-    if quiet:
-        return
-    if result.note:  # --resume of a finished run
+    if result.note:  # --resume of a finished run: said even with -q (nothing was run)
         _print(result.note, highlight=False, soft_wrap=True, markup=False)
+        return
+    if quiet:
         return
     spec = manifest["study"]
     print_summary(result.summary, f"{spec['name']}: risk at the last model-fitting "
@@ -211,10 +212,10 @@ def sweep(
                            address=address, resume=resume, plots=plots, progress=progress,
                            max_memory=max_memory)
     manifest = result.manifest
-    if quiet:
-        return
-    if result.note:  # --resume of a finished sweep
+    if result.note:  # --resume of a finished sweep: said even with -q (nothing was run)
         _print(result.note, highlight=False, soft_wrap=True, markup=False)
+        return
+    if quiet:
         return
     n_units = sum(len(p["study"]["tasks"]) * len(p["study"]["paradigms"])
                   for p in manifest["points"])

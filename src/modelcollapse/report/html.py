@@ -21,21 +21,46 @@ __all__ = ["write_report"]
 
 SYMBOL = {"occurs": "✓", "does_not_occur": "✗", "inconclusive": "?", "not_applicable": "–"}
 CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222;
+       padding: 0 1em; }
 h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 .meta { color: #666; font-size: 0.9em; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: center; }
-th { background: #f5f5f5; } td.name { text-align: left; white-space: nowrap; }
-td.verdict-occurs { background: #fde2e1; color: #a40000; font-weight: bold; }
-td.verdict-does_not_occur { background: #e3f5e1; color: #1e6b1e; }
-td.verdict-not_applicable { color: #999; }
-td.verdict-inconclusive { background: #fff4d6; color: #7a5a00; }
-td small { display: block; font-weight: normal; color: #555; font-size: 0.75em; }
-img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
-.scroll { overflow-x: auto; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; max-width: 100%; }
+th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: center;
+         overflow-wrap: anywhere; }
+th { background: #f5f5f5; } td.name { text-align: left; }
+th small, td small { display: block; font-weight: normal; color: #555; font-size: 0.75em; }
+table.grid { width: 100%; table-layout: fixed; }
+table.grid th:first-child { width: 16%; }
+.verdict-occurs { background: #fde2e1; color: #a40000; }
+td.verdict-occurs { font-weight: bold; }
+.verdict-does_not_occur { background: #e3f5e1; color: #1e6b1e; }
+.verdict-not_applicable { color: #777; }
+.verdict-inconclusive { background: #fff4d6; color: #7a5a00; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr));
+         gap: 0.8em; }
+.card { border: 1px solid #ddd; border-radius: 4px; padding: 0.4em 0.6em; min-width: 0;
+        break-inside: avoid; font-size: 0.85em; }
+.card h3 { margin: 0.2em 0 0.4em; font-size: 1.05em; overflow-wrap: anywhere; }
+.card h3 small { font-weight: normal; color: #555; }
+.card ul { list-style: none; margin: 0; padding: 0; }
+.card li { display: flex; gap: 0.5em; padding: 0.3em; margin: 0.2em 0; border-radius: 3px;
+           overflow-wrap: anywhere; }
+.card li .sym { font-weight: bold; min-width: 1em; }
+.card li div { color: #222; min-width: 0; }
+.card li small { display: block; color: #555; font-size: 0.85em; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; margin: 0.5em 0; }
 .note { color: #a40000; }
-pre { background: #f8f8f8; padding: 1em; overflow-x: auto; font-size: 0.85em; }
+pre { background: #f8f8f8; padding: 1em; font-size: 0.85em; white-space: pre-wrap;
+      overflow-wrap: anywhere; }
+@media print {
+  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  body { max-width: none; margin: 0; padding: 0; font-size: 10pt; }
+  .cards { grid-template-columns: 1fr 1fr; }
+  .card, img, tr, li { break-inside: avoid; }
+  h2, h3 { break-after: avoid; }
+  th, td { padding: 0.2em 0.3em; }
+}
 """
 
 
@@ -77,34 +102,62 @@ def _definitions(profile: pd.DataFrame) -> dict[int, str]:
     return dict(sorted(names.items()))
 
 
+VERDICT_WORDS = {"occurs": "occurs", "does_not_occur": "does not occur",
+                 "inconclusive": "inconclusive", "not_applicable": "not applicable"}
+
+
+def _explain(r) -> str:
+    """One line that says what a profile cell means: the statistic with its interval, the
+    threshold and the adjusted p-value, or why it is inconclusive / not applicable."""
+    low, high = _num(getattr(r, "low", None)), _num(getattr(r, "high", None))
+    bounds = f" [{low or '-inf'}, {high or 'inf'}]" if low or high else ""
+    value, threshold = _num(getattr(r, "value", None)), _num(getattr(r, "threshold", None))
+    p_value = _num(getattr(r, "p_value", None))
+    statistic = _text(getattr(r, "statistic", "")) or "statistic"
+    parts = [f"{statistic} = {value}{bounds}" if value else "",
+             f"threshold {threshold}" if value and threshold else "",
+             f"adjusted p = {p_value}" if value and p_value else "",
+             _text(getattr(r, "reason", ""))]
+    return "; ".join(x for x in parts if x) or VERDICT_WORDS.get(r.verdict, str(r.verdict))
+
+
 def _profile_table(profile: pd.DataFrame) -> str:
+    """The collapse profile twice: a compact grid (a row per task and paradigm, a column per
+    definition, the symbol and its word in each cell) that fits any width, then a card per
+    task and paradigm with each verdict's statistic, interval, threshold, p-value, test and
+    detail written out (nothing only in a hover)."""
     columns = list(dict.fromkeys(zip(profile.task, profile.paradigm)))
-    head = "".join(f"<th>{_e(t)}<br><small>{_e(p)}</small></th>" for t, p in columns)
     cells = {(r.task, r.paradigm, int(r.definition)): r for r in profile.itertuples()}
-    rows = []
-    for d, name in _definitions(profile).items():
-        tds = []
-        for t, p in columns:
+    names = _definitions(profile)
+    head = "".join(f"<th>{d}<small>{_e(name)}</small></th>" for d, name in names.items())
+    rows, cards = [], []
+    for t, p in columns:
+        tds, items = [], []
+        for d, name in names.items():
             r = cells.get((t, p, d))
             if r is None:
-                tds.append('<td class="verdict-not_applicable">–</td>')
+                tds.append('<td class="verdict-not_applicable">–<small>not run</small></td>')
                 continue
-            low, high = _num(getattr(r, "low", None)), _num(getattr(r, "high", None))
-            bounds = f" [{low or '-inf'}, {high or 'inf'}]" if low or high else ""
-            p_value = _num(getattr(r, "p_value", None))
-            tip = "; ".join(x for x in (
-                f"{_text(getattr(r, 'statistic', ''))}: {_num(r.value)}{bounds}",
-                f"threshold {_num(getattr(r, 'threshold', None))}"
-                if _num(getattr(r, "threshold", None)) else "",
-                f"adjusted p = {p_value}" if p_value else "", _text(getattr(r, "test", "")),
-                _text(getattr(r, "reason", "")), _text(getattr(r, "detail", ""))) if x)
-            small = (f"<small>{_e(_num(r.value))}{_e(bounds)}</small>" if _num(r.value)
-                     else "")
-            tds.append(f'<td class="verdict-{_e(r.verdict)}" title="{_e(tip)}">'
-                       f"{SYMBOL.get(r.verdict, '?')}{small}</td>")
-        rows.append(f'<tr><td class="name">{d}. {_e(name)}</td>{"".join(tds)}</tr>')
-    return (f'<div class="scroll"><table id="collapse-profile"><thead><tr><th>definition</th>'
-            f'{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+            verdict, line = str(r.verdict), _explain(r)
+            tip = "; ".join(x for x in (line, _text(getattr(r, "test", "")),
+                                        _text(getattr(r, "detail", ""))) if x)
+            tds.append(f'<td class="verdict-{_e(verdict)}" title="{_e(tip)}">'
+                       f"{SYMBOL.get(verdict, '?')}<small>{_e(VERDICT_WORDS.get(verdict, verdict))}"
+                       "</small></td>")
+            more = "; ".join(x for x in (_text(getattr(r, "test", "")),
+                                         _text(getattr(r, "detail", ""))) if x)
+            items.append(
+                f'<li class="verdict-{_e(verdict)}"><span class="sym">'
+                f"{SYMBOL.get(verdict, '?')}</span><div><b>{d}. {_e(name)}: "
+                f"{_e(VERDICT_WORDS.get(verdict, verdict))}</b><br>{_e(line)}"
+                + (f"<small>{_e(more)}</small>" if more else "") + "</div></li>")
+        rows.append(f'<tr><td class="name">{_e(t)}<small>{_e(p)}</small></td>{"".join(tds)}</tr>')
+        cards.append(f'<div class="card"><h3>{_e(t)} <small>{_e(p)}</small></h3>'
+                     f'<ul>{"".join(items)}</ul></div>')
+    return (f'<table id="collapse-profile" class="grid"><thead><tr><th>task · paradigm</th>'
+            f'{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            "<h3>Each verdict in words</h3>"
+            f'<div id="profile-cards" class="cards">{"".join(cards)}</div>')
 
 
 def _ci_cell(row, name: str) -> str:
@@ -205,12 +258,29 @@ def _practices_table(effects: pd.DataFrame, baseline: str) -> str:
         f"<td>{fmt(r, 'risk_vs_baseline')}</td><td>{_e(r.tail_metric or '')}</td>"
         f"<td>{fmt(r, 'tail_ratio')}</td><td>{_e(_num(getattr(r, 'synthetic_share', np.nan)))}"
         "</td></tr>" for r in effects.itertuples())
-    return ('<div class="scroll"><table id="practices"><thead><tr><th>task</th><th>paradigm'
+    return ('<table id="practices"><thead><tr><th>task</th><th>paradigm'
             "</th><th>risk</th><th>risk last vs first</th>"
             f"<th>last risk − {_e(baseline)}</th><th>tail metric</th><th>tail last / first "
             "(ratio of means)</th>"
             "<th>synthetic share (last)</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table></div>")
+            f"<tbody>{rows}</tbody></table>")
+
+
+#: Settings of a paradigm entry that make it a practice (docs/practices.md).
+PRACTICE_KEYS = ("curation", "real_arrival", "initial_real", "scraping", "synthetic_growth")
+
+
+def practices_configured(studies: list[dict]) -> bool:
+    """Whether any resolved study in ``studies`` configures a practice: a paradigm with a
+    curation policy, real arrivals, an initial real size, scraping or its own synthetic growth,
+    or a study-wide synthetic growth other than constant."""
+    for study in studies:
+        if ((study.get("synthetic_growth") or {}).get("kind", "constant")) != "constant":
+            return True
+        for paradigm in study.get("paradigms") or []:
+            if isinstance(paradigm, dict) and any(paradigm.get(k) for k in PRACTICE_KEYS):
+                return True
+    return False
 
 
 def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
@@ -233,7 +303,7 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     FileNotFoundError
         If ``run_dir`` is not a run directory.
     """
-    from .plots import plot_provenance, plot_run
+    from .plots import LOG_RATIO, plot_provenance, plot_run
     from .summary import final_vs_initial
 
     from .sweep import label_points, points_as_tasks, unlabel_points
@@ -270,12 +340,28 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
                                     run_dir / "plots")
     plots = plot_run(results, run_dir / "plots", study)
     provenance = plot_provenance(results, run_dir / "plots" / "provenance.png")
+    from .overlays import theory_curves
     from .practices import plot_tail_vs_synthetic_share, practice_effects
 
-    baseline = "accumulate"
-    effects = practice_effects(results, specs, baseline)
-    tail_plot = plot_tail_vs_synthetic_share(results, specs,
-                                             run_dir / "plots" / "tail_vs_synthetic_share.png")
+    studies = ([p.get("study") or {} for p in manifest["points"]] if "points" in manifest
+               else [study])
+    practices_html = []
+    if practices_configured(studies):  # a section only when a practice was configured
+        baseline = "accumulate"
+        effects = practice_effects(results, specs, baseline)
+        tail_plot = plot_tail_vs_synthetic_share(
+            results, specs, run_dir / "plots" / "tail_vs_synthetic_share.png")
+        practices_html = [
+            "<h2>Practices: what each paradigm and policy changes</h2>",
+            "<p>Per paradigm (and curation policy): the risk and the tail metric at the last "
+            "iteration relative to iteration 0, the paired difference of the last risk from "
+            f"<code>{_e(baseline)}</code> (same seeds, same real data), and the synthetic share "
+            "of the last training set. Means with 95% confidence intervals over seeds.</p>",
+            _practices_table(effects, baseline),
+            *([_img(tail_plot)] if tail_plot is not None else [])]
+    n_iterations = int(results.iteration.max()) + 1 if len(results) else 0
+    theory = "points" not in manifest and any(
+        theory_curves(study, str(t), n_iterations) for t in results.task.unique())
 
     versions = ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items())
     sections = [
@@ -284,28 +370,25 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
         f'{_e(manifest.get("sweep_hash", manifest.get("study_hash", "")))} · created '
         f'{_e(manifest.get("created", ""))} · {_e(study.get("n_seeds", ""))} seeds × '
         f'{_e(study.get("n_iterations", ""))} model-fitting iterations · {_e(versions)}</p>',
-        f"<p>{_e(study.get('description', ''))}</p>",
+        *([f"<p>{_e(study['description'])}</p>"] if study.get("description") else []),
         *([sweep_html] if "points" in manifest else []),
         "<h2>Collapse profile</h2>",
         "<p>For each task and paradigm, whether model collapse occurs under each of the eight "
         "definitions of Schaeffer et al. 2025 (Sec. 2): ✓ occurs, ✗ does not occur (both "
         "decided at family-wise α over every verdict of the run, Holm), ? inconclusive (not "
-        "detected either way), – not applicable. Hover a cell for the statistic, its interval, "
-        "the threshold, the adjusted p-value, the test and the reason; docs/profile.md has "
-        "the rules.</p>",
+        "detected either way), – not applicable. The cards below the grid give each verdict's "
+        "statistic = value [confidence interval], the threshold it is compared with, the "
+        "adjusted p-value, the test and the reason; docs/profile.md has the rules.</p>",
         profile_html,
-        "<h2>Risk: last iteration vs iteration 0</h2>",
-        "<p>Mean and 95% confidence interval over seeds.</p>",
-        _summary_table(summary),
-        "<h2>Practices: what each paradigm and policy changes</h2>",
-        "<p>Per paradigm (and curation policy): the risk and the tail metric at the last "
-        "iteration relative to iteration 0, the paired difference of the last risk from "
-        f"<code>{_e(baseline)}</code> (same seeds, same real data), and the synthetic share of "
-        "the last training set. Means with 95% confidence intervals over seeds.</p>",
-        _practices_table(effects, baseline),
-        *([_img(tail_plot)] if tail_plot is not None else []),
+        *(["<h2>Risk: last iteration vs iteration 0</h2>",
+           "<p>Mean and 95% confidence interval over seeds.</p>",
+           _summary_table(summary)] if len(summary) else []),
+        *practices_html,
         "<h2>Metrics over model-fitting iterations</h2>",
-        "<p>Mean and 95% band per paradigm; dashed: closed-form theory where it applies.</p>",
+        "<p>Mean and 95% band per paradigm"
+        + ("; dashed: closed-form theory" if theory else "")
+        + f"; a panel whose curves span more than {LOG_RATIO:g}× is drawn on a log scale "
+        "(its title says so).</p>",
         *[f"<h3>{_e(p.stem)}</h3>{_img(p)}" for p in plots],
         "<h2>Provenance: real fraction of the training set</h2>",
         "<p>The synthetic-to-real ratio is (1 − f) / f; replace trains on synthetic data only "

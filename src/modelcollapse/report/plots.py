@@ -11,7 +11,44 @@ from ..metrics import PROVENANCE, info
 from ..results.store import atomic_write
 from .summary import mean_ci
 
-__all__ = ["plot_task", "plot_run", "plot_provenance", "plot_final_risk", "plot_verdicts"]
+__all__ = ["plot_task", "plot_run", "plot_provenance", "plot_final_risk", "plot_verdicts",
+           "wants_log", "integer_iterations", "grid_shape"]
+
+#: A panel's y axis is logarithmic when its positive plotted values span more than this ratio.
+LOG_RATIO = 100.0
+
+
+def wants_log(curves) -> bool:
+    """Whether a panel whose curves are ``curves`` (iterables of plotted values: means, theory)
+    reads better on a log y axis: every finite value is > 0 and max / min > ``LOG_RATIO``."""
+    values = np.concatenate([np.asarray(c, dtype=float).ravel() for c in curves] or [[]])
+    values = values[np.isfinite(values)]
+    if not len(values) or (values <= 0).any():
+        return False
+    return bool(values.max() / values.min() > LOG_RATIO)
+
+
+def paradigm_color(k: int, n: int):
+    """The colour of the k-th of ``n`` paradigms (in order of appearance): matplotlib's ten
+    default colours C0..C9 up to 10 paradigms, tab20 beyond (no colour repeats up to 20)."""
+    if n <= 10:
+        return f"C{k}"
+    import matplotlib
+
+    return matplotlib.colormaps["tab20"](k % 20)
+
+
+def integer_iterations(ax) -> None:
+    """Ticks of the x axis (model-fitting iterations) at whole numbers only."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
+def grid_shape(n: int, ncol: int = 3) -> tuple[int, int]:
+    """(rows, columns) of a grid of ``n`` panels, at most ``ncol`` per row."""
+    ncol = max(1, min(ncol, n))
+    return -(-n // ncol), ncol
 
 
 def _band(frame: pd.DataFrame) -> pd.DataFrame:
@@ -39,39 +76,57 @@ def plot_task(results: pd.DataFrame, task: str, path: Path,
     metrics = [m for m in data.metric.unique()
                if (m not in PROVENANCE or m == "synthetic_to_real_ratio")
                and not str(m).startswith("reference_")]
-    ncol = min(3, len(metrics))
-    nrow = int(np.ceil(len(metrics) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.4 * nrow), squeeze=False)
+    nrow, ncol = grid_shape(len(metrics))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.4 * nrow + 0.8), squeeze=False,
+                             layout="constrained")
+    # one colour per paradigm for the whole figure (in order of appearance), one legend below
+    order = list(dict.fromkeys(data.paradigm.astype(str)))
+    colors = {p: paradigm_color(k, len(order)) for k, p in enumerate(order)}
+    any_theory = False
     for ax, metric in zip(axes.ravel(), metrics):
         sub = data[data.metric == metric]
-        for k, (paradigm, frame) in enumerate(sub.groupby("paradigm", observed=True, sort=False)):
-            color = f"C{k}"
+        drawn, infinite = [], []  # the plotted means and theory curves: linear or log axis
+        for paradigm, frame in sub.groupby("paradigm", observed=True, sort=False):
+            color = colors[str(paradigm)]
             finite = frame[np.isfinite(frame.value)]
             band = _band(finite)
             if len(finite) < len(frame):  # e.g. the ratio under replace, or NLL of a collapsed fit
-                share = 1 - len(finite) / len(frame)
-                ax.plot([], [], color=color, ls=":", label=f"{paradigm}: {share:.0%} of values inf")
+                infinite.append(f"{paradigm} {1 - len(finite) / len(frame):.0%}")
             if band.empty:
                 continue
-            line, = ax.plot(band.iteration, band["mean"], color=color, label=str(paradigm), lw=1.6)
+            line, = ax.plot(band.iteration, band["mean"], color=color, label=str(paradigm), lw=1.6,
+                            marker="o" if len(band) == 1 else None, ms=4)
+            drawn.append(band["mean"].to_numpy())
             expected = (overlays or {}).get(metric, {}).get(str(paradigm))
             if expected is not None:
+                drawn.append(expected)
+                any_theory = True
                 ax.plot(np.arange(len(expected)), expected, color=color, ls="--", lw=1.2,
                         label=f"{paradigm}: theory")
             ax.fill_between(band.iteration, band.low, band.high, color=line.get_color(), alpha=0.2,
                             lw=0)
         meta = info(metric)
-        ax.set_title(metric, fontsize=10)
+        log = wants_log(drawn)
+        if log:  # curves orders of magnitude apart: a linear axis would flatten the small ones
+            ax.set_yscale("log")
+        title = f"{metric} (log scale)" if log else str(metric)
+        if infinite:  # named, not drawn: the share of infinite values per paradigm
+            title += "\n" + _wrap("inf values not drawn: " + (
+                infinite[0] if len(infinite) == 1 else f"{len(infinite)} paradigms"), 60)
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("model-fitting iteration")
         ax.set_ylabel(meta.units)
+        integer_iterations(ax)
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[len(metrics):]:
         ax.set_visible(False)
-    for ax in axes.ravel()[:len(metrics)]:
-        if any(lbl.endswith("inf") for lbl in ax.get_legend_handles_labels()[1]) or ax is axes.flat[0]:
-            ax.legend(fontsize=7)
+    handles = [plt.Line2D([], [], color=c, lw=1.6, label=p) for p, c in colors.items()]
+    if any_theory:
+        handles.append(plt.Line2D([], [], color="#444", ls="--", lw=1.2,
+                                  label="closed-form theory (dashed, paradigm's colour)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)),
+               fontsize=8)
     fig.suptitle(f"{task}: mean and 95% CI over seeds", fontsize=11)
-    fig.tight_layout()
     path = Path(path)
     atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
     plt.close(fig)
@@ -104,6 +159,19 @@ def plot_run(results: pd.DataFrame, directory: Path, study: dict | None = None) 
             for task in results.task.unique()]
 
 
+def _shared_legend(fig, axes, most: int) -> None:
+    """A legend in each panel with at most ``most`` lines, else one legend below the grid."""
+    panels = [ax for ax in axes.flat if ax.get_visible() and ax.get_lines()]
+    if all(len(ax.get_lines()) <= most for ax in panels):
+        for ax in panels:
+            ax.legend(fontsize=7)
+        return
+    handles, labels = max((ax.get_legend_handles_labels() for ax in panels),
+                          key=lambda h: len(h[1]))
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)),
+               fontsize=7)
+
+
 def plot_provenance(results: pd.DataFrame, path: Path) -> Path:
     """Real fraction n_real / n_train of the training set per task and paradigm (the
     synthetic-to-real ratio is (1 - f) / f)."""
@@ -113,9 +181,11 @@ def plot_provenance(results: pd.DataFrame, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     tasks = list(results.task.unique())
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.2), squeeze=False)
+    nrow, ncol = grid_shape(len(tasks))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 3.4 * nrow), squeeze=False,
+                             layout="constrained")
     prov = results[results.metric.isin(["n_real", "n_train"])]
-    for ax, task in zip(axes[0], tasks):
+    for ax, task in zip(axes.flat, tasks):
         sub = prov[prov.task == task].pivot_table(index=["paradigm", "iteration"],
                                                   columns="metric", values="value",
                                                   observed=True, aggfunc="mean")
@@ -125,15 +195,17 @@ def plot_provenance(results: pd.DataFrame, path: Path) -> Path:
             if paradigm not in sub.index.get_level_values(0):
                 continue
             frame = sub.xs(paradigm, level=0)
-            ax.plot(frame.index, frame["n_real"] / frame["n_train"], color=f"C{k}",
-                    label=paradigm)
+            ax.plot(frame.index, frame["n_real"] / frame["n_train"],
+                    color=paradigm_color(k, len(order)), label=paradigm)
         ax.set_title(str(task), fontsize=10)
         ax.set_xlabel("model-fitting iteration")
         ax.set_ylabel("real fraction of the training set")
         ax.set_ylim(-0.02, 1.02)
+        integer_iterations(ax)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    for ax in axes.flat[len(tasks):]:
+        ax.set_visible(False)
+    _shared_legend(fig, axes, 6)
     atomic_write(Path(path), lambda p: fig.savefig(p, dpi=100, format="png"))
     plt.close(fig)
     return Path(path)

@@ -85,7 +85,7 @@ def plot_tail_vs_synthetic_share(results: pd.DataFrame, specs: dict[str, dict],
                                  path: Path) -> Path | None:
     """Per task, the tail metric (mean over seeds) against the synthetic share of the training
     set, one line per paradigm with a marker per model-fitting iteration; None if no task has a
-    tail metric."""
+    tail metric.  A grid of at most 3 panels per row, one legend below it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,8 +96,12 @@ def plot_tail_vs_synthetic_share(results: pd.DataFrame, specs: dict[str, dict],
     tasks = [t for t in tasks if t[1] is not None]
     if not tasks:
         return None
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.4 * len(tasks), 3.4), squeeze=False)
-    for ax, (task, metric, higher) in zip(axes[0], tasks):
+    from .plots import grid_shape, paradigm_color
+
+    nrow, ncol = grid_shape(len(tasks))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.6 * nrow + 0.4), squeeze=False,
+                             layout="constrained")
+    for ax, (task, metric, higher) in zip(axes.flat, tasks):
         sub = results[(results.task == task)
                       & results.metric.isin([metric, "n_synthetic", "n_train"])]
         means = sub.pivot_table(index=["paradigm", "iteration"], columns="metric",
@@ -108,15 +112,19 @@ def plot_tail_vs_synthetic_share(results: pd.DataFrame, specs: dict[str, dict],
                 continue
             frame = means.xs(paradigm, level=0)
             share = frame["n_synthetic"] / frame["n_train"]
-            ax.plot(share, frame[metric], marker="o", ms=3, color=plt.cm.tab20(k % 20),
+            ax.plot(share, frame[metric], marker="o", ms=3, color=paradigm_color(k, len(order)),
                     label=paradigm)
         ax.set_title(str(task), fontsize=10)
         ax.set_xlabel("synthetic share of the training set")
         ax.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
         ax.set_xlim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.tight_layout()
+    for ax in axes.flat[len(tasks):]:
+        ax.set_visible(False)
+    handles, labels = max((ax.get_legend_handles_labels() for ax in axes.flat[:len(tasks)]),
+                          key=lambda h: len(h[1]))
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)),
+               fontsize=7)
     atomic_write(Path(path), lambda p: fig.savefig(p, dpi=100, format="png"))
     plt.close(fig)
     return Path(path)

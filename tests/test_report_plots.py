@@ -93,6 +93,8 @@ def test_panel_groups_wrap_into_rows_of_three(tmp_path, figures):
 
 
 def test_many_paradigms_get_distinct_colours():
-    colours = {str(plots.paradigm_color(k, 14)) for k in range(14)}
+    from matplotlib.colors import to_hex
+
+    colours = {to_hex(plots.paradigm_color(k, 14)) for k in range(14)}
     assert len(colours) == 14
     assert plots.paradigm_color(3, 4) == "C3"  # the default cycle up to ten paradigms

@@ -31,6 +31,7 @@ th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: center;
 th { background: #f5f5f5; } td.name { text-align: left; }
 th small, td small { display: block; font-weight: normal; color: #555; font-size: 0.75em; }
 table.grid { width: 100%; table-layout: fixed; }
+#summary, #practices { width: 100%; }
 table.grid th:first-child { width: 16%; }
 .verdict-occurs { background: #fde2e1; color: #a40000; }
 td.verdict-occurs { font-weight: bold; }

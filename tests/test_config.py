@@ -334,3 +334,19 @@ def test_deep_presets_define_a_paper_scale():
     for name in ("gerstgrasser2024-vae", "gerstgrasser2024-lm", "gerstgrasser2024-diffusion"):
         study = load_study(name, ["scale=paper"])
         assert study.scale == "paper" and study.n_seeds >= 3
+
+
+@pytest.mark.parametrize("source, overrides, hint", [
+    ("default", ["n_seed=3"], "did you mean 'n_seeds'?"),
+    ("kazdan-gaussian", [], "did you mean 'kazdan2024-gaussian'?"),
+    ("default", ["paradigms=[acumulate]"], "did you mean 'accumulate'?"),
+])
+def test_typos_get_did_you_mean(source, overrides, hint):
+    with pytest.raises(StudyError) as err:
+        load_study(source, overrides)
+    assert hint in str(err.value) and "\n" not in str(err.value)
+
+
+def test_label_noise_true_as_the_guide_writes_it():
+    study = load_study("gerstgrasser2024-linear-regression", ["task_params.label_noise=true"])
+    assert study.tasks[0].task_params["label_noise"] == "true"

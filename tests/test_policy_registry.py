@@ -106,7 +106,7 @@ def test_a_registered_policy_checks_its_params(plugins):
     assert str(exc.value) == ("paradigms.0.curation.0.weight: Input should be less than or "
                               "equal to 1")
     with pytest.raises(StudyError, match=r"^paradigms\.0\.curation\.0\.wieght: unknown field; "
-                                         r"allowed: policy, weight$"):
+                                         r"did you mean 'weight'\?; allowed: policy, weight$"):
         load_study("default", ["paradigms=[{name: replace, curation: "
                                "[{policy: drop_synthetic, wieght: 0.5}]}]"])
     spec = load_study("default", ["paradigms=[{name: replace, curation: "

@@ -25,6 +25,7 @@ Input rules (each breach is one line, ``StudyError``, before anything is written
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -371,7 +372,10 @@ class ParadigmSpec(_Strict):
     @classmethod
     def _known(cls, name: str) -> str:
         if name not in paradigms:
-            raise ValueError(f"{name!r} is not a paradigm; allowed: {', '.join(paradigms.names())}")
+            close = difflib.get_close_matches(name, paradigms.names(), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{name!r} is not a paradigm{hint}; allowed: "
+                             f"{', '.join(paradigms.names())}")
         return name
 
     @field_validator("curation", mode="before")
@@ -730,7 +734,9 @@ def _first_error(err: ValidationError, prefix: str = "",
         msg = msg[len("Value error, "):]
     if e["type"] == "extra_forbidden":
         allowed = _allowed_fields(model, raw_loc) if model is not None else []
-        msg = "unknown field" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+        close = difflib.get_close_matches(str(raw_loc[-1]), allowed, n=1) if raw_loc else []
+        msg = ("unknown field" + (f"; did you mean {close[0]!r}?" if close else "")
+               + (f"; allowed: {', '.join(allowed)}" if allowed else ""))
     if prefix and not raw_loc and re.match(r"^[a-z_]\w*: ", msg):
         return f"{prefix}.{msg}"  # a model-level check that names its own field
     if (msg.startswith(("task_params.", "family:", "family_params"))
@@ -877,8 +883,11 @@ def _read(source: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     else:
         res = resources.files("modelcollapse.presets") / f"{source}.yaml"
         if not res.is_file():
-            raise StudyError(f"{source!r} is neither a study file nor a preset; presets: "
-                             + ", ".join(list_presets()))
+            names = list(list_presets())
+            close = difflib.get_close_matches(source, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise StudyError(f"{source!r} is neither a study file nor a preset{hint}; presets: "
+                             + ", ".join(names))
         text = res.read_text()
     data = _parse(text, source)
     if data is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..data.sklearn_datasets import regression_split
 from ..families.linear_regression import LinearRegression
@@ -50,6 +50,12 @@ class LinearRegressionTask:
         data_scale: float = Field(
             1.0, gt=0, description="multiply the real features and target by this constant "
             "(other units of the same data; real data only)")
+
+        @field_validator("label_noise", mode="before")
+        @classmethod
+        def _yaml_true(cls, value):
+            # YAML reads an unquoted `label_noise: true` (as the guide writes it) as a boolean
+            return "true" if value is True else value
 
         @model_validator(mode="after")
         def _resolve(self):

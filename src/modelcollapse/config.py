@@ -652,12 +652,13 @@ class Study(_Strict):
         (it would be silently ignored)."""
         from .families.plugin import supports_sample_weight
 
-        for i, paradigm in enumerate(self.paradigms):
-            uses = getattr(paradigm, "uses_sample_weight", False)
-            if not uses:
-                continue
-            for entry in self.tasks:
-                cls = entry.family_class()
+        weighted = [(i, p) for i, p in enumerate(self.paradigms)
+                    if getattr(p, "uses_sample_weight", False)]
+        if not weighted:
+            return
+        classes = [(entry, entry.family_class()) for entry in self.tasks]  # resolved once
+        for i, paradigm in weighted:
+            for entry, cls in classes:
                 if cls is not None and not supports_sample_weight(cls):
                     raise ValueError(
                         f"paradigms.{i}: {paradigm.label} weights samples, but family "

@@ -59,8 +59,11 @@ def test_run_returns_the_run_with_run_study_results(finished):
     assert list(run.summary.paradigm) == ["replace", "accumulate"]
     assert len(run.profile) == 2 * 8 and set(run.profile.definition) == set(range(1, 9))
     assert run.manifest["study"]["name"] == "tiny" and run.name == "tiny"
-    # progress: once at the start, then after each of the 2 x 3 model-fitting iterations
-    assert [p.iterations for p in seen] == list(range(7))
+    # progress: once at the start, then after each of the 2 x 3 model-fitting iterations,
+    # then the finishing stages (no figures: plots=False)
+    assert [p.iterations for p in seen if not p.stage] == list(range(7))
+    assert [(p.stage, p.done, p.total) for p in seen if p.stage] == [("analysis", 0, 1),
+                                                                    ("analysis", 1, 1)]
     assert {p.total_iterations for p in seen} == {6}
     assert "'tiny'" in repr(run) and "3 seeds x 3 iterations" in repr(run)
 

@@ -248,15 +248,25 @@ def test_plain_progress_lines(monkeypatch):
     with cli_output.progress_reporter(False, first_after=0.0, every_seconds=1e9) as update:
         for done in range(0, 301):
             update(SimpleNamespace(name="study", iterations=done, total_iterations=300,
-                                   units=0, total_units=0))
+                                   units=0, total_units=0, stage="", done=0, total=0))
+        # then the finishing stages (api.Progress.stage): one line as each starts
+        for stage, done, total in [("analysis", 0, 1), ("analysis", 1, 1), ("figures", 0, 3),
+                                   ("figures", 1, 3), ("figures", 3, 3), ("report", 1, 1)]:
+            update(SimpleNamespace(name="study", iterations=300, total_iterations=300, units=0,
+                                   total_units=0, stage=stage, done=done, total=total))
     lines = err.getvalue().splitlines()
+    *lines, analysis, figures, report = lines
     assert 10 <= len(lines) <= 11, lines
     assert lines[-1].startswith("study: 300/300 model-fitting iterations, ")
     assert lines[0].startswith("study: 30/300 model-fitting iterations, ")
-    assert all(line.endswith(" s") for line in lines)
+    assert analysis.startswith("study: summary and collapse profile (0/1), ")
+    assert figures.startswith("study: figures (0/3), ")
+    assert report.startswith("study: report (1/1), ")
+    assert all(line.endswith(" s") for line in lines + [analysis, figures, report])
+    lines += [analysis, figures, report]
     with cli_output.progress_reporter(True, first_after=0.0) as update:  # quiet
         update(SimpleNamespace(name="s", iterations=300, total_iterations=300, units=0,
-                               total_units=0))
+                               total_units=0, stage="", done=0, total=0))
     assert len(err.getvalue().splitlines()) == len(lines)
 
 

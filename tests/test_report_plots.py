@@ -19,11 +19,17 @@ def figures(monkeypatch):
     """The figures the plot functions draw, kept open for inspection."""
     import matplotlib.pyplot as plt
 
-    kept, close = [], plt.close
-    monkeypatch.setattr(plt, "close", lambda fig=None: kept.append(fig))
+    kept, close, save = [], plt.close, plots.save_figure
+    monkeypatch.setattr(plt, "close", lambda fig=None: kept.append(fig))  # pyplot figures
+
+    def saved(fig, path, **kw):  # the figures report.plots draws without pyplot
+        kept.append(fig)
+        return save(fig, path, **kw)
+
+    monkeypatch.setattr(plots, "save_figure", saved)
     yield kept
     for fig in list(kept):
-        if fig is not None:
+        if fig is not None and fig.canvas.manager is not None:  # pyplot's: close
             close(fig)
 
 

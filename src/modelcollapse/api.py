@@ -78,13 +78,19 @@ class RunInterrupted(KeyboardInterrupt):
 class Progress:
     """What a ``progress`` callback receives: model-fitting iterations done of all units
     (``iterations`` of ``total_iterations``) and, in a sweep, units = (point, task, paradigm)
-    done (``units`` of ``total_units``; 0 of 0 in a run)."""
+    done (``units`` of ``total_units``; 0 of 0 in a run).  After the last iteration, ``stage``
+    names what the run is finishing -- ``"analysis"`` (summary and collapse profile, 0 then 1
+    of 1), ``"figures"`` (``done`` of ``total`` PNGs drawn or found unchanged), ``"report"``
+    (0 then 1 of 1) -- and is ``""`` while iterations run."""
 
     name: str
     iterations: int
     total_iterations: int
     units: int = 0
     total_units: int = 0
+    stage: str = ""
+    done: int = 0
+    total: int = 0
 
 
 # -- studies and options ------------------------------------------------------------------
@@ -343,11 +349,24 @@ def _drop_checkpoints(directory: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _complete(directory: Path, *, plots: bool) -> "Run":
+def _stages(progress: Callable[[Progress], None] | None, name: str, total: int, units: int):
+    """``stage(kind, done, total)`` reporting a finishing stage to ``progress`` (a no-op
+    without it); iterations (and units) show as all done."""
+    if progress is None:
+        return lambda *a: None
+    return lambda kind, done, of: progress(Progress(name, total, total, units, units,
+                                                    stage=kind, done=done, total=of))
+
+
+def _complete(directory: Path, *, plots: bool, jobs: int = 1,
+              progress: Callable[[Progress], None] | None = None, name: str = "",
+              total: int = 0, units: int = 0) -> "Run":
     """Take an unsealed run directory (results.parquet + unsealed manifest) to finished: check
     the results against the manifest, drop the checkpoints, write the summary, profile and
-    report from the results on disk, and seal the manifest with the checksums of every file."""
-    from .results.store import atomic_write, load_manifest, load_results, seal_run, verify_run
+    report (figures drawn by ``jobs`` processes) from the results on disk, and seal the
+    manifest with the checksums of every file.  ``progress`` hears each stage."""
+    from .results.store import (atomic_write, load_manifest, load_results, seal_run,
+                                verify_run, without_attrs)
 
     problems = verify_run(directory)
     if problems:
@@ -355,15 +374,20 @@ def _complete(directory: Path, *, plots: bool) -> "Run":
                        "study again into a new --out)")
     _drop_checkpoints(directory)
     manifest = load_manifest(directory)
-    results = load_results(directory)  # as written: the same bytes whether resumed or not
+    stage = _stages(progress, name, total, units)
+    stage("analysis", 0, 1)
+    # as written: the same bytes whether resumed or not (attrs: in the manifest)
+    results = without_attrs(load_results(directory))
     summary, profile = _analyse(results, manifest)
     atomic_write(directory / SUMMARY_FILE, lambda p: summary.to_csv(p, index=False))
     atomic_write(directory / PROFILE_FILE, lambda p: profile.to_csv(p, index=False))
+    stage("analysis", 1, 1)
     if plots:
         from .report.html import write_report
 
-        # a sweep's report labels tasks by grid point and profiles them itself
-        write_report(directory, profile=None if "points" in manifest else profile)
+        write_report(directory, profile=profile, jobs=jobs,
+                     progress=lambda done, of: stage("figures", done, of))
+        stage("report", 1, 1)
     else:  # what an interrupted finish with plots left: not this run's output
         (directory / REPORT_FILE).unlink(missing_ok=True)
         shutil.rmtree(directory / "plots", ignore_errors=True)
@@ -456,7 +480,8 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
             manifest = run_manifest(spec.resolved(), digest, results.attrs,
                                     elapsed=time.time() - start)
             write_run(directory, results, manifest)
-        return _complete(directory, plots=plots)
+        return _complete(directory, plots=plots, jobs=getattr(executor, "jobs", jobs),
+                         progress=progress, name=spec.name, total=total)
 
 
 def _counter(progress, name: str, total: int, total_units: int = 0):
@@ -526,7 +551,8 @@ def sweep(file: str | os.PathLike, *, out: str | os.PathLike | None = None,
                                                                 "address": address},
                                       elapsed=time.time() - start)
             write_run(directory, results, manifest)
-        return _complete(directory, plots=plots)
+        return _complete(directory, plots=plots, jobs=jobs, progress=progress, name=grid.name,
+                         total=total, units=units)
 
 
 # -- finished runs ----------------------------------------------------------------------------
@@ -648,16 +674,18 @@ class Run:
         values = sorted({str(s.get(field, "?")) for s in self._studies()}, key=str)
         return "/".join(values)
 
-    def report(self) -> Path:
-        """Write ``report.html`` and ``plots/*.png`` (``report.html.write_report``), record their
-        checksums in the manifest, and return the report's path (under the run's lock:
-        ``RunError`` if another process is writing there)."""
+    def report(self, *, jobs: int = 1) -> Path:
+        """Write ``report.html`` and ``plots/*.png`` (``report.html.write_report``: ``jobs``
+        processes draw the figures; a figure whose data did not change is not redrawn; the
+        profile is the run's profile.csv), record their checksums in the manifest, and return
+        the report's path (under the run's lock: ``RunError`` if another process is writing
+        there)."""
         from .report.html import write_report
         from .results.store import RunLock, RunLocked, run_files, seal_run
 
         try:
             with RunLock(self.directory):
-                path = write_report(self.directory)
+                path = write_report(self.directory, profile=self.profile, jobs=jobs)
                 seal_run(self.directory, [n for n in run_files(self.directory)
                                           if n == REPORT_FILE or n.startswith("plots/")])
         except RunLocked as exc:

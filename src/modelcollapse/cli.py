@@ -226,14 +226,17 @@ def sweep(
 
 
 @app.command(short_help="Write a run's report.html.")
-def report(directory: Annotated[Path, typer.Argument(help="run directory")]) -> None:
+def report(directory: Annotated[Path, typer.Argument(help="run directory")],
+           jobs: Annotated[int, typer.Option(
+               metavar="N", min=1, help="processes drawing the figures (>= 1)")] = 1) -> None:
     """Write DIR/report.html: one self-contained page with the collapse profile, the summary,
     the plots (with theory where it applies), provenance and the resolved study (the run's
-    files are verified against their checksums first)."""
+    files are verified against their checksums first; figures whose data did not change are
+    not redrawn)."""
     with _api_errors():
         from .api import open_run
 
-        path = open_run(directory).report()
+        path = open_run(directory).report(jobs=jobs)
     _print(f"wrote {path}", highlight=False)
 
 

@@ -152,15 +152,22 @@ def emit_frame(frame, fmt: str) -> None:
         sys.stdout.write(frame.to_csv(index=False))
 
 
+#: what a finishing stage is called on the progress line (``api.Progress.stage``)
+STAGES = {"analysis": "summary and collapse profile", "figures": "figures",
+          "report": "report"}
+
+
 @contextmanager
 def progress_reporter(quiet: bool, *, every_fraction: float = 0.1, every_seconds: float = 30.0,
                       first_after: float = 2.0) -> Iterator[Callable]:
     """A ``progress`` callback for ``api.run``/``api.sweep``.
 
-    Quiet: a no-op.  stderr a terminal: a transient rich progress bar.  Otherwise (a log file,
+    Quiet: a no-op.  stderr a terminal: a transient rich progress bar (model-fitting
+    iterations, then the finishing stages: analysis, figures, report).  Otherwise (a log file,
     CI): one plain line ``<study>: <done>/<total> model-fitting iterations, <seconds> s`` on stderr
     each time another ``every_fraction`` of the iterations is done or ``every_seconds`` passed,
-    and at the end -- but only once ``first_after`` seconds have passed (a quick run, or one
+    and at the end, then one line as each finishing stage starts (``<study>: figures 0/7,
+    <seconds> s``) -- but only once ``first_after`` seconds have passed (a quick run, or one
     that fails at once, prints nothing).
     """
     if quiet:
@@ -176,25 +183,39 @@ def progress_reporter(quiet: bool, *, every_fraction: float = 0.1, every_seconds
             handle: list = []
 
             def update(p) -> None:
-                units = (f"iterations · {p.units}/{p.total_units} units" if p.total_units
-                         else "")
+                if p.stage:
+                    description = f"{p.name}: {STAGES.get(p.stage, p.stage)}"
+                    completed, total, units = p.done, p.total, ""
+                else:
+                    description = f"{p.name}: model-fitting iterations"
+                    completed, total = p.iterations, p.total_iterations
+                    units = (f"iterations · {p.units}/{p.total_units} units" if p.total_units
+                             else "")
                 if not handle:
-                    handle.append(bar.add_task(f"{p.name}: model-fitting iterations",
-                                               total=p.total_iterations, units=units))
-                bar.update(handle[0], completed=p.iterations, units=units)
+                    handle.append(bar.add_task(description, total=total, units=units))
+                bar.update(handle[0], description=description, completed=completed,
+                           total=total, units=units)
 
             yield update
         return
     start = time.perf_counter()
-    state = {"step": 0, "time": start}
+    state = {"step": 0, "time": start, "stage": ""}
 
     def plain(p) -> None:
-        total = max(int(p.total_iterations or 0), 1)
-        done = int(p.iterations)
-        step = int(done / total / every_fraction) if every_fraction > 0 else 0
         now = time.perf_counter()
         if now - start < first_after:
             return
+        if p.stage:  # a line as each finishing stage starts
+            if p.stage == state["stage"]:
+                return
+            state["stage"] = p.stage
+            sys.stderr.write(f"{p.name}: {STAGES.get(p.stage, p.stage)} ({p.done}/{p.total}), "
+                             f"{now - start:.1f} s\n")
+            sys.stderr.flush()
+            return
+        total = max(int(p.total_iterations or 0), 1)
+        done = int(p.iterations)
+        step = int(done / total / every_fraction) if every_fraction > 0 else 0
         if step <= state["step"] and now - state["time"] < every_seconds and done < total:
             return
         if done >= total and state.get("finished"):

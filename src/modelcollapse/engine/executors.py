@@ -41,7 +41,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from .unit import UnitJob, UnitResult, build_task
 
-__all__ = ["LocalExecutor", "RayExecutor", "WorkerDied", "make_executor"]
+__all__ = ["LocalExecutor", "RayExecutor", "WorkerDied", "make_executor", "worker_pool"]
 
 Finished = Callable[[UnitJob, UnitResult], None]
 
@@ -120,6 +120,21 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
             pass
 
 
+@contextmanager
+def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A pool of ``workers`` processes that ignore Ctrl-C and die with this process
+    (``_worker_init``); leaving the block waits for them, an exception (or Ctrl-C) kills them
+    at once (``_stop_pool``)."""
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
+                               initargs=(os.getpid(),))
+    try:
+        yield pool
+    except BaseException:
+        _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
 def _advance(on_iteration, job: UnitJob) -> None:
     if on_iteration is not None:
         for t in range(job.study.n_iterations):
@@ -149,9 +164,7 @@ class LocalExecutor:
                     built = {key: build_task(job.study, job.task_index)[0]}
                 finished(job, job.run(task=built[key], on_iteration=on_iteration))
             return
-        pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(jobs)),
-                                   initializer=_worker_init, initargs=(os.getpid(),))
-        try:
+        with worker_pool(min(self.jobs, len(jobs))) as pool:
             futures = {pool.submit(_run_job, job): job for job in jobs}
             while futures:
                 done, _ = wait(futures, return_when=FIRST_COMPLETED)
@@ -166,10 +179,6 @@ class LocalExecutor:
                             "run the same command with --resume") from None
                     finished(job, result)
                     _advance(on_iteration, job)
-        except BaseException:
-            _stop_pool(pool)
-            raise
-        pool.shutdown(wait=True)
 
 
 LOOPBACK = "127.0.0.1"

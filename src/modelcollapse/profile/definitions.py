@@ -11,11 +11,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 from ..metrics import is_log_loss
-from ._stats import (MeanTest, Verdict, bonferroni_union, intersection_union, log_ratio_of_means,
-                     mean_test)
+from ._stats import (MeanTest, Verdict, binom_ppf, binom_sf_at, bonferroni_union,
+                     intersection_union, log_ratio_of_means, mean_test)
 from .growth import GrowthTest, growth_test
 
 __all__ = ["catastrophic", "any_increase", "diverging", "collapsing_variance", "mode_loss",
@@ -244,11 +243,9 @@ def tail_recall(recall: np.ndarray, settings) -> Verdict:
     if n == 0:
         return Verdict.inconclusive(7, name, "tail recall is zero at iteration 0")
     below, above = int((r < theta).sum()), int((r > theta).sum())
-    p_occ = float(stats.binomtest(below, below + above, 0.5, "greater").pvalue) if below + above \
-        else 1.0
-    p_not = float(stats.binomtest(above, below + above, 0.5, "greater").pvalue) if below + above \
-        else 1.0
-    k = int(stats.binom.ppf(settings.alpha, n, 0.5))     # order-statistic bounds of the median
+    p_occ = binom_sf_at(below, below + above, 0.5)   # exact sign tests (1 without untied chains)
+    p_not = binom_sf_at(above, below + above, 0.5)
+    k = binom_ppf(settings.alpha, n, 0.5)     # order-statistic bounds of the median
     low, high = r[max(k - 1, 0)], r[min(n - k, n - 1)]
     return Verdict(7, name, float(np.median(r)), float(low), float(high), theta, p_occ, p_not,
                    test="sign tests of the median", detail=f"{below} of {n} chains below "

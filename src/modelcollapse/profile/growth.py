@@ -36,8 +36,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
-from scipy.optimize import minimize_scalar
+
+from ._stats import f_sf, t_sf
 
 __all__ = ["GrowthTest", "growth_test", "box_cox_basis", "exp_saturation_basis"]
 
@@ -92,6 +92,8 @@ class _GLS:
         k = int(np.argmin(chi))
         lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, n_grid - 1)]
         if hi > lo:
+            from scipy.optimize import minimize_scalar  # 0.3 s to import: only when fitted
+
             res = minimize_scalar(lambda v: self.chi2(basis_fn(t, np.array([v])), b_min)[0],
                                   bounds=(lo, hi), method="bounded", options={"xatol": 1e-7})
             if res.fun < chi[k]:
@@ -166,14 +168,14 @@ def growth_test(curves: np.ndarray, n_blocks: int = 8, horizon: float = 2.0,
 
     def p_fit(chi2: float) -> float:
         f = chi2 * (n - K) / ((n - 1) * q)
-        return float(stats.f.sf(f, q, n - K))
+        return f_sf(f, q, n - K)
 
     centers = A @ np.arange(T, dtype=float)
     rise = Y[:, -1] - Y[:, -2]
     se = rise.std(ddof=1) / math.sqrt(n)
     mean_rise = float(rise.mean())
     if se > 0:
-        p_rising = float(stats.t.sf(mean_rise / se, n - 1))
+        p_rising = t_sf(mean_rise / se, n - 1)
     else:
         p_rising = 0.0 if mean_rise > 0 else 1.0
     return GrowthTest(p_saturating=p_fit(sat[0]), p_unbounded=p_fit(unb[0]),

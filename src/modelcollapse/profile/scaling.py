@@ -58,10 +58,8 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
-from scipy.optimize import minimize_scalar
 
-from ._stats import Verdict, t_pvalues
+from ._stats import Verdict, t_ppf, t_pvalues
 
 __all__ = ["scaling_verdict", "CurveFit", "fit_learning_curve", "reference_curve",
            "dey_donoho_efficiency"]
@@ -166,6 +164,8 @@ def fit_learning_curve(sizes: np.ndarray, means: np.ndarray, se: np.ndarray | No
         return None
     lo, hi = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
     u = grid[best]
+    from scipy.optimize import minimize_scalar  # 0.3 s to import: only when fitted
+
     res = minimize_scalar(lambda v: float(solve(v)[0][0]), bounds=(lo, hi), method="bounded",
                           options={"xatol": 1e-6})
     if res.fun <= rss[best]:
@@ -330,7 +330,7 @@ def scaling_verdict(wide: dict[str, np.ndarray], spec: dict, settings) -> Verdic
             "decides the effective sample size)", value=math.exp(theta),
             threshold=settings.efficiency, detail=detail, extra=numbers)
     se = math.sqrt((n - 1) / n * float(((loo - loo.mean()) ** 2).sum()))
-    q = float(stats.t.ppf(1 - settings.alpha, n - 1))
+    q = t_ppf(1 - settings.alpha, n - 1)
     p_not, p_occ = t_pvalues(theta, se, n, log_eff)  # (H0 theta <= log eff, H0 theta >= log eff)
     numbers["log_ratio_se"] = se
     return Verdict(5, STATISTIC, math.exp(theta), math.exp(theta - q * se),

@@ -9,13 +9,14 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from ..results.store import atomic_write, load_manifest, load_results
+from ..results.store import atomic_write, load_manifest, load_results, without_attrs
 
 __all__ = ["write_report"]
 
@@ -285,7 +286,8 @@ def practices_configured(studies: list[dict]) -> bool:
 
 
 def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
-                 out: str | Path | None = None) -> Path:
+                 out: str | Path | None = None, jobs: int = 1,
+                 progress: Callable[[int, int], None] | None = None) -> Path:
     """Write ``RUN_DIR/report.html`` (or ``out``) and the PNGs it embeds; return its path.
 
     Parameters
@@ -298,13 +300,20 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     out : path, optional
         Where to write the HTML (default ``RUN_DIR/report.html``); the PNGs always go to
         ``RUN_DIR/plots/``.
+    jobs : int
+        Processes drawing the figures (``report.figures.draw_figures``; the PNGs do not
+        depend on it).  A figure whose PNG already shows the same data is not redrawn.
+    progress : callable(done, total), optional
+        Called as the metric and provenance figures are drawn.
 
     Raises
     ------
     FileNotFoundError
         If ``run_dir`` is not a run directory.
     """
-    from .plots import LOG_RATIO, plot_provenance, plot_run
+    from .figures import FigureJob, draw_figures
+    from .overlays import theory_curves
+    from .plots import LOG_RATIO, bands, check_labels, provenance_figure, task_figure
     from .summary import final_vs_initial
 
     from .sweep import label_points, points_as_tasks, unlabel_points
@@ -312,7 +321,8 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     run_dir = Path(run_dir)
     manifest = load_manifest(run_dir)
     # a sweep reads as one run whose tasks are "<task>@p<point>" (grid values: points table)
-    results, specs, risk_metrics = points_as_tasks(load_results(run_dir), manifest)
+    results, specs, risk_metrics = points_as_tasks(without_attrs(load_results(run_dir)),
+                                                   manifest)
     study = manifest.get("study", {})
     if "points" in manifest:
         studies = [p.get("study") or {} for p in manifest["points"]]
@@ -339,9 +349,17 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
             sweep_profile = unlabel_points(profile)
         sweep_html = _sweep_section(manifest, unlabel_points(summary), sweep_profile,
                                     run_dir / "plots")
-    plots = plot_run(results, run_dir / "plots", study)
-    provenance = plot_provenance(results, run_dir / "plots" / "provenance.png")
-    from .overlays import theory_curves
+    # the figures: from the aggregates they draw (digests and pickling stay small)
+    tasks = [str(t) for t in results.task.unique()]
+    check_labels(tasks, run_dir / "plots")
+    n_iterations = int(results.iteration.max()) + 1 if len(results) else 0
+    band = bands(results)
+    figures = [FigureJob(run_dir / "plots" / f"{task}.png", task_figure,
+                         (band[band.task == task].reset_index(drop=True), task,
+                          theory_curves(study, task, n_iterations))) for task in tasks]
+    prov = results[results.metric.isin(["n_real", "n_train"])].reset_index(drop=True)
+    figures.append(FigureJob(run_dir / "plots" / "provenance.png", provenance_figure, (prov,)))
+    *plots, provenance = draw_figures(figures, workers=jobs, progress=progress)
     from .practices import plot_tail_vs_synthetic_share, practice_effects
 
     studies = ([p.get("study") or {} for p in manifest["points"]] if "points" in manifest
@@ -360,7 +378,6 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
             "of the last training set. Means with 95% confidence intervals over seeds.</p>",
             _practices_table(effects, baseline),
             *([_img(tail_plot)] if tail_plot is not None else [])]
-    n_iterations = int(results.iteration.max()) + 1 if len(results) else 0
     theory = "points" not in manifest and any(
         theory_curves(study, str(t), n_iterations) for t in results.task.unique())
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from ..profile._stats import t_ppf
 
 __all__ = ["mean_ci", "contrast", "final_vs_initial", "collapse_times"]
 
@@ -22,7 +23,7 @@ def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, floa
     mean = float(v.mean())
     if len(v) < 2 or not np.isfinite(v).all():
         return (mean, np.nan, np.nan)
-    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    half = t_ppf(0.5 + level / 2, len(v) - 1) * float(v.std(ddof=1)) / float(np.sqrt(len(v)))
     return (mean, mean - half, mean + half)
 
 

@@ -67,8 +67,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["COLUMNS", "units", "chain_frame", "write_run", "seal_run", "run_files", "load_results",
-           "load_manifest", "atomic_write", "RunLock", "RunLocked", "verify_run", "run_state",
+__all__ = ["COLUMNS", "units", "without_attrs", "chain_frame", "write_run", "seal_run",
+           "run_files", "load_results", "load_manifest", "atomic_write", "RunLock", "RunLocked", "verify_run", "run_state",
            "clean_temporary", "ManifestError", "kill_point", "EMPTY", "INTERRUPTED", "UNSEALED",
            "FINISHED", "DAMAGED"]
 
@@ -123,10 +123,22 @@ def chain_frame(values: dict[str, np.ndarray], status: np.ndarray, replicates: n
     return pd.DataFrame(columns)[COLUMNS]
 
 
+def without_attrs(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without its ``attrs`` (a shallow copy: no data is copied).  pandas deep-copies
+    ``attrs`` into every frame an operation returns; a run's attrs (profile specs, provenance)
+    made each groupby slice cost ~0.2 ms, a third of the time of the summary and the plots."""
+    if not frame.attrs:
+        return frame
+    frame = frame.copy(deep=False)
+    frame.attrs = {}
+    return frame
+
+
 def units(results: pd.DataFrame):
     """Iterate the (task, paradigm) units of a results table -- of every grid point in a sweep
     store.  Yields ``(where, task, paradigm, rows)``: ``where`` is ``{}`` for a run, or the
     unit's ``point`` and ``grid.<key>`` values in a sweep (columns that analyses put first)."""
+    results = without_attrs(results)
     grid = sorted(c for c in results.columns if str(c).startswith("grid."))
     keys = (["point"] if "point" in results.columns else []) + ["task", "paradigm"]
     for key, rows in results.groupby(keys, observed=True, sort=False):

@@ -1,0 +1,150 @@
+"""Drawing a report's figures: each figure once per change of what it shows, in parallel with
+``jobs`` worker processes.
+
+A figure is a ``FigureJob``: a module-level function that returns a matplotlib ``Figure`` from
+small, picklable arguments (aggregates, not the results table), and the PNG path.  Its *digest*
+is a SHA-256 of the function's name, the versions of modelcollapse and matplotlib, and its
+arguments (DataFrames by ``pandas.util.hash_pandas_object``, arrays by their bytes); it is
+written into the PNG's ``Description`` text chunk.  ``draw_figures`` skips a figure whose PNG
+already carries its digest -- rewriting a report (``modelcollapse report``, a resumed finish)
+redraws only what changed -- and draws the rest in this process (``jobs=1``) or in a pool of
+``min(jobs, figures)`` processes (the engine's workers: they ignore Ctrl-C and die with this
+process).  The PNG bytes do not depend on ``jobs``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["FigureJob", "draw_figures", "digest", "png_stamp"]
+
+#: the PNG text chunk holding a figure's digest
+STAMP_KEY = "Description"
+STAMP_PREFIX = "modelcollapse-figure-sha256:"
+
+
+@dataclass(frozen=True)
+class FigureJob:
+    """``draw(*args, **kwargs) -> matplotlib Figure``, written to ``path`` as a PNG."""
+
+    path: Path
+    draw: Callable[..., Any]
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+
+def _feed(h, value) -> None:
+    """Hash ``value`` into ``h`` by content (type-tagged; dict order kept as given)."""
+    if isinstance(value, pd.DataFrame):
+        h.update(b"frame" + repr((list(map(str, value.columns)),
+                                  [str(t) for t in value.dtypes], value.shape)).encode())
+        h.update(pd.util.hash_pandas_object(value, index=False).to_numpy().tobytes())
+    elif isinstance(value, np.ndarray):
+        h.update(b"array" + repr((value.dtype.str, value.shape)).encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, dict):
+        h.update(b"dict%d" % len(value))
+        for key, item in value.items():
+            _feed(h, key)
+            _feed(h, item)
+    elif isinstance(value, (list, tuple)):
+        h.update(b"seq%d" % len(value))
+        for item in value:
+            _feed(h, item)
+    else:
+        h.update(b"repr" + repr(value).encode())
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def digest(job: FigureJob) -> str:
+    """The hex SHA-256 of what ``job`` draws (function, versions, arguments)."""
+    h = hashlib.sha256()
+    _feed(h, (f"{job.draw.__module__}.{job.draw.__qualname__}", _version("modelcollapse"),
+              _version("matplotlib"), job.args, job.kwargs))
+    return h.hexdigest()
+
+
+def png_stamp(path: Path) -> str | None:
+    """The digest a PNG written by ``draw_figures`` carries (None: no such PNG or stamp).
+    Reads only the chunks before the image data."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                return None
+            while True:
+                head = f.read(8)
+                if len(head) < 8:
+                    return None
+                size, kind = int.from_bytes(head[:4], "big"), head[4:]
+                if kind in (b"IDAT", b"IEND") or size > 1 << 20:
+                    return None
+                body = f.read(size + 4)[:size]  # + CRC
+                if kind == b"tEXt" and b"\0" in body:
+                    key, text = body.split(b"\0", 1)
+                    if key.decode("latin-1") == STAMP_KEY:
+                        text = text.decode("latin-1")
+                        return text[len(STAMP_PREFIX):] if text.startswith(STAMP_PREFIX) \
+                            else None
+    except OSError:
+        return None
+
+
+def _draw(job: FigureJob, stamp: str) -> Path:
+    from .plots import save_figure
+
+    return save_figure(job.draw(*job.args, **job.kwargs), job.path,
+                       stamp=STAMP_PREFIX + stamp)
+
+
+def draw_figures(jobs: Sequence[FigureJob], *, workers: int = 1,
+                 progress: Callable[[int, int], None] | None = None) -> list[Path]:
+    """Write every job's PNG (skipping those already stamped with their digest); return the
+    paths in the order of ``jobs``.  ``progress(done, total)`` is called before the first and
+    after each figure.  ``workers`` > 1 draws in that many processes (at most one per figure
+    to draw).
+
+    Raises whatever a drawing function raises (in a worker: re-raised here); ``KeyboardInterrupt``
+    stops the workers at once.  A PNG is written atomically: an interrupted report leaves each
+    figure whole or absent.
+    """
+    stamps = [digest(job) for job in jobs]
+    todo = [k for k, (job, stamp) in enumerate(zip(jobs, stamps))
+            if png_stamp(Path(job.path)) != stamp]
+    total, done = len(jobs), len(jobs) - len(todo)
+    if progress is not None:
+        progress(done, total)
+    for job in jobs:
+        Path(job.path).parent.mkdir(parents=True, exist_ok=True)
+    if workers <= 1 or len(todo) <= 1:
+        for k in todo:
+            _draw(jobs[k], stamps[k])
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        return [Path(job.path) for job in jobs]
+    from concurrent.futures import as_completed
+
+    from ..engine.executors import worker_pool
+
+    with worker_pool(min(workers, len(todo))) as pool:
+        futures = [pool.submit(_draw, jobs[k], stamps[k]) for k in todo]
+        for future in as_completed(futures):
+            future.result()
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    return [Path(job.path) for job in jobs]

@@ -81,21 +81,31 @@ class KernelDensity:
         return out
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
-        """Log-density (nats) of X, (R, m, d) -> (R, m)."""
+        """Log-density (nats) of X, (R, m, d) -> (R, m).
+
+        Blocks of replicates at once (a stacked matrix product and one ``logsumexp`` per block
+        of at most ``chunk_size`` kernel evaluations): each replicate's numbers are those of
+        scoring it alone, whatever the block.
+        """
         R, m, d = X.shape
         n = self.data_.shape[1]
         out = np.empty((R, m))
-        step = max(1, self.chunk_size // max(n, 1))
-        for r in range(R):
-            h2 = self.bandwidth_[r] ** 2
+        rows = min(m, max(1, self.chunk_size // max(n, 1)))  # rows of X per replicate and block
+        block = max(1, self.chunk_size // max(rows * n, 1))  # replicates per block
+        for r0 in range(0, R, block):
+            part = slice(r0, r0 + block)
+            h2 = self.bandwidth_[part] ** 2
             with np.errstate(divide="ignore"):  # a dropped row (weight 0) has log weight -inf
-                data, logw = self.data_[r], np.log(self.weights_[r])
-            sq_data = (data**2).sum(1)
-            for s in range(0, m, step):
-                x = X[r, s:s + step]
-                dist2 = (x**2).sum(1)[:, None] + sq_data[None, :] - 2 * x @ data.T
-                out[r, s:s + step] = logsumexp(logw - 0.5 * np.clip(dist2, 0, None) / h2, axis=1)
-            out[r] -= 0.5 * d * (LOG_2PI + np.log(h2))
+                data, logw = self.data_[part], np.log(self.weights_[part])
+            sq_data = (data**2).sum(-1)
+            data_t = data.transpose(0, 2, 1)
+            for s in range(0, m, rows):
+                x = X[part, s:s + rows]
+                dist2 = (x**2).sum(-1)[:, :, None] + sq_data[:, None, :] - 2 * (x @ data_t)
+                out[part, s:s + rows] = logsumexp(
+                    logw[:, None, :] - 0.5 * np.clip(dist2, 0, None) / h2[:, None, None],
+                    axis=-1)
+            out[part] -= (0.5 * d * (LOG_2PI + np.log(h2)))[:, None]
         return out
 
     def covariance(self) -> np.ndarray:

@@ -183,3 +183,27 @@ def test_a_precomputed_sweep_profile_by_point_is_used(sweep_dir, monkeypatch, tm
     assert (drawn[drawn.point == 0].verdict == "occurs").all()
     assert drawn.set_index(["point", "paradigm", "definition"]).verdict.to_dict() == \
         profile.set_index(["point", "paradigm", "definition"]).verdict.to_dict()
+
+
+def test_a_sweep_draws_per_point_figures_for_its_first_points_only(sweep_dir, tmp_path,
+                                                                   monkeypatch):
+    """Per-point figures cost per point: the report draws the first ``MAX_POINT_FIGURES``
+    points' and says which are left out; ``--all-figures`` draws them all (issue 13)."""
+    from modelcollapse.report import html
+
+    run_dir = Path(shutil.copytree(sweep_dir, tmp_path / "sw"))
+    figures = lambda page: re.findall(r"<h3>(gaussian-synthetic@p\d+)</h3>", page)  # noqa: E731
+    assert figures((run_dir / "report.html").read_text()) == [
+        f"gaussian-synthetic@p{k}" for k in range(4)]  # 4 points: under the default 12
+    monkeypatch.setattr(html, "MAX_POINT_FIGURES", 2)
+    res = CliRunner().invoke(app, ["report", str(run_dir)])
+    assert res.exit_code == 0, res.output
+    page = (run_dir / "report.html").read_text()
+    assert figures(page) == ["gaussian-synthetic@p0", "gaussian-synthetic@p1"]
+    assert "Figures are drawn for the first 2 of 4 grid points (points 0 to 1)" in page
+    assert "--all-figures" in page
+    res = CliRunner().invoke(app, ["report", str(run_dir), "--all-figures", "--jobs", "2"])
+    assert res.exit_code == 0, res.output
+    page = (run_dir / "report.html").read_text()
+    assert figures(page) == [f"gaussian-synthetic@p{k}" for k in range(4)]
+    assert "Figures are drawn for the first" not in page

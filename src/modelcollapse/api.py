@@ -674,18 +674,21 @@ class Run:
         values = sorted({str(s.get(field, "?")) for s in self._studies()}, key=str)
         return "/".join(values)
 
-    def report(self, *, jobs: int = 1) -> Path:
+    def report(self, *, jobs: int = 1, all_figures: bool = False) -> Path:
         """Write ``report.html`` and ``plots/*.png`` (``report.html.write_report``: ``jobs``
         processes draw the figures; a figure whose data did not change is not redrawn; the
-        profile is the run's profile.csv), record their checksums in the manifest, and return
-        the report's path (under the run's lock: ``RunError`` if another process is writing
-        there)."""
-        from .report.html import write_report
+        profile is the run's profile.csv; a sweep's per-point figures for its first 12 grid
+        points, or all with ``all_figures``), record their checksums in the manifest, and
+        return the report's path (under the run's lock: ``RunError`` if another process is
+        writing there)."""
+        from .report.html import MAX_POINT_FIGURES, write_report
         from .results.store import RunLock, RunLocked, run_files, seal_run
 
         try:
             with RunLock(self.directory):
-                path = write_report(self.directory, profile=self.profile, jobs=jobs)
+                path = write_report(self.directory, profile=self.profile, jobs=jobs,
+                                    max_point_figures=None if all_figures
+                                    else MAX_POINT_FIGURES)
                 seal_run(self.directory, [n for n in run_files(self.directory)
                                           if n == REPORT_FILE or n.startswith("plots/")])
         except RunLocked as exc:

@@ -228,7 +228,10 @@ def sweep(
 @app.command(short_help="Write a run's report.html.")
 def report(directory: Annotated[Path, typer.Argument(help="run directory")],
            jobs: Annotated[int, typer.Option(
-               metavar="N", min=1, help="processes drawing the figures (>= 1)")] = 1) -> None:
+               metavar="N", min=1, help="processes drawing the figures (>= 1)")] = 1,
+           all_figures: Annotated[bool, typer.Option(
+               "--all-figures", help="a sweep: draw the metric figures of every grid point "
+               "(default: the first 12)")] = False) -> None:
     """Write DIR/report.html: one self-contained page with the collapse profile, the summary,
     the plots (with theory where it applies), provenance and the resolved study (the run's
     files are verified against their checksums first; figures whose data did not change are
@@ -236,7 +239,7 @@ def report(directory: Annotated[Path, typer.Argument(help="run directory")],
     with _api_errors():
         from .api import open_run
 
-        path = open_run(directory).report(jobs=jobs)
+        path = open_run(directory).report(jobs=jobs, all_figures=all_figures)
     _print(f"wrote {path}", highlight=False)
 
 

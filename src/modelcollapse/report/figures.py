@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ def _feed(h, value) -> None:
         h.update(b"repr" + repr(value).encode())
 
 
+@lru_cache(maxsize=None)
 def _version(name: str) -> str:
     try:
         return metadata.version(name)

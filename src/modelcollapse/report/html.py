@@ -285,9 +285,14 @@ def practices_configured(studies: list[dict]) -> bool:
     return False
 
 
+#: a sweep's per-point figures are drawn for this many grid points by default
+MAX_POINT_FIGURES = 12
+
+
 def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
                  out: str | Path | None = None, jobs: int = 1,
-                 progress: Callable[[int, int], None] | None = None) -> Path:
+                 progress: Callable[[int, int], None] | None = None,
+                 max_point_figures: int | None = MAX_POINT_FIGURES) -> Path:
     """Write ``RUN_DIR/report.html`` (or ``out``) and the PNGs it embeds; return its path.
 
     Parameters
@@ -305,6 +310,10 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
         depend on it).  A figure whose PNG already shows the same data is not redrawn.
     progress : callable(done, total), optional
         Called as the metric and provenance figures are drawn.
+    max_point_figures : int or None
+        A sweep's metric and provenance figures are drawn for its first ``max_point_figures``
+        grid points (None: all); the report names the points left out and how to draw them.
+        Their cost grows with the points, and the Sweep section already compares them.
 
     Raises
     ------
@@ -352,12 +361,23 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     # the figures: from the aggregates they draw (digests and pickling stay small)
     tasks = [str(t) for t in results.task.unique()]
     check_labels(tasks, run_dir / "plots")
+    left_out, figure_results = "", results
+    points = sorted(int(p["point"]) for p in manifest.get("points") or [])
+    if max_point_figures is not None and len(points) > max_point_figures:
+        shown = set(points[:max_point_figures])
+        tasks = [t for t in tasks if int(t.rsplit("@p", 1)[1]) in shown]
+        figure_results = results[results.task.isin(tasks)]
+        left_out = (f'<p class="note">Figures are drawn for the first {max_point_figures} of '
+                    f"{len(points)} grid points (points {points[0]} to "
+                    f"{points[max_point_figures - 1]}); <code>modelcollapse report DIR "
+                    "--all-figures</code> draws every point's.</p>")
     n_iterations = int(results.iteration.max()) + 1 if len(results) else 0
-    band = bands(results)
+    band = bands(figure_results)
     figures = [FigureJob(run_dir / "plots" / f"{task}.png", task_figure,
                          (band[band.task == task].reset_index(drop=True), task,
                           theory_curves(study, task, n_iterations))) for task in tasks]
-    prov = results[results.metric.isin(["n_real", "n_train"])].reset_index(drop=True)
+    prov = figure_results[figure_results.metric.isin(["n_real", "n_train"])].reset_index(
+        drop=True)
     figures.append(FigureJob(run_dir / "plots" / "provenance.png", provenance_figure, (prov,)))
     *plots, provenance = draw_figures(figures, workers=jobs, progress=progress)
     from .practices import plot_tail_vs_synthetic_share, practice_effects
@@ -407,6 +427,7 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
         + ("; dashed: closed-form theory" if theory else "")
         + f"; a panel whose curves span more than {LOG_RATIO:g}× is drawn on a log scale "
         "(its title says so).</p>",
+        left_out,
         *[f"<h3>{_e(p.stem)}</h3>{_img(p)}" for p in plots],
         "<h2>Provenance: real fraction of the training set</h2>",
         "<p>The synthetic-to-real ratio is (1 − f) / f; replace trains on synthetic data only "

@@ -143,15 +143,11 @@ def test_axis_scale(values, scale):
 def test_drawn_points_are_the_table(sweep_dir, monkeypatch, tmp_path):
     """The final-risk plot draws the table's final (not its bounds) at the table's x, one
     panel per (task, other keys' values)."""
-    figures = []
-    save = plots_module._save
-    monkeypatch.setattr(plots_module, "_save", lambda fig, path: figures.append(fig)
-                        or save(fig, path))
     manifest = _manifest(sweep_dir)
     table = final_risk_table(pd.read_csv(sweep_dir / "summary.csv"), manifest,
                              "task_params.n_samples")
-    plots_module.plot_final_risk(table, "task_params.n_samples", "linear", tmp_path / "r.png")
-    axes = [ax for ax in figures[0].axes if ax.get_visible()]
+    figure = plots_module.final_risk_figure(table, "task_params.n_samples", "linear")
+    axes = [ax for ax in figure.axes if ax.get_visible()]
     assert len(axes) == 2
     for ax, (_, rows) in zip(axes, table.groupby(["task", "panel"], sort=False)):
         drawn = {(x, y) for c in ax.containers for x, y in zip(*c.lines[0].get_data())}

@@ -204,10 +204,13 @@ def _with_data(table: pd.DataFrame, stem: Path) -> Path:
 
 
 def _sweep_section(manifest: dict, summary: pd.DataFrame, profile: pd.DataFrame | None,
-                   plots: Path) -> str:
+                   plots: Path) -> tuple[list, list]:
     """The "Sweep" section: the grid table, then for each grid key with more than one value
-    the final risk and the verdicts against it (PNGs written under ``plots``)."""
-    from .plots import plot_final_risk, plot_verdicts
+    the final risk and the verdicts against it.  Returns (parts, figures): HTML strings and
+    the PNG paths to embed in their place, and the ``FigureJob``s that draw those PNGs (with
+    the others of the report); the plotted numbers are written next to them as CSV now."""
+    from .figures import FigureJob
+    from .plots import final_risk_figure, verdict_figure
     from .sweep import axis_scale, error_control, final_risk_table, grid_values, verdict_table
 
     plots.mkdir(parents=True, exist_ok=True)
@@ -215,6 +218,7 @@ def _sweep_section(manifest: dict, summary: pd.DataFrame, profile: pd.DataFrame 
     varied = {k: v for k, v in grid.items() if len(v) > 1}
     fixed = [k for k in grid if k not in varied]
     control = error_control(profile) if profile is not None else ""
+    jobs: list = []
     out = [f"<h2>Sweep: {_e(' × '.join(grid))}</h2>",
            f"<p>{len(manifest['points'])} grid points, the Cartesian product of the grid "
            "values; the tasks of point k are labelled <code>&lt;task&gt;@pk</code> below. "
@@ -225,19 +229,19 @@ def _sweep_section(manifest: dict, summary: pd.DataFrame, profile: pd.DataFrame 
     for key, values in varied.items():
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
         risk = final_risk_table(summary, manifest, key)
+        jobs.append(FigureJob(_with_data(risk, plots / f"sweep_risk_{safe}"), final_risk_figure,
+                              (risk, key, axis_scale(values))))
         out += [f"<h3>Final risk against {_e(key)}</h3>",
                 "<p>The risk at the last model-fitting iteration: mean and 95% confidence "
                 "interval over seeds, one line per paradigm (the plotted numbers: "
-                f"<code>plots/sweep_risk_{_e(safe)}.csv</code>).</p>",
-                _img(plot_final_risk(risk, key, axis_scale(values),
-                                     _with_data(risk, plots / f"sweep_risk_{safe}")))]
+                f"<code>plots/sweep_risk_{_e(safe)}.csv</code>).</p>", jobs[-1].path]
         if profile is not None:
             verdicts = verdict_table(profile, manifest, key)
+            jobs.append(FigureJob(_with_data(verdicts, plots / f"sweep_verdicts_{safe}"),
+                                  verdict_figure, (verdicts, key),
+                                  {"names": _definitions(profile), "control": control}))
             out += [f"<h3>Collapse verdicts against {_e(key)}</h3>",
-                    f"<p>{_e(control)}.</p>" if control else "",
-                    _img(plot_verdicts(verdicts, key,
-                                       _with_data(verdicts, plots / f"sweep_verdicts_{safe}"),
-                                       names=_definitions(profile), control=control))]
+                    f"<p>{_e(control)}.</p>" if control else "", jobs[-1].path]
     if profile is not None and "test" in profile and varied:
         tests = profile.groupby("definition").test.agg(
             lambda t: "; ".join(dict.fromkeys(_text(x) for x in t if _text(x))) or "–")
@@ -248,7 +252,7 @@ def _sweep_section(manifest: dict, summary: pd.DataFrame, profile: pd.DataFrame 
                        f'<tr><td class="name">{d}. {_e(names.get(int(d), ""))}</td>'
                        f'<td class="name">{_e(t)}</td></tr>' for d, t in tests.items())
                    + "</tbody></table>")
-    return "".join(out)
+    return out, jobs
 
 
 def _practices_table(effects: pd.DataFrame, baseline: str) -> str:
@@ -356,8 +360,10 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     if "points" in manifest:
         if sweep_profile is None and profile is not None:
             sweep_profile = unlabel_points(profile)
-        sweep_html = _sweep_section(manifest, unlabel_points(summary), sweep_profile,
-                                    run_dir / "plots")
+        sweep_parts, sweep_jobs = _sweep_section(manifest, unlabel_points(summary),
+                                                 sweep_profile, run_dir / "plots")
+    else:
+        sweep_parts, sweep_jobs = [], []
     # the figures: from the aggregates they draw (digests and pickling stay small)
     tasks = [str(t) for t in results.task.unique()]
     check_labels(tasks, run_dir / "plots")
@@ -379,7 +385,9 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     prov = figure_results[figure_results.metric.isin(["n_real", "n_train"])].reset_index(
         drop=True)
     figures.append(FigureJob(run_dir / "plots" / "provenance.png", provenance_figure, (prov,)))
-    *plots, provenance = draw_figures(figures, workers=jobs, progress=progress)
+    *plots, provenance = draw_figures(figures + sweep_jobs, workers=jobs,
+                                      progress=progress)[:len(figures)]
+    sweep_html = "".join(_img(p) if isinstance(p, Path) else p for p in sweep_parts)
     from .practices import plot_tail_vs_synthetic_share, practice_effects
 
     studies = ([p.get("study") or {} for p in manifest["points"]] if "points" in manifest

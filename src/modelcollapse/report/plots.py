@@ -12,7 +12,8 @@ from ..results.store import atomic_write, without_attrs
 
 __all__ = ["plot_task", "plot_run", "plot_provenance", "plot_final_risk", "plot_verdicts",
            "wants_log", "integer_iterations", "grid_shape", "bands", "task_figure",
-           "provenance_figure", "new_figure", "save_figure", "check_labels"]
+           "provenance_figure", "new_figure", "save_figure", "check_labels",
+           "final_risk_figure", "verdict_figure"]
 
 #: A panel's y axis is logarithmic when its positive plotted values span more than this ratio.
 LOG_RATIO = 100.0
@@ -271,23 +272,6 @@ def plot_provenance(results: pd.DataFrame, path: Path) -> Path:
     return save_figure(provenance_figure(results), path)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    plt = _pyplot()
-    path = Path(path)
-    atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
-    plt.close(fig)
-    return path
-
-
 def _wrap(text: str, width: int = 16) -> str:
     import textwrap
 
@@ -317,18 +301,28 @@ def _value_axis(ax, table: pd.DataFrame, key: str, scale: str) -> None:
     ax.set_xlabel(key)
 
 
-def plot_final_risk(table: pd.DataFrame, key: str, scale: str, path: Path) -> Path:
+def _laid_out(width: float, height: float, nrow: int, ncol: int, **kw):
+    """A constrained-layout Figure (no pyplot) of ``nrow`` x ``ncol`` axes: for the sweep
+    figures, whose label sizes vary too much for fixed margins."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return fig, fig.subplots(nrow, ncol, squeeze=False, **kw)
+
+
+def final_risk_figure(table: pd.DataFrame, key: str, scale: str):
     """The final-iteration risk against grid key ``key``: a panel per (task, values of the
     other grid keys), a line (markers only for a categorical key) per paradigm with its 95% CI
     as error bars; ``table`` is ``report.sweep.final_risk_table``, ``scale`` is
-    ``report.sweep.axis_scale`` of the key's values.  Non-finite means are named, not drawn."""
-    plt = _pyplot()
+    ``report.sweep.axis_scale`` of the key's values.  Non-finite means are named, not drawn.
+    Returns the Figure."""
+    from matplotlib.lines import Line2D
+
     panels = list(table.groupby(["task", "panel"], sort=False, observed=True))
     colors = {p: f"C{k}" for k, p in enumerate(dict.fromkeys(table.paradigm.astype(str)))}
     ncol = min(3, len(panels))
     nrow = -(-len(panels) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3.3 * nrow + 0.9), squeeze=False,
-                             layout="constrained")
+    fig, axes = _laid_out(4 * ncol, 3.3 * nrow + 0.9, nrow, ncol)
     for ax, ((task, panel), rows) in zip(axes.flat, panels):
         n_lines, notes = rows.paradigm.nunique(), []
         for k, (paradigm, line) in enumerate(rows.groupby("paradigm", sort=False,
@@ -353,7 +347,7 @@ def plot_final_risk(table: pd.DataFrame, key: str, scale: str, path: Path) -> Pa
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
-    handles = [plt.Line2D([], [], color=c, marker="o", label=p) for p, c in colors.items()]
+    handles = [Line2D([], [], color=c, marker="o", label=p) for p, c in colors.items()]
     note = _ticks(table, key)[2]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(6, len(handles)),
                fontsize=8, title=_wrap(note, 140) or None, title_fontsize=8)
@@ -361,7 +355,12 @@ def plot_final_risk(table: pd.DataFrame, key: str, scale: str, path: Path) -> Pa
               if table.panel.ne("").any() else "")
     fig.suptitle(_wrap(f"risk at the last iteration against {key}: mean and 95% CI over "
                        f"seeds{others}", 110), fontsize=10)
-    return _save(fig, path)
+    return fig
+
+
+def plot_final_risk(table: pd.DataFrame, key: str, scale: str, path: Path) -> Path:
+    """``final_risk_figure`` as a PNG at ``path``; returns the path."""
+    return save_figure(final_risk_figure(table, key, scale), path)
 
 
 #: Colour and symbol of each verdict in the verdict charts (those of report.html's table).
@@ -371,19 +370,18 @@ VERDICT_STYLE = {"occurs": ("#d7301f", "✓", "collapse occurs"),
                  "not_applicable": ("#d9d9d9", "–", "not applicable")}
 
 
-def plot_verdicts(table: pd.DataFrame, key: str, path: Path, *, names: dict[int, str],
-                  control: str = "") -> Path:
+def verdict_figure(table: pd.DataFrame, key: str, *, names: dict[int, str],
+                   control: str = ""):
     """The collapse verdicts against grid key ``key``: a panel per (task, paradigm, values of
     the other grid keys), a coloured cell with its symbol per (definition, value of ``key``),
     white where the unit was not run at that value; a legend and the error-control line
     ``control`` below.  ``table`` is ``report.sweep.verdict_table``, ``names`` maps definition
-    number -> name (the row labels)."""
+    number -> name (the row labels).  Returns the Figure."""
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
     from .sweep import VERDICTS
 
-    plt = _pyplot()
     code = {v: i for i, v in enumerate(VERDICTS)}
     xs, labels, note = _ticks(table, key)
     column = {x: j for j, x in enumerate(xs.x)}
@@ -393,8 +391,7 @@ def plot_verdicts(table: pd.DataFrame, key: str, path: Path, *, names: dict[int,
     chars = int(width * 12)  # title characters per line at 8 pt
     ncol = max(1, min(len(panels), int(9 / width)))
     nrow = -(-len(panels) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 + width * ncol, 2.9 * nrow + 1.1),
-                             squeeze=False, sharey=True, layout="constrained")
+    fig, axes = _laid_out(3.2 + width * ncol, 2.9 * nrow + 1.1, nrow, ncol, sharey=True)
     cmap = ListedColormap([VERDICT_STYLE[v][0] for v in VERDICTS]).with_extremes(bad="white")
     for ax, ((task, paradigm, panel), rows) in zip(axes.flat, panels):
         grid = np.full((len(defs), len(xs)), np.nan)
@@ -427,4 +424,10 @@ def plot_verdicts(table: pd.DataFrame, key: str, path: Path, *, names: dict[int,
                title_fontsize=8)
     fig.suptitle(f"collapse verdicts against {key} (Schaeffer et al. 2025's eight definitions)",
                  fontsize=10)
-    return _save(fig, path)
+    return fig
+
+
+def plot_verdicts(table: pd.DataFrame, key: str, path: Path, *, names: dict[int, str],
+                  control: str = "") -> Path:
+    """``verdict_figure`` as a PNG at ``path``; returns the path."""
+    return save_figure(verdict_figure(table, key, names=names, control=control), path)

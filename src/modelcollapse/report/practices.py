@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..results.store import atomic_write
 from .summary import contrast, mean_ci
 
 __all__ = ["practice_effects", "plot_tail_vs_synthetic_share", "tail_metric"]
@@ -86,21 +85,15 @@ def plot_tail_vs_synthetic_share(results: pd.DataFrame, specs: dict[str, dict],
     """Per task, the tail metric (mean over seeds) against the synthetic share of the training
     set, one line per paradigm with a marker per model-fitting iteration; None if no task has a
     tail metric.  A grid of at most 3 panels per row, one legend below it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     tasks = [(t, *tail_metric(results[results.task == t], specs.get(str(t), {})))
              for t in results.task.unique()]
     tasks = [t for t in tasks if t[1] is not None]
     if not tasks:
         return None
-    from .plots import grid_shape, paradigm_color
+    from .plots import _laid_out, grid_shape, paradigm_color, save_figure
 
     nrow, ncol = grid_shape(len(tasks))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.6 * nrow + 0.4), squeeze=False,
-                             layout="constrained")
+    fig, axes = _laid_out(4.6 * ncol, 3.6 * nrow + 0.4, nrow, ncol)
     for ax, (task, metric, higher) in zip(axes.flat, tasks):
         sub = results[(results.task == task)
                       & results.metric.isin([metric, "n_synthetic", "n_train"])]
@@ -125,6 +118,4 @@ def plot_tail_vs_synthetic_share(results: pd.DataFrame, specs: dict[str, dict],
                           key=lambda h: len(h[1]))
     fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)),
                fontsize=7)
-    atomic_write(Path(path), lambda p: fig.savefig(p, dpi=100, format="png"))
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, Path(path))

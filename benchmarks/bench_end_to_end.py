@@ -228,6 +228,11 @@ def end_to_end(args, work: Path, env: dict) -> list[Section]:
               verdict(seconds, "<= 1 s"))
     seconds = run_cli(path, ["--no-plots"])
     small.add("run, 1 seed x 1 iteration --no-plots", f"{seconds:.2f}", "", "")
+    finished = work / "tiny-run"
+    run_process(mc + ["run", str(path), "--out", str(finished), "-q"], env, work)
+    seconds = best_of(lambda: run_process(mc + ["report", str(finished)], env, work),
+                      args.repeats)
+    small.add("report DIR again (figures unchanged: not redrawn)", f"{seconds:.2f}", "", "")
     for argv in (["--help"], ["presets"]):
         seconds = best_of(lambda: run_process(mc + argv, env, work), args.repeats)
         small.add(f"modelcollapse {' '.join(argv)}", f"{seconds:.2f}", "<= 0.3 s",
@@ -297,18 +302,23 @@ def sweep(args, work: Path, env: dict) -> Section:
         f"Sweep throughput (best of {args.repeats}): {len(spec.points)} points, {chains} chains "
         f"of {grid['n_iterations']} iterations; per core = chains/s / min(jobs, {cores} cores); "
         "issue 13 measured 91 chains/s in process with one job",
-        ("how", "jobs", "seconds", "chains/s", "chains/s/core"))
+        ("how", "jobs", "seconds", "chains/s", "chains/s/core", "s/point over run_sweep"))
     run_sweep(spec, executor=LocalExecutor(1))  # warm-up
     for jobs in SWEEP_JOBS:
-        whole = best_of(lambda: run_process(
-            mc + ["sweep", str(path), "--no-plots", "--jobs", str(jobs),
-                  "--out", str(work / f"sweep{next(counter)}")], env, work), args.repeats)
+        def whole(*extra: str) -> float:
+            return best_of(lambda: run_process(
+                mc + ["sweep", str(path), "--jobs", str(jobs), *extra,
+                      "--out", str(work / f"sweep{next(counter)}")], env, work), args.repeats)
+
+        bare, full = whole("--no-plots"), whole()
         inproc = best_of(lambda: run_sweep(spec, executor=LocalExecutor(jobs)), args.repeats)
         per = min(jobs, cores)
-        for label, seconds in (("modelcollapse sweep --no-plots", whole),
+        for label, seconds in (("modelcollapse sweep (report and figures)", full),
+                               ("modelcollapse sweep --no-plots", bare),
                                ("run_sweep in process", inproc)):
+            overhead = (seconds - inproc) / len(spec.points)
             section.add(label, str(jobs), f"{seconds:.2f}", f"{chains / seconds:.1f}",
-                        f"{chains / seconds / per:.1f}")
+                        f"{chains / seconds / per:.1f}", f"{overhead:.3f}")
     return section
 
 

@@ -98,8 +98,8 @@ def _build(name, params, seed=SEED, replicates=range(R)):
 def _fit(task, streams, X=None, iteration=0):
     model = task.make_model()
     X = task.real if X is None else X
-    if isinstance(model, PerReplicate):
-        model.fit(X, rngs=streams(iteration, Role.FIT))
+    if isinstance(model, PerReplicate) or getattr(model, "batched", False):
+        model.fit(X, rngs=streams(iteration, Role.FIT))  # the BatchedModel protocol
     else:
         model.fit(X)
     return model

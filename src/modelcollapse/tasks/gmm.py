@@ -1,6 +1,6 @@
 """Gaussian-mixture task: known truth (``n_components`` unit Gaussians with means spread on a circle
 of radius 4 in the first two dimensions) or real ``wine`` / ``digits`` features.  Fitted by
-scikit-learn EM per replicate (``PerReplicate``), sampled from our own streams.  Metrics:
+batched EM for all replicates at once (``families.gmm``), sampled from our own streams.  Metrics:
 ``test_nll`` on held-out real data and ``cov_trace_ratio`` (mixture covariance / reference)."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from ..families.base import PerReplicate
 from ..families.gmm import GaussianMixture
 from ..metrics import cov_trace_ratio, mean_nll
 from ..rng import Streams
@@ -59,8 +58,8 @@ class GMMTask:
                  else reference_moments(test)[0])
         tail = tail_rows(test, mean0, cov0)
 
-        def evaluate(model: PerReplicate, iteration: int = 0) -> dict[str, np.ndarray]:
-            cov = np.stack([m.covariance() for m in model.models_])
+        def evaluate(model: GaussianMixture, iteration: int = 0) -> dict[str, np.ndarray]:
+            cov = model.covariance()
             scores = model.score_samples(test)
             return {**sample_metrics(model, test, labels, streams, iteration, p.sample_metrics),
                     "test_nll": mean_nll(scores),
@@ -68,10 +67,10 @@ class GMMTask:
                     "cov_trace_ratio": cov_trace_ratio(cov, cov0)}
 
         def make_model():
-            return PerReplicate(lambda: GaussianMixture(
-                n_components=k, covariance_type=p.covariance_type, max_iter=p.max_iter), R)
+            return GaussianMixture(n_components=k, covariance_type=p.covariance_type,
+                                   max_iter=p.max_iter)
 
-        def test_nll(model: PerReplicate) -> np.ndarray:
+        def test_nll(model: GaussianMixture) -> np.ndarray:
             return mean_nll(model.score_samples(test))
 
         # Def. 5: the real-data learning curve, from 3 (d + 1) rows per component

@@ -289,6 +289,37 @@ def practices_configured(studies: list[dict]) -> bool:
     return False
 
 
+def _metric_figures(results: pd.DataFrame, manifest: dict, study: dict, plots: Path,
+                    max_point_figures: int | None) -> tuple[list, str]:
+    """The ``FigureJob``s of a figure per task (every metric over iterations, theory dashed)
+    and of the provenance figure -- from the aggregates they draw, so digests and pickling
+    stay small -- and the note naming a sweep's points left out ("" when none)."""
+    from .figures import FigureJob
+    from .overlays import theory_curves
+    from .plots import bands, check_labels, provenance_figure, task_figure
+
+    tasks = [str(t) for t in results.task.unique()]
+    check_labels(tasks, plots)
+    left_out, shown = "", results
+    points = sorted(int(p["point"]) for p in manifest.get("points") or [])
+    if max_point_figures is not None and len(points) > max_point_figures:
+        first = set(points[:max_point_figures])
+        tasks = [t for t in tasks if int(t.rsplit("@p", 1)[1]) in first]
+        shown = results[results.task.isin(tasks)]
+        left_out = (f'<p class="note">Figures are drawn for the first {max_point_figures} of '
+                    f"{len(points)} grid points (points {points[0]} to "
+                    f"{points[max_point_figures - 1]}); <code>modelcollapse report DIR "
+                    "--all-figures</code> draws every point's.</p>")
+    n_iterations = int(results.iteration.max()) + 1 if len(results) else 0
+    band = bands(shown)
+    figures = [FigureJob(plots / f"{task}.png", task_figure,
+                         (band[band.task == task].reset_index(drop=True), task,
+                          theory_curves(study, task, n_iterations))) for task in tasks]
+    prov = shown[shown.metric.isin(["n_real", "n_train"])].reset_index(drop=True)
+    figures.append(FigureJob(plots / "provenance.png", provenance_figure, (prov,)))
+    return figures, left_out
+
+
 #: a sweep's per-point figures are drawn for this many grid points by default
 MAX_POINT_FIGURES = 12
 
@@ -324,9 +355,9 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     FileNotFoundError
         If ``run_dir`` is not a run directory.
     """
-    from .figures import FigureJob, draw_figures
+    from .figures import draw_figures
     from .overlays import theory_curves
-    from .plots import LOG_RATIO, bands, check_labels, provenance_figure, task_figure
+    from .plots import LOG_RATIO
     from .summary import final_vs_initial
 
     from .sweep import label_points, points_as_tasks, unlabel_points
@@ -364,27 +395,8 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
                                                  sweep_profile, run_dir / "plots")
     else:
         sweep_parts, sweep_jobs = [], []
-    # the figures: from the aggregates they draw (digests and pickling stay small)
-    tasks = [str(t) for t in results.task.unique()]
-    check_labels(tasks, run_dir / "plots")
-    left_out, figure_results = "", results
-    points = sorted(int(p["point"]) for p in manifest.get("points") or [])
-    if max_point_figures is not None and len(points) > max_point_figures:
-        shown = set(points[:max_point_figures])
-        tasks = [t for t in tasks if int(t.rsplit("@p", 1)[1]) in shown]
-        figure_results = results[results.task.isin(tasks)]
-        left_out = (f'<p class="note">Figures are drawn for the first {max_point_figures} of '
-                    f"{len(points)} grid points (points {points[0]} to "
-                    f"{points[max_point_figures - 1]}); <code>modelcollapse report DIR "
-                    "--all-figures</code> draws every point's.</p>")
-    n_iterations = int(results.iteration.max()) + 1 if len(results) else 0
-    band = bands(figure_results)
-    figures = [FigureJob(run_dir / "plots" / f"{task}.png", task_figure,
-                         (band[band.task == task].reset_index(drop=True), task,
-                          theory_curves(study, task, n_iterations))) for task in tasks]
-    prov = figure_results[figure_results.metric.isin(["n_real", "n_train"])].reset_index(
-        drop=True)
-    figures.append(FigureJob(run_dir / "plots" / "provenance.png", provenance_figure, (prov,)))
+    figures, left_out = _metric_figures(results, manifest, study, run_dir / "plots",
+                                        max_point_figures)
     *plots, provenance = draw_figures(figures + sweep_jobs, workers=jobs,
                                       progress=progress)[:len(figures)]
     sweep_html = "".join(_img(p) if isinstance(p, Path) else p for p in sweep_parts)
@@ -406,6 +418,7 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
             "of the last training set. Means with 95% confidence intervals over seeds.</p>",
             _practices_table(effects, baseline),
             *([_img(tail_plot)] if tail_plot is not None else [])]
+    n_iterations = int(results.iteration.max()) + 1 if len(results) else 0
     theory = "points" not in manifest and any(
         theory_curves(study, str(t), n_iterations) for t in results.task.unique())
 

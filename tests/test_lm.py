@@ -173,6 +173,46 @@ def test_bad_input():
         model.fit(np.full((4, L + 1), V), rng=np.random.default_rng(0))
 
 
+def test_fit_sample_score_leave_torch_global_rng_alone(rows):
+    """Every random choice comes from the rng argument: the torch global RNG is neither read
+    nor advanced (no default module initialisation drawn from it before ``_init_``)."""
+    before = torch.get_rng_state()
+    model = LM(epochs=1, **TINY).fit(rows, rng=np.random.default_rng(0))
+    model.sample(4, rng=np.random.default_rng(0))
+    model.score_samples(rows[:4])
+    LM(epochs=1, **TINY).set_state(model.get_state())
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_fit_syncs_with_the_host_once_per_epoch(rows, monkeypatch):
+    """No per-step host synchronisation: the loss is accumulated on the device and read once
+    per epoch (here 6 steps per epoch, 2 epochs -> 2 reads)."""
+    reads = []
+    for name in ("item", "__float__", "__bool__", "__int__", "tolist", "cpu", "numpy"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _original=original, _name=name, **k):
+            reads.append(_name)
+            return _original(self, *a, **k)
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    model = LM(epochs=2, **TINY)
+    model.fit(rows, rng=np.random.default_rng(0))
+    monkeypatch.undo()
+    assert model.train_steps_ == 12
+    assert reads == ["__float__", "__float__"], reads
+
+
+def test_optimizer_is_fused_adamw_with_decay_on_matrices_only():
+    model = LM(**TINY)
+    net = model._new_net()
+    opt = model._optimizer(net)
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"] is True
+    decay, rest = opt.param_groups
+    assert decay["weight_decay"] == model.weight_decay and rest["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in rest["params"])
+    assert len(decay["params"]) + len(rest["params"]) == len(list(net.parameters()))
+
+
 # ------------------------------------------------------------------------------- metrics
 
 def test_text_metrics_by_hand():

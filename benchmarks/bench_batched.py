@@ -26,6 +26,11 @@ Usage::
     python benchmarks/bench_batched.py --repeat 3      # best of 3 timings
     python benchmarks/bench_batched.py --profile       # + cProfile of the engine (accumulate)
     python benchmarks/bench_batched.py --profile-only  # only the cProfile hotspots
+    python benchmarks/bench_batched.py --engine-floor --repeat 3 [--baseline-src DIR] [--no-loop]
+        # issue 13: run_study vs the RNG floor (wall and CPU; build and learning curve apart),
+        # the statistics draw with generators vs one block draw, and the per-seed loop on
+        # accumulate; DIR = another tree's src/ (e.g. `git archive HEAD~1 src | tar -x -C /tmp/b`)
+        # measured in a subprocess before and after this tree
 
 Timings exclude task building / data drawing (reported separately) and imports (a warm-up run of
 each implementation precedes timing); the engine time is ``run_unit`` with a prebuilt task, i.e.
@@ -382,6 +387,164 @@ def fmt_mib(b):
     return "-" if b is None else f"{b / 2**20:.1f}"
 
 
+# ---------------------------------------------------------------------------------------------
+# engine vs the RNG floor (issue 13)
+# ---------------------------------------------------------------------------------------------
+
+FLOOR_STUDIES = [(f, p) for f in ("gaussian", "linear_regression")
+                 for p in ("replace", "accumulate")]
+
+
+def normals_drawn(family: str, d: int, n: int, iterations: int, seeds: int,
+                  n_test: int = 1000) -> int:
+    """Normals a study draws (its data plus every synthetic sample), as bench_end_to_end.py
+    counts them: the size of the RNG floor's one ``standard_normal`` call."""
+    later = seeds * max(iterations - 1, 0)
+    if family == "gaussian":
+        return seeds * (n + n_test) * d + later * n * d
+    return seeds * (d + (n + n_test) * (d + 1)) + later * n
+
+
+def _best(fn, repeat: int) -> tuple[float, float]:
+    """(best wall s, best CPU s) of ``repeat`` calls."""
+    wall = cpu = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall, cpu = min(wall, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
+    return wall, cpu
+
+
+def engine_floor(args) -> dict:
+    """{study: {seconds...}} for the four studies of ``FLOOR_STUDIES`` (run_study in process)."""
+    from modelcollapse.engine.study import run_study
+    from modelcollapse.engine.unit import build_task
+
+    out = {}
+    for fam, par in FLOOR_STUDIES:
+        study = make_study(fam, par, d=args.d, n=args.n, n_iterations=args.iterations,
+                           n_seeds=args.seeds)
+        run_study(study)  # warm-up
+        row = dict(zip(("engine_wall", "engine_cpu"), _best(lambda: run_study(study),
+                                                            args.repeat)))
+        row["build_cpu"] = _best(lambda: build_task(study, 0), args.repeat)[1]
+        task, streams = build_task(study, 0)
+        if task.reference is not None:
+            row["curve_cpu"] = _best(lambda: task.reference.compute(task.make_model, task.real,
+                                                                    streams), args.repeat)[1]
+        gen = np.random.Generator(np.random.Philox(0))
+        count = normals_drawn(fam, args.d, args.n, args.iterations, args.seeds)
+        row["floor_wall"], row["floor_cpu"] = _best(lambda: gen.standard_normal(count),
+                                                    args.repeat)
+        row["normals"] = count
+        out[f"{fam} {par}"] = row
+    # drawing one synthetic batch's statistics (linear regression, R = seeds): per-replicate
+    # generators vs one block draw, when the tree has block draws
+    from modelcollapse.families.linear_regression import LinearRegression
+    from modelcollapse.rng import Role
+
+    rng = np.random.default_rng(0)
+    model = LinearRegression(rng.standard_normal((args.seeds, args.n, args.d)), noise_variance=1.0)
+    model.fit(np.concatenate([model.design, rng.standard_normal((args.seeds, args.n, 1))], -1))
+    streams = Streams(0, range(args.seeds))
+    micro = {"generators": _best(lambda: [model.sample_statistics(
+        args.n, rngs=streams(t, Role.SAMPLE)) for t in range(100)], args.repeat)[1] / 100}
+    if hasattr(streams, "batch"):
+        micro["block"] = _best(lambda: [model.sample_statistics(
+            args.n, rngs=streams.batch(t, Role.SAMPLE)) for t in range(100)], args.repeat)[1] / 100
+    out["_statistics_draw"] = micro
+    return out
+
+
+def per_seed_loop(args, fam: str, par: str) -> float:
+    """Best wall seconds of benchmarks/per_seed_reference.py's loop, in this process."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent / "per_seed_reference.py"
+    spec = importlib.util.spec_from_file_location("per_seed_reference", path)
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    return _best(lambda: ref.run(fam, par, seeds=args.seeds, iterations=args.iterations,
+                                 dim=args.d, samples=args.n), args.repeat)[0]
+
+
+def run_engine_floor(args) -> int:
+    import json
+    import subprocess
+
+    if args.json:  # the baseline's half of --baseline-src: numbers only
+        print(json.dumps(engine_floor(args)))
+        return 0
+    load0 = os.getloadavg()
+
+    def baseline() -> dict | None:
+        if not args.baseline_src:
+            return None
+        env = dict(os.environ, PYTHONPATH=args.baseline_src)
+        cmd = [sys.executable, __file__, "--engine-floor", "--json", "--repeat", str(args.repeat),
+               "--seeds", str(args.seeds), "--iterations", str(args.iterations), "--d",
+               str(args.d), "--n", str(args.n), "--blas-threads", str(args.blas_threads)]
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if res.returncode != 0:
+            tail = (res.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise SystemExit(f"error: --baseline-src: the baseline run failed: {tail}")
+        return json.loads(res.stdout.strip().splitlines()[-1])
+
+    # baseline before and after the current tree (the best of both), so that a change of load
+    # during the run weighs on both sides
+    first = baseline()
+    current = engine_floor(args)
+    second = baseline()
+    base = None
+    if first is not None:
+        base = {k: {m: min(first[k].get(m, np.inf), second[k].get(m, np.inf))
+                    for m in first[k]} for k in first}
+    loops = {}
+    if not args.no_loop:
+        for fam, par in FLOOR_STUDIES:
+            if par == "accumulate":
+                loops[f"{fam} {par}"] = per_seed_loop(args, fam, par)
+    load1 = os.getloadavg()
+
+    def cell(row, key):
+        return f"{row[key] * 1e3:8.1f}" if key in row else f"{'-':>8}"
+
+    print(f"\nEngine vs the RNG floor (issue 13 target: engine <= 3x the floor): run_study in "
+          f"process, best of {args.repeat}; ms; CPU = process time (less sensitive to other "
+          "jobs on the machine than wall time)")
+    head = (f"{'study':<29} {'tree':<8} {'wall':>8} {'CPU':>8} {'build':>8} {'curve':>8} "
+            f"{'floor':>8} {'N normals':>10} {'wall/fl':>8} {'CPU/fl':>8}")
+    print(head)
+    print("-" * len(head))
+    for key, row in current.items():
+        if key.startswith("_"):
+            continue
+        trees = [("current", row)] + ([("baseline", base[key])] if base else [])
+        for name, r in trees:
+            print(f"{key:<29} {name:<8} {cell(r, 'engine_wall')} {cell(r, 'engine_cpu')} "
+                  f"{cell(r, 'build_cpu')} {cell(r, 'curve_cpu')} {cell(r, 'floor_cpu')} "
+                  f"{int(r['normals']):>10,} {r['engine_wall'] / r['floor_wall']:7.2f}x "
+                  f"{r['engine_cpu'] / r['floor_cpu']:7.2f}x")
+    micro = current["_statistics_draw"]
+    line = (f"\nOne synthetic batch's statistics, linear regression, R={args.seeds}, d={args.d}, "
+            f"n={args.n} (CPU us): per-replicate generators {micro['generators'] * 1e6:.0f}")
+    if "block" in micro:
+        line += (f", block draw {micro['block'] * 1e6:.0f} "
+                 f"({micro['generators'] / micro['block']:.1f}x)")
+    print(line)
+    if loops:
+        print("\nAgainst the per-seed loop (benchmarks/per_seed_reference.py, in process; "
+              "target >= 300x on accumulate)")
+        for key, loop in loops.items():
+            print(f"{key:<29} loop {loop:7.3f} s  engine {current[key]['engine_wall']:6.3f} s  "
+                  f"loop/engine {loop / current[key]['engine_wall']:6.1f}x")
+    print(f"\nload average before {load0[0]:.2f}, after {load1[0]:.2f} "
+          f"({os.cpu_count()} cores)")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -406,6 +569,14 @@ def main(argv=None) -> int:
     ap.add_argument("--profile-only", action="store_true",
                     help="only the cProfile of the engine (no timing, no loop)")
     ap.add_argument("--top", type=int, default=14, help="profile lines per family")
+    ap.add_argument("--engine-floor", action="store_true",
+                    help="only the engine vs the RNG floor and the per-seed loop (issue 13)")
+    ap.add_argument("--baseline-src", metavar="DIR",
+                    help="with --engine-floor: also measure the package under DIR (e.g. a "
+                    "`git archive` of an older commit's src/) in a subprocess, before and after")
+    ap.add_argument("--no-loop", action="store_true",
+                    help="with --engine-floor: skip the per-seed loop (slow on accumulate)")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.seeds = args.seeds or (20 if args.quick else 100)
     args.iterations = args.iterations or (20 if args.quick else 100)
@@ -427,6 +598,9 @@ def main(argv=None) -> int:
           f"seeds={args.seeds}, best of {args.repeat}")
     print(f"thread pools: {blas or 'none found'} (--blas-threads {args.blas_threads}); "
           f"env: {threads or 'unset'}")
+
+    if args.engine_floor:
+        return run_engine_floor(args)
 
     if args.profile_only:
         for fam in args.families:

@@ -63,7 +63,10 @@ class CuratedPool:
 
     def add_batch(self, model, m: int, t: int) -> None:
         """Sample model t's batch, add the arriving real rows, curate, append to the pool."""
-        X = np.asarray(model.sample(m, rngs=self.streams(t, Role.SAMPLE)))
+        # the same draws as an uncurated chain's batch t (block draws where the family has them)
+        rngs = (self.streams.batch(t, Role.SAMPLE) if getattr(model, "block_draws", False)
+                else self.streams(t, Role.SAMPLE))
+        X = np.asarray(model.sample(m, rngs=rngs))
         k = self.curation.real_arrival
         arriving = self.task.real[:, self.next_real:self.next_real + k]
         self.next_real += k

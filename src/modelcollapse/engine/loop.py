@@ -248,6 +248,8 @@ def run_chain(task: Task, paradigm, *, n_iterations: int,
         if t < n_iterations - 1:
             if curation is not None:
                 sources.add_batch(model, sizes[t], t)
+            elif getattr(model, "block_draws", False):  # one call for all replicates
+                sources.add_batch(model, sizes[t], streams.batch(t, Role.SAMPLE))
             else:
                 sources.add_batch(model, sizes[t], streams(t, Role.SAMPLE))
             if checkpoint is not None and checkpoint.due(

@@ -18,6 +18,10 @@ own family implements only this::
 * optionally ``statistics(X, sample_weight)`` / ``combine(a, b)`` / ``fit_statistics(stats)``:
   sufficient statistics, so that an accumulating pool is fitted in O(1) per model-fitting
   iteration instead of refitting a growing pool.
+* optionally the class attribute ``block_draws = True``: ``sample`` and ``sample_statistics``
+  then also accept an ``rng.Batch`` as ``rngs`` (``Batch.normal(shape)`` -> (R, *shape), one
+  call for all replicates; ``Batch.generators`` for per-replicate draws), and the engine passes
+  one for synthetic samples.
 
 ``PerReplicate`` turns any ``GenerativeModel`` factory into a ``BatchedModel`` by looping.
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._linalg import spd_factor
+from ..rng import Batch
+from ._linalg import SPDFactor, spd_factor
 from .base import STATUS_OK, Stats, stack_draws
 
 __all__ = ["LinearRegression"]
@@ -37,6 +38,7 @@ class LinearRegression:
     ----------
     coef_ : ndarray of shape (R, d)
     noise_variance_ : ndarray of shape (R,)
+    factor_ : SPDFactor of X^T X (``families._linalg``)
     status_ : ndarray of shape (R,) of str; ``"singular_covariance"`` when X^T X is rank deficient
         (the minimum-norm solution is used), ``"zero_variance"`` when the fitted noise is 0.
     """
@@ -48,6 +50,9 @@ class LinearRegression:
 
     #: a fit reads nothing left by an earlier fit: checkpoints need no model state (families.base)
     stateless_fit = True
+    #: ``sample`` / ``sample_statistics`` accept an ``rng.Batch`` (block draws: one call for all
+    #: replicates) as well as per-replicate generators (families.base)
+    block_draws = True
 
     def __init__(self, design: np.ndarray, *, noise_variance: float | None = None) -> None:
         self.design = np.asarray(design, dtype=float)
@@ -72,13 +77,21 @@ class LinearRegression:
     def fit_statistics(self, stats: Stats) -> "LinearRegression":
         xtx, xty = stats["xtx"], stats["xty"]
         status = np.full(len(xtx), STATUS_OK, dtype=object)
-        # OLS; the minimum-norm solution (pseudo-inverse) where X^T X is rank deficient
-        factor = spd_factor(xtx)
+        # OLS; the minimum-norm solution (pseudo-inverse) where X^T X is rank deficient.  Under
+        # replace every fit sees the same X^T X object (the fixed design's Gram matrix,
+        # ``sample_statistics``): its factor is reused (the array is kept alive and never
+        # written to, so identity means equal values)
+        cached = self.__dict__.get("_factor")
+        if cached is not None and cached[0] is xtx:
+            factor = cached[1]
+        else:
+            factor = spd_factor(xtx)
+            self._factor = (xtx, factor)
         coef = (factor.precision @ xty[..., None])[..., 0]
         status[factor.singular] = "singular_covariance"
         rss = stats["yty"] - 2 * np.einsum("rd,rd->r", coef, xty) + np.einsum(
             "rd,rde,re->r", coef, xtx, coef)
-        self.coef_ = coef
+        self.coef_, self.factor_ = coef, factor
         self.residual_variance_ = np.clip(rss, 0.0, None) / stats["count"]
         if self.noise_variance is None:
             self.noise_variance_ = self.residual_variance_
@@ -89,15 +102,32 @@ class LinearRegression:
         self.status_ = status
         return self
 
+    def take_replicates(self, index) -> "LinearRegression":
+        """The fitted model of replicates ``index`` (a slice or index array; the design and
+        noise settings are shared, the fitted arrays are views or copies)."""
+        part = LinearRegression(self.design, noise_variance=self.noise_variance)
+        f = self.factor_
+        part.coef_, part.status_ = self.coef_[index], self.status_[index]
+        part.residual_variance_ = self.residual_variance_[index]
+        part.noise_variance_ = self.noise_variance_[index]
+        part.factor_ = SPDFactor(f.root[index], f.precision[index], f.logdet[index],
+                                 f.singular[index], f.whole_batch_exact)
+        return part
+
     def fit(self, data, *, sample_weight=None, rngs=None) -> "LinearRegression":
         """Fit on data of shape (R, n_samples, d + 1), rows ``[x, y]``."""
         return self.fit_statistics(self.statistics(np.asarray(data, dtype=float), sample_weight))
 
     def sample(self, n_samples: int, *, rngs) -> np.ndarray:
-        """Rows ``[x, y]`` of shape (R, n_samples, d + 1): design rows with labels X coef_ + noise."""
+        """Rows ``[x, y]`` of shape (R, n_samples, d + 1): design rows with labels X coef_ + noise.
+
+        ``rngs``: one generator per replicate, or an ``rng.Batch`` (block draws)."""
         T = self.design.shape[1]
         X = self.design[:, np.arange(n_samples) % T]
-        noise = stack_draws(rngs, lambda g: g.standard_normal(n_samples))
+        if isinstance(rngs, Batch):  # one call for all replicates (rng.Batch)
+            noise = rngs.normal(n_samples)
+        else:
+            noise = stack_draws(rngs, lambda g: g.standard_normal(n_samples))
         y = (X @ self.coef_[..., None])[..., 0] + noise * np.sqrt(self.noise_variance_)[:, None]
         return np.concatenate([X, y[..., None]], axis=-1)
 
@@ -128,10 +158,18 @@ class LinearRegression:
         R, d = self.coef_.shape
         z = np.empty((R, d))
         chi = np.zeros(R)
-        for r, g in enumerate(rngs):
-            z[r] = g.standard_normal(d)
+        if isinstance(rngs, Batch):  # one call per draw for all replicates (rng.Batch)
+            z = rngs.normal(d)
             if n_samples > d:
-                chi[r] = g.chisquare(n_samples - d)
+                chi = rngs.chisquare(n_samples - d)
+        elif n_samples > d:
+            dof = n_samples - d
+            for r, g in enumerate(rngs):
+                g.standard_normal(out=z[r])
+                chi[r] = g.chisquare(dof)
+        else:
+            for r, g in enumerate(rngs):
+                g.standard_normal(out=z[r])
         sigma = np.sqrt(self.noise_variance_)
         Gc = (gram @ self.coef_[..., None])[..., 0]
         Lz = (L @ z[..., None])[..., 0]

@@ -23,8 +23,8 @@ from ..data.sklearn_datasets import regression_split
 from ..families.linear_regression import LinearRegression
 from ..metrics.regression import excess_risk, moment_mse, predictive_variance
 from ..rng import Role, Streams
-from .base import (LearningCurve, Task, TaskParams, curve_sizes, reference_moments, tail_rows,
-                   take_rows)
+from ._curve import BatchedCurve
+from .base import Task, TaskParams, curve_sizes, reference_moments, tail_rows, take_rows
 
 #: real-data learning curve (Def. 5): smallest subsample = this many times the design's columns
 CURVE_SMALLEST = 3
@@ -105,9 +105,11 @@ class LinearRegressionTask:
         # test MSE = (y^T y - 2 c^T X^T y + c^T X^T X c) / m exactly, from the test set's moments;
         # the tail (Def. 7): the 10% highest-leverage test rows (largest Mahalanobis distance of x)
         x_test = test[..., :-1]
-        x_mean, x_cov = reference_moments(x_test)
         if "coef" in truth:  # known truth: x ~ N(0, I) (the intercept-free synthetic design)
-            x_mean, x_cov = np.zeros_like(x_mean), np.broadcast_to(np.eye(x_mean.shape[1]), x_cov.shape)
+            R, d_x = x_test.shape[0], x_test.shape[-1]
+            x_mean, x_cov = np.zeros((R, d_x)), np.broadcast_to(np.eye(d_x), (R, d_x, d_x))
+        else:
+            x_mean, x_cov = reference_moments(x_test)
         test_moments = LinearRegression.statistics(test)
         tail = take_rows(test, tail_rows(x_test, x_mean, x_cov))
         tail_moments = LinearRegression.statistics(tail)
@@ -138,8 +140,11 @@ class LinearRegressionTask:
         # increments of held-out losses since iteration 0 (the noise floor cancels)
         # Def. 5: the real-data learning curve of OLS on real subsamples of 3d .. n rows
         d = design.shape[-1]
-        reference = LearningCurve(risk, population_risk if truth else test_loss,
-                                  curve_sizes(real.shape[1], CURVE_SMALLEST * d), CURVE_REPEATS)
+        # (the repeats of a size fitted as one batch, their subsamples from one block draw:
+        # tasks._curve)
+        reference = BatchedCurve(risk, population_risk if truth else test_loss,
+                                 curve_sizes(real.shape[1], CURVE_SMALLEST * d), CURVE_REPEATS,
+                                 block_subsamples=True)
         profile = {"variance": "predictive_variance", "tail": "tail_loss", "tail_base": "test_loss",
                    "tail_mode": "increment",
                    "scaling": {"metric": risk, "reference": reference.prefix}}

@@ -249,6 +249,7 @@ def test_degenerate_data_give_statuses_not_errors(covariance_type):
     assert model.n_components_[0] == 1 and model.n_components_[2] == 1
     assert status[3] in ("ok", "not_converged") and model.n_components_[3] == 3
     assert status[5] == "non_finite" and status[6] == "fit_failed"
+    assert model.n_iter_[5] == model.n_iter_[6] == 0  # never fitted: no EM iteration on them
     fitted = np.array([s not in ("non_finite", "fit_failed") for s in status])
     # a one-point component: reg_covar is its variance, its weight 1 (others weight 0)
     np.testing.assert_allclose(model.covariances_[0, 0], 1e-6 * np.eye(4), rtol=1e-9)
@@ -300,6 +301,7 @@ def test_state_round_trip_through_a_file(tmp_path):
     w[:] = 0
     a = model.fit(X, sample_weight=w, rngs=_rngs(len(X))).get_state()
     b = restored.fit(X, sample_weight=w, rngs=_rngs(len(X))).get_state()
+    assert set(a["status_"]) == {"fit_failed"} and np.isfinite(a["means_"][0]).all()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
@@ -312,3 +314,18 @@ def test_sample_is_a_pure_function_of_each_replicates_stream():
     alone = GaussianMixture(n_components=3).fit(X[2:3], rngs=_rngs(4)[2:3])
     np.testing.assert_array_equal(alone.sample(50, rngs=_rngs(4, 100)[2:3])[0], a[2])
     assert not np.array_equal(a[0], model.sample(50, rngs=_rngs(4, 200))[0])
+
+
+def test_component_collapsed_onto_one_point_is_floored_by_reg_covar():
+    """An outlier far from the rest takes a component of its own: variance reg_covar, weight
+    1/n, finite scores everywhere (collapse is data, not an error)."""
+    g = np.random.default_rng(4)
+    X = np.concatenate([g.normal(0, 1, (50, 2)), [[1e3, 1e3]]])[None]
+    model = GaussianMixture(n_components=2).fit(X, rngs=_rngs(1))
+    assert model.status_[0] == "ok"
+    lone = np.argmax(model.means_[0, :, 0])
+    np.testing.assert_allclose(model.means_[0, lone], [1e3, 1e3])
+    np.testing.assert_allclose(model.covariances_[0, lone], 1e-6 * np.eye(2), rtol=1e-6,
+                               atol=1e-15)
+    np.testing.assert_allclose(model.weights_[0, lone], 1 / 51, rtol=1e-9)
+    assert np.isfinite(model.score_samples(np.array([[[0.0, 0.0], [1e3, 1e3], [5e2, 0.0]]]))).all()

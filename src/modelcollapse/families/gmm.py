@@ -246,14 +246,23 @@ class GaussianMixture:
             cov += (second / (k * nk))[:, None]
         log_weights = np.broadcast_to(np.log((1 + EPS10) / kept.sum(1))[:, None], (A, k)).copy()
         prec, root, ok = _precision_cholesky(cov)
+        Xt = np.ascontiguousarray(np.swapaxes(X, 1, 2))                            # (A, d, n)
+        unit = bool((w == 1).all())
         lower = np.full(A, -np.inf)
         active = np.arange(A)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
             for it in range(1, self.max_iter + 1):
-                Xa, wa = (X, w) if len(active) == A else (X[active], w[active])
-                log_norm, log_resp = _e_step(Xa, means, prec, log_weights)
-                current = (wa * log_norm).sum(1) / wa.sum(1)
-                weights, means, cov = self._m_step(Xa, wa, np.exp(log_resp))
+                if len(active) == A:
+                    Xa, Xta, wa = X, Xt, w
+                else:
+                    Xa, Xta, wa = X[active], Xt[active], w[active]
+                log_norm, log_resp = _e_step(Xta, means, prec, log_weights)
+                if unit:  # all weights 1: the same numbers without the products by 1
+                    current = log_norm.sum(1) / n
+                else:
+                    current = (wa * log_norm).sum(1) / wa.sum(1)
+                weights, means, cov = self._m_step(Xa, Xta, None if unit else wa,
+                                                   np.exp(log_resp))
                 log_weights = np.log(weights)
                 prec, root, ok = _precision_cholesky(cov)
                 finite = (np.isfinite(current) & np.isfinite(means).all((1, 2))
@@ -296,14 +305,17 @@ class GaussianMixture:
         self.roots_[r] = np.eye(d)
         self.roots_[r, :k] = root
 
-    def _m_step(self, X, w, resp):
-        """Weighted M-step: X (A, n, d), w (A, n), responsibilities (A, k, n) ->
-        weights (A, k), means (A, k, d), covariances (A, k, d, d) (module docstring)."""
-        resp = resp * w[:, None, :]
+    def _m_step(self, X, Xt, w, resp):
+        """Weighted M-step: X (A, n, d) and its transpose Xt (A, d, n), w (A, n),
+        responsibilities (A, k, n) -> weights (A, k), means (A, k, d), covariances (A, k, d, d)
+        (module docstring).  ``w`` None: all weights 1."""
+        if w is not None:
+            resp = resp * w[:, None, :]
         nk = resp.sum(-1) + EPS10                                                  # (A, k)
         means = (resp @ X) / nk[..., None]                                         # (A, k, d)
-        diff = X[:, None, :, :] - means[:, :, None, :]                             # (A, k, n, d)
-        scatter = np.swapaxes(diff * resp[..., None], -1, -2) @ diff               # (A, k, d, d)
+        # rows along the last axis: the broadcast arithmetic runs over n, not over d
+        diff = Xt[:, None, :, :] - means[..., None]                                # (A, k, d, n)
+        scatter = (diff * resp[:, :, None, :]) @ np.swapaxes(diff, -1, -2)         # (A, k, d, d)
         d = X.shape[-1]
         kind = self.covariance_type
         if kind == "full":
@@ -367,7 +379,7 @@ class GaussianMixture:
             log_weights = np.log(self.weights_)
         for r0 in range(0, R, block):
             part = slice(r0, r0 + block)
-            out[part] = _e_step(X[part], self.means_[part], self.precisions_cholesky_[part],
+            out[part] = _e_step(np.swapaxes(X[part], 1, 2), self.means_[part], self.precisions_cholesky_[part],
                                 log_weights[part], resp=False)
         return out
 
@@ -453,16 +465,24 @@ def _precision_cholesky(cov: np.ndarray):
     return prec, root, ok
 
 
-def _e_step(X, means, prec, log_weights, resp: bool = True):
-    """X (A, n, d), means (A, k, d), precision Cholesky factors (A, k, d, d), log weights (A, k)
-    -> log p(x_n) (A, n) and, with ``resp``, log responsibilities (A, k, n)."""
-    d = X.shape[-1]
+def _e_step(Xt, means, prec, log_weights, resp: bool = True):
+    """Xt (A, d, n) (the rows along the last axis), means (A, k, d), precision Cholesky factors
+    (A, k, d, d), log weights (A, k) -> log p(x_n) (A, n) and, with ``resp``, the log
+    responsibilities (A, k, n)."""
+    d = Xt.shape[1]
     log_det = np.log(np.diagonal(prec, axis1=-2, axis2=-1)).sum(-1)                # (A, k)
-    y = X[:, None, :, :] @ prec - (means[:, :, None, :] @ prec)                      # (A, k, n, d)
-    log_prob = -0.5 * (d * LOG_2PI + (y * y).sum(-1)) + (log_det + log_weights)[..., None]
-    top = log_prob.max(1)                                                            # (A, n)
+    prec_t = np.swapaxes(prec, -1, -2)
+    y = prec_t @ Xt[:, None, :, :]                                                 # (A, k, d, n)
+    y -= prec_t @ means[..., None]
+    y *= y
+    log_prob = y.sum(2)                                                            # (A, k, n)
+    log_prob += d * LOG_2PI
+    log_prob *= -0.5
+    log_prob += (log_det + log_weights)[..., None]
+    top = log_prob.max(1)                                                          # (A, n)
     top = np.where(np.isfinite(top), top, 0.0)
     log_norm = np.log(np.exp(log_prob - top[:, None, :]).sum(1)) + top
     if not resp:
         return log_norm
-    return log_norm, log_prob - log_norm[:, None, :]
+    log_prob -= log_norm[:, None, :]
+    return log_norm, log_prob

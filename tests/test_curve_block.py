@@ -1,57 +1,63 @@
-"""``tasks._curve.BatchedCurve``: the repeats of a learning-curve size fitted as one batch give
-exactly the numbers of ``LearningCurve.compute`` (one repeat at a time), degenerate subsamples
-included; the linear-regression fit reuses its factor only for the very same X^T X."""
+"""``tasks._curve.BlockCurve`` (learning-curve subsamples from one block draw per size), the
+linear-regression fit's factor reuse, and where the engine and the curated pool use block
+draws."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from modelcollapse.config import Study
-from modelcollapse.families.gaussian import Gaussian
 from modelcollapse.families.linear_regression import LinearRegression
 from modelcollapse.rng import Role, Streams
-from modelcollapse.tasks._curve import BatchedCurve
-from modelcollapse.tasks.base import LearningCurve
+from modelcollapse.tasks._curve import BlockCurve
 
 
-def _both(curve: LearningCurve, make_model, real, streams):
-    batched = BatchedCurve.of(curve).compute(make_model, real, streams)
-    one_by_one = LearningCurve.compute(curve, make_model, real, streams)
-    return batched, one_by_one
+def _curve(N: int = 30, repeats: int = 8) -> BlockCurve:
+    return BlockCurve("population_risk", lambda m: m.coef_, (N,), repeats)
 
 
-@pytest.mark.parametrize("params", [{"n_features": 3, "n_samples": 40},
-                                    {"dataset": "wine", "n_samples": 60},
-                                    {"dataset": "digits", "n_samples": 200}])
-def test_gaussian_task_curve_is_the_one_repeat_at_a_time_curve(params):
-    study = Study.model_validate({"task": "gaussian", "task_params": params, "n_seeds": 4})
-    streams = Streams(study.seed, range(4))
+def test_block_subsamples_are_uniform_random_ordered_subsets():
+    """Every subsample holds N distinct rows; each row is in it with probability N / n and is
+    first with probability 1 / n (a sorted or fixed subset fails); replicates differ."""
+    R, n, N, repeats = 3000, 20, 6, 4
+    rows = _curve(N, repeats).subsamples(Streams(2, range(R)), N, n)
+    assert rows.shape == (repeats, R, N)
+    assert all(len(set(r)) == N for r in rows.reshape(-1, N).tolist())
+    draws = repeats * R
+    share = np.bincount(rows.ravel(), minlength=n) / draws
+    assert np.all(np.abs(share - N / n) < 5 * np.sqrt((N / n) * (1 - N / n) / draws))
+    first = np.bincount(rows[..., 0].ravel(), minlength=n) / draws
+    assert np.all(np.abs(first - 1 / n) < 5 * np.sqrt((1 / n) * (1 - 1 / n) / draws))
+    assert np.mean(rows[0, 0] == rows[0, 1]) < 0.5  # replicate 0 and 1 draw other subsets
+
+
+def test_block_subsamples_do_not_depend_on_the_batch():
+    full = _curve().subsamples(Streams(4, range(6)), 30, 100)
+    alone = _curve().subsamples(Streams(4, [5, 2]), 30, 100)
+    np.testing.assert_array_equal(full[:, [5, 2]], alone)
+    # each size has its own stream (N, Role.REFERENCE): size 10 is no prefix of size 20
+    s = Streams(4, range(6))
+    assert not np.array_equal(_curve().subsamples(s, 10, 100),
+                              _curve().subsamples(s, 20, 100)[..., :10])
+
+
+def test_linear_regression_curve_has_the_ols_risk():
+    """The recorded curve of the known-truth task: E ||w_hat - w*||^2 = sigma^2 d / (N - d - 1)
+    for OLS on N iid rows of an isotropic Gaussian design (a random subset of iid rows)."""
+    R, d = 1500, 3  # the mean over R within ~1.5%: a curve 10% off is many s.e. off
+    study = Study.model_validate({"task": "linear_regression", "n_seeds": R,
+                                  "task_params": {"n_features": d, "n_samples": 60,
+                                                  "n_test": 10}})
+    streams = Streams(study.seed, range(R))
     task = study.tasks[0].build(streams)
-    assert isinstance(task.reference, BatchedCurve)
-    batched, one_by_one = _both(task.reference, task.make_model, task.real, streams)
-    assert batched.keys() == one_by_one.keys() and batched
-    for key in batched:
-        np.testing.assert_array_equal(batched[key], one_by_one[key], err_msg=key)
-
-
-def test_a_degenerate_repeat_does_not_change_the_others():
-    """Replicate 0's points lie on a line except two: subsamples missing both are singular, so
-    the batch holds both positive-definite and singular matrices (the whole-batch eigen path);
-    the curve must still equal the one-repeat-at-a-time curve."""
-    rng = np.random.default_rng(1)
-    R, n, d = 3, 12, 2
-    real = rng.standard_normal((R, n, d))
-    t = rng.standard_normal(n)
-    real[0] = np.stack([t, 2 * t], axis=1)
-    real[0, :2] = rng.standard_normal((2, d))
-    def nll(m):  # reads the factorisation (a mean-only risk would not see the path taken)
-        return m.cross_entropy(np.zeros((R, d)), np.broadcast_to(np.eye(d), (R, d, d)))
-
-    curve = LearningCurve("test_nll", nll, (5, 8), repeats=6)
-    batched, one_by_one = _both(curve, Gaussian, real, Streams(0, range(R)))
-    for key in batched:
-        np.testing.assert_array_equal(batched[key], one_by_one[key], err_msg=key)
+    assert isinstance(task.reference, BlockCurve)
+    curve = task.learning_curve(streams)
+    assert curve
+    for key, risk in curve.items():
+        N = int(key.rsplit("_n", 1)[1])
+        expected = d / (N - d - 1)
+        # each value is a mean of 8 dependent fits: the spread over replicates gives the s.e.
+        assert abs(risk.mean() - expected) < 5 * risk.std() / np.sqrt(R), key
 
 
 def test_linear_regression_factor_reused_only_for_the_same_matrix():

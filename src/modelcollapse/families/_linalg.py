@@ -22,15 +22,10 @@ class SPDFactor:
     precision : (R, d, d), S^-1 where S is non-singular, else the pseudo-inverse
     logdet : (R,), log det S; -inf where singular
     singular : (R,) bool, lambda_min <= rel_tol * lambda_max (eigen path only)
-    whole_batch_exact : bool
-        True when every matrix went through ``eigh`` because one of them was non-finite or not
-        positive definite: then a matrix's factor depends on the rest of the batch (at rounding
-        level); False when each matrix's path was chosen by its own condition bound.
     """
 
-    def __init__(self, root, precision, logdet, singular, whole_batch_exact=False):
+    def __init__(self, root, precision, logdet, singular):
         self.root, self.precision, self.logdet, self.singular = root, precision, logdet, singular
-        self.whole_batch_exact = whole_batch_exact
 
 
 def _eigen(S: np.ndarray, rel_tol: float):
@@ -50,7 +45,6 @@ def spd_factor(S: np.ndarray, rel_tol: float = 1e-12) -> SPDFactor:
     """Factorise a batch of symmetric PSD matrices (fast path + exact fallback, see module)."""
     R = S.shape[0]
     fast = np.zeros(R, dtype=bool)
-    whole = True
     if np.isfinite(S).all():
         try:
             L = np.linalg.cholesky(S)
@@ -58,7 +52,6 @@ def spd_factor(S: np.ndarray, rel_tol: float = 1e-12) -> SPDFactor:
             with np.errstate(invalid="ignore", over="ignore"):
                 bound = np.trace(S, axis1=1, axis2=2) * np.trace(P, axis1=1, axis2=2)
             fast = np.isfinite(bound) & (bound > 0) & (bound < 1.0 / rel_tol)
-            whole = False
         except np.linalg.LinAlgError:
             pass
     if fast.all():
@@ -75,4 +68,4 @@ def spd_factor(S: np.ndarray, rel_tol: float = 1e-12) -> SPDFactor:
         root[fast], precision[fast] = L[fast], P[fast]
         logdet[fast] = 2.0 * np.log(np.diagonal(L[fast], axis1=1, axis2=2)).sum(1)
     root[slow], precision[slow], logdet[slow], singular[slow] = root_s, prec_s, logdet_s, sing_s
-    return SPDFactor(root, precision, logdet, singular, whole and R > 0)
+    return SPDFactor(root, precision, logdet, singular)

@@ -126,18 +126,6 @@ class Gaussian:
         status[bad] = "non_finite"
         self.factor_, self.status_ = f, status
 
-    def take_replicates(self, index) -> "Gaussian":
-        """The fitted model of replicates ``index`` (a slice or index array)."""
-        part = Gaussian(covariance_estimator=self.covariance_estimator,
-                        sampling_scale=self.sampling_scale,
-                        known_covariance=self.known_covariance, rel_tol=self.rel_tol)
-        f = self.factor_
-        part.mean_, part.covariance_ = self.mean_[index], self.covariance_[index]
-        part.status_ = self.status_[index]
-        part.factor_ = SPDFactor(f.root[index], f.precision[index], f.logdet[index],
-                                 f.singular[index], f.whole_batch_exact)
-        return part
-
     # -- checkpoints (families.base) ---------------------------------------------------------
     def get_state(self) -> dict[str, np.ndarray]:
         """The fitted state (exact round trip with ``set_state``): ``mean_`` (R, d),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..rng import Batch
-from ._linalg import SPDFactor, spd_factor
+from ._linalg import spd_factor
 from .base import STATUS_OK, Stats, stack_draws
 
 __all__ = ["LinearRegression"]
@@ -38,7 +38,6 @@ class LinearRegression:
     ----------
     coef_ : ndarray of shape (R, d)
     noise_variance_ : ndarray of shape (R,)
-    factor_ : SPDFactor of X^T X (``families._linalg``)
     status_ : ndarray of shape (R,) of str; ``"singular_covariance"`` when X^T X is rank deficient
         (the minimum-norm solution is used), ``"zero_variance"`` when the fitted noise is 0.
     """
@@ -91,7 +90,7 @@ class LinearRegression:
         status[factor.singular] = "singular_covariance"
         rss = stats["yty"] - 2 * np.einsum("rd,rd->r", coef, xty) + np.einsum(
             "rd,rde,re->r", coef, xtx, coef)
-        self.coef_, self.factor_ = coef, factor
+        self.coef_ = coef
         self.residual_variance_ = np.clip(rss, 0.0, None) / stats["count"]
         if self.noise_variance is None:
             self.noise_variance_ = self.residual_variance_
@@ -101,18 +100,6 @@ class LinearRegression:
         status[~np.isfinite(coef).all(1)] = "non_finite"
         self.status_ = status
         return self
-
-    def take_replicates(self, index) -> "LinearRegression":
-        """The fitted model of replicates ``index`` (a slice or index array; the design and
-        noise settings are shared, the fitted arrays are views or copies)."""
-        part = LinearRegression(self.design, noise_variance=self.noise_variance)
-        f = self.factor_
-        part.coef_, part.status_ = self.coef_[index], self.status_[index]
-        part.residual_variance_ = self.residual_variance_[index]
-        part.noise_variance_ = self.noise_variance_[index]
-        part.factor_ = SPDFactor(f.root[index], f.precision[index], f.logdet[index],
-                                 f.singular[index], f.whole_batch_exact)
-        return part
 
     def fit(self, data, *, sample_weight=None, rngs=None) -> "LinearRegression":
         """Fit on data of shape (R, n_samples, d + 1), rows ``[x, y]``."""

@@ -16,7 +16,6 @@ from pydantic import Field, model_validator
 from ..families.gaussian import Gaussian
 from ..metrics import bures_wasserstein_squared, cov_trace_ratio, psd_sqrt
 from ..rng import Streams
-from ._curve import BatchedCurve
 from ._vector import (CURVE_SMALLEST, VECTOR_PROFILE, VectorParams, sample_metrics, vector_curve,
                       vector_data)
 from .base import Task, reference_moments, tail_rows, take_rows
@@ -85,8 +84,6 @@ class GaussianTask:
         reference = vector_curve("mean_sq_error" if synthetic else "test_nll",
                                  mean_sq_error if synthetic else test_nll, real.shape[1],
                                  CURVE_SMALLEST * (d + 1), CURVE_REPEATS)
-        if not p.known_covariance:  # repeats fitted as one batch: same numbers (tasks._curve)
-            reference = BatchedCurve.of(reference)
         return Task(
             name=f"gaussian-{p.dataset_name()}", family=cls.family,
             make_model=lambda: Gaussian(covariance_estimator=p.covariance_estimator,

@@ -23,7 +23,7 @@ from ..data.sklearn_datasets import regression_split
 from ..families.linear_regression import LinearRegression
 from ..metrics.regression import excess_risk, moment_mse, predictive_variance
 from ..rng import Role, Streams
-from ._curve import BatchedCurve
+from ._curve import BlockCurve
 from .base import Task, TaskParams, curve_sizes, reference_moments, tail_rows, take_rows
 
 #: real-data learning curve (Def. 5): smallest subsample = this many times the design's columns
@@ -140,11 +140,9 @@ class LinearRegressionTask:
         # increments of held-out losses since iteration 0 (the noise floor cancels)
         # Def. 5: the real-data learning curve of OLS on real subsamples of 3d .. n rows
         d = design.shape[-1]
-        # (the repeats of a size fitted as one batch, their subsamples from one block draw:
-        # tasks._curve)
-        reference = BatchedCurve(risk, population_risk if truth else test_loss,
-                                 curve_sizes(real.shape[1], CURVE_SMALLEST * d), CURVE_REPEATS,
-                                 block_subsamples=True)
+        # (subsamples from one block draw per size: tasks._curve)
+        reference = BlockCurve(risk, population_risk if truth else test_loss,
+                               curve_sizes(real.shape[1], CURVE_SMALLEST * d), CURVE_REPEATS)
         profile = {"variance": "predictive_variance", "tail": "tail_loss", "tail_base": "test_loss",
                    "tail_mode": "increment",
                    "scaling": {"metric": risk, "reference": reference.prefix}}

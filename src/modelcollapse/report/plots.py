@@ -62,7 +62,7 @@ def bands(results: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     with fewer than 2 finite values), nonfinite; paradigms in order of appearance.  One grouped
     pass over the table instead of a pandas group per line (the plots' cost was mostly there).
     """
-    from ..profile._stats import t_ppf
+    from scipy.special import stdtrit  # the Student-t quantile (profile._stats.t_ppf)
 
     results = without_attrs(results)
     value = results.value.to_numpy(dtype=float)
@@ -77,8 +77,7 @@ def bands(results: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     mean = agg["mean"].to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         var = np.maximum(agg.sum2.to_numpy() - n * mean * mean, 0.0) / (n - 1)
-        half = np.array([t_ppf(0.5 + level / 2, k - 1) if k >= 2 else np.nan for k in n]) \
-            * np.sqrt(var / n)
+        half = stdtrit(np.maximum(n - 1, 1), 0.5 + level / 2) * np.sqrt(var / n)
     half[n < 2] = np.nan
     return agg.assign(low=mean - half, high=mean + half,
                       nonfinite=1.0 - n / agg.rows.to_numpy())[

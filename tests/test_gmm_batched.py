@@ -275,6 +275,10 @@ def test_degenerate_data_give_statuses_not_errors(covariance_type):
 def test_bad_inputs_raise_one_clear_error():
     with pytest.raises(ValueError, match="covariance_type"):
         GaussianMixture(covariance_type="banana")
+    with pytest.raises(ValueError, match="n_components: expected a number >= 1"):
+        GaussianMixture(n_components=0)
+    with pytest.raises(ValueError, match="reg_covar"):
+        GaussianMixture(reg_covar=-1.0)
     with pytest.raises(ValueError, match="init_params"):
         GaussianMixture(init_params="kmeans")
     with pytest.raises(ValueError, match=r"X: expected shape \(R, n, d\)"):
@@ -359,3 +363,15 @@ def test_interrupted_gmm_study_resumes_from_its_checkpoint_to_identical_results(
     state, _ = ck.unit(0, 0, 1).load_state()
     assert int(state["n_done"]) == 2 and "model.means_" in state
     pd.testing.assert_frame_equal(run_study(study, checkpoints=ck), expected)
+
+
+def test_without_reg_covar_a_singular_start_is_a_status():
+    """reg_covar = 0: the start's one-row components have covariance 0, which cannot be
+    factorised (scikit-learn raises there): every replicate is ``singular_covariance``, with no
+    mixture and no error; sampling and scoring give NaN for it."""
+    X = _wine(3)
+    model = GaussianMixture(n_components=3, reg_covar=0.0).fit(X, rngs=_rngs(3))
+    assert list(model.status_) == ["singular_covariance"] * 3
+    assert np.isnan(model.means_).all() and (model.n_iter_ == 0).all()
+    assert np.isnan(model.sample(4, rngs=_rngs(3))).all()
+    assert np.isnan(model.score_samples(X)).all()

@@ -116,6 +116,10 @@ class GaussianMixture:
     def __init__(self, *, n_components: int = 3, covariance_type: str = "full",
                  reg_covar: float = 1e-6, max_iter: int = 100, tol: float = 1e-3,
                  init_params: str = "k-means++", chunk_size: int = 2_000_000) -> None:
+        for name, value, low in (("n_components", n_components, 1), ("max_iter", max_iter, 1),
+                                 ("reg_covar", reg_covar, 0), ("tol", tol, 0)):
+            if not value >= low:
+                raise ValueError(f"{name}: expected a number >= {low}, got {value!r}")
         if covariance_type not in COVARIANCE_TYPES:
             raise ValueError(f"covariance_type: expected one of {', '.join(COVARIANCE_TYPES)}, "
                              f"got {covariance_type!r}")
@@ -246,10 +250,14 @@ class GaussianMixture:
             cov += (second / (k * nk))[:, None]
         log_weights = np.broadcast_to(np.log((1 + EPS10) / kept.sum(1))[:, None], (A, k)).copy()
         prec, root, ok = _precision_cholesky(cov)
+        status[idx[~ok]] = "singular_covariance"  # reg_covar too small for the data's scale
         Xt = np.ascontiguousarray(np.swapaxes(X, 1, 2))                            # (A, d, n)
         unit = bool((w == 1).all())
-        lower = np.full(A, -np.inf)
-        active = np.arange(A)
+        active = np.flatnonzero(ok)
+        means, prec, log_weights = means[ok], prec[ok], log_weights[ok]
+        lower = np.full(len(active), -np.inf)
+        if not len(active):
+            return
         with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
             for it in range(1, self.max_iter + 1):
                 if len(active) == A:

@@ -38,7 +38,10 @@ def build_task(study: Study, task_index: int):
         The task name is not registered.
     """
     streams = Streams(study.seed, range(study.n_seeds))
-    return study.tasks[task_index].build(streams), streams
+    # one BLAS thread, as the chains: the same bits on any machine, and a per-replicate PCA of
+    # a small table is 100x slower with threads contending on a busy machine
+    with threadpool_limits(limits=1, user_api="blas"):
+        return study.tasks[task_index].build(streams), streams
 
 
 @dataclass

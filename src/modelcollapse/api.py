@@ -325,11 +325,14 @@ def _analyse(results: "pd.DataFrame", manifest: dict) -> tuple["pd.DataFrame", "
     from .report.summary import final_vs_initial
     from .results.manifest import point_maps, profile_settings
 
+    from threadpoolctl import threadpool_limits
+
     point_specs, point_risk = point_maps(manifest)
-    summary = final_vs_initial(results, manifest.get("risk_metrics") or {},
-                               point_risk=point_risk)
-    profile = collapse_profile(results, manifest.get("profile_specs") or {},
-                               profile_settings(manifest), point_specs=point_specs)
+    with threadpool_limits(limits=1, user_api="blas"):  # small matrices: the same bits anywhere
+        summary = final_vs_initial(results, manifest.get("risk_metrics") or {},
+                                   point_risk=point_risk)
+        profile = collapse_profile(results, manifest.get("profile_specs") or {},
+                                   profile_settings(manifest), point_specs=point_specs)
     return summary, profile
 
 

@@ -91,9 +91,7 @@ class Streams:
         """Runs of consecutive replicate indices, [(first, stop), ...] (stop exclusive)."""
         runs = self.__dict__.get("_runs_cache")
         if runs is None:
-            reps = [int(r) for r in self.replicates]
-            if reps and min(reps) < 0:
-                raise ValueError(f"block draw: replicate {min(reps)} is negative")
+            reps = [int(r) for r in self.replicates]  # >= 0: SeedSequence refuses negatives
             runs = []
             for r in reps:
                 if runs and runs[-1][1] == r:
@@ -169,8 +167,8 @@ class Batch:
     Raises
     ------
     ValueError
-        A replicate index is negative, or a draw would need counters beyond 2**64 (more than
-        2**64 / (replicate + 1) blocks per replicate).
+        A draw would need counters beyond 2**64 (more than 2**64 / (replicate + 1) blocks per
+        replicate).
     """
 
     def __init__(self, streams: Streams, iteration: int, role: Role) -> None:

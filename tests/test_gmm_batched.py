@@ -83,7 +83,8 @@ def test_fit_equals_scikit_learn_em_from_the_same_start(covariance_type):
                            tol=1e-3).fit(X, rngs=_rngs(R))
     assert list(ours.status_) == ["ok"] * R
     for r, g in enumerate(_rngs(R)):
-        sk = SkGaussianMixture(3, init_params="k-means++", covariance_type=covariance_type, tol=1e-3,
+        sk = SkGaussianMixture(3, init_params="k-means++", covariance_type=covariance_type,
+                               tol=1e-3,
                                random_state=_seed_of(g)).fit(X[r])
         assert ours.n_iter_[r] == sk.n_iter_
         np.testing.assert_allclose(ours.weights_[r], sk.weights_, atol=1e-9)
@@ -95,6 +96,16 @@ def test_fit_equals_scikit_learn_em_from_the_same_start(covariance_type):
                                    rtol=1e-9)
 
 
+def test_random_from_data_start_is_scikit_learns():
+    X = _wine(4, seed=2)
+    ours = GaussianMixture(n_components=3, init_params="random_from_data").fit(X, rngs=_rngs(4))
+    for r, g in enumerate(_rngs(4)):
+        sk = SkGaussianMixture(3, init_params="random_from_data",
+                               random_state=_seed_of(g)).fit(X[r])
+        assert ours.n_iter_[r] == sk.n_iter_
+        np.testing.assert_allclose(ours.means_[r], sk.means_, atol=1e-9)
+
+
 def test_converged_fit_is_scikit_learns_fixed_point():
     """Run to a tight tolerance both reach the same EM fixed point (to ~1e-6)."""
     R = 4
@@ -102,7 +113,8 @@ def test_converged_fit_is_scikit_learns_fixed_point():
     ours = GaussianMixture(n_components=3, tol=1e-10, max_iter=2000).fit(X, rngs=_rngs(R, 7))
     assert list(ours.status_) == ["ok"] * R
     for r, g in enumerate(_rngs(R, 7)):
-        sk = SkGaussianMixture(3, init_params="k-means++", tol=1e-10, max_iter=2000, random_state=_seed_of(g)).fit(X[r])
+        sk = SkGaussianMixture(3, init_params="k-means++", tol=1e-10, max_iter=2000,
+                               random_state=_seed_of(g)).fit(X[r])
         np.testing.assert_allclose(ours.means_[r], sk.means_, atol=1e-6)
         np.testing.assert_allclose(ours.covariances_[r], sk.covariances_, atol=1e-6)
         np.testing.assert_allclose(ours.weights_[r], sk.weights_, atol=1e-6)
@@ -113,7 +125,8 @@ def test_not_converged_after_max_iter():
     X = _wine(3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        sk = [SkGaussianMixture(3, init_params="k-means++", max_iter=2, random_state=_seed_of(g)).fit(X[r])
+        sk = [SkGaussianMixture(3, init_params="k-means++", max_iter=2,
+                                random_state=_seed_of(g)).fit(X[r])
               for r, g in enumerate(_rngs(3))]
     ours = GaussianMixture(n_components=3, max_iter=2).fit(X, rngs=_rngs(3))
     assert list(ours.status_) == ["not_converged" if not s.converged_ else "ok" for s in sk]
@@ -255,7 +268,8 @@ def test_degenerate_data_give_statuses_not_errors(covariance_type):
     np.testing.assert_allclose(model.covariances_[0, 0], 1e-6 * np.eye(4), rtol=1e-9)
     np.testing.assert_array_equal(model.weights_[0], [1.0, 0.0, 0.0])
     np.testing.assert_allclose(model.means_[0, 0], 7.0)
-    assert np.isfinite(model.weights_[fitted]).all() and np.isfinite(model.covariances_[fitted]).all()
+    assert np.isfinite(model.weights_[fitted]).all()
+    assert np.isfinite(model.covariances_[fitted]).all()
     assert np.isnan(model.means_[~fitted]).all()           # no fitted mixture yet
     scores = model.score_samples(np.zeros((len(X), 5, 4)))
     assert np.isfinite(scores[fitted]).all() and np.isnan(scores[~fitted]).all()

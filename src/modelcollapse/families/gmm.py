@@ -81,7 +81,8 @@ class GaussianMixture:
     tol : float
         Convergence threshold on the change of the mean log-likelihood (nats per row).
     init_params : {"k-means++", "random_from_data"}
-        Initial means: a k-means++ seeding (``kmeans_plusplus``, weighted by ``sample_weight``) or K distinct rows drawn at random; each initial component is that
+        Initial means: a k-means++ seeding (``kmeans_plusplus``, weighted by
+        ``sample_weight``) or K distinct rows drawn at random; each initial component is that
         one row with covariance reg_covar I (scikit-learn's initialisation for both).
     chunk_size : int
         At most about this many (replicate, component, row, feature) numbers are held at once:
@@ -105,6 +106,12 @@ class GaussianMixture:
     status_ : ndarray of shape (R,) of str
         ``"ok"``, ``"merged_components"``, ``"not_converged"``, ``"fit_failed"``,
         ``"non_finite"`` or ``"singular_covariance"`` (module docstring).
+
+    Raises
+    ------
+    ValueError
+        A parameter out of range (one line naming it); in ``fit``, X not of shape (R, n, d) or
+        not one generator per replicate.  Degenerate data never raise (``status_``).
     """
 
     #: what the family models (``families.plugin``)
@@ -387,7 +394,8 @@ class GaussianMixture:
             log_weights = np.log(self.weights_)
         for r0 in range(0, R, block):
             part = slice(r0, r0 + block)
-            out[part] = _e_step(np.swapaxes(X[part], 1, 2), self.means_[part], self.precisions_cholesky_[part],
+            out[part] = _e_step(np.swapaxes(X[part], 1, 2), self.means_[part],
+                                self.precisions_cholesky_[part],
                                 log_weights[part], resp=False)
         return out
 

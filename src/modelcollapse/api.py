@@ -363,10 +363,11 @@ def _stages(progress: Callable[[Progress], None] | None, name: str, total: int, 
 
 def _complete(directory: Path, *, plots: bool, jobs: int = 1,
               progress: Callable[[Progress], None] | None = None, name: str = "",
-              total: int = 0, units: int = 0) -> "Run":
+              total: int = 0, units: int = 0, pool=None) -> "Run":
     """Take an unsealed run directory (results.parquet + unsealed manifest) to finished: check
     the results against the manifest, drop the checkpoints, write the summary, profile and
-    report (figures drawn by ``jobs`` processes) from the results on disk, and seal the
+    report (figures drawn by ``jobs`` processes, or by ``pool``: ``_figure_workers``) from the
+    results on disk, and seal the
     manifest with the checksums of every file.  ``progress`` hears each stage."""
     from .results.store import (atomic_write, load_manifest, load_results, seal_run,
                                 verify_run, without_attrs)
@@ -388,7 +389,7 @@ def _complete(directory: Path, *, plots: bool, jobs: int = 1,
     if plots:
         from .report.html import write_report
 
-        write_report(directory, profile=profile, jobs=jobs,
+        write_report(directory, profile=profile, jobs=jobs, pool=pool,
                      progress=lambda done, of: stage("figures", done, of))
         stage("report", 1, 1)
     else:  # what an interrupted finish with plots left: not this run's output
@@ -396,6 +397,16 @@ def _complete(directory: Path, *, plots: bool, jobs: int = 1,
         shutil.rmtree(directory / "plots", ignore_errors=True)
     seal_run(directory)
     return Run(directory, verify=False)
+
+
+def _figure_workers(plots: bool, jobs: int):
+    """The processes that will draw a run's figures, started (and importing matplotlib) before
+    the chains run (``report.figures.figure_workers``); nothing without plots."""
+    if not plots:
+        return contextlib.nullcontext()
+    from .report.figures import figure_workers
+
+    return figure_workers(jobs)
 
 
 def _finished(directory: Path) -> "Run":
@@ -473,18 +484,20 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
     with _run_dir(out, spec.name, "run", digest, resume) as (directory, state):
         if state == FINISHED:
             return _finished(directory)
-        if state != UNSEALED:
-            checkpoints = _checkpoints(RunCheckpoints(directory, "run", digest), resume)
-            on_iteration, _ = _counter(progress, spec.name, total)
-            start = time.time()
-            results = _computing(directory, checkpoints, lambda: run_study(
-                spec, executor=_executor(executor, jobs, None), on_iteration=on_iteration,
-                checkpoints=checkpoints))
-            manifest = run_manifest(spec.resolved(), digest, results.attrs,
-                                    elapsed=time.time() - start)
-            write_run(directory, results, manifest)
-        return _complete(directory, plots=plots, jobs=getattr(executor, "jobs", jobs),
-                         progress=progress, name=spec.name, total=total)
+        jobs = getattr(executor, "jobs", jobs)
+        with _figure_workers(plots, jobs) as pool:
+            if state != UNSEALED:
+                checkpoints = _checkpoints(RunCheckpoints(directory, "run", digest), resume)
+                on_iteration, _ = _counter(progress, spec.name, total)
+                start = time.time()
+                results = _computing(directory, checkpoints, lambda: run_study(
+                    spec, executor=_executor(executor, jobs, None), on_iteration=on_iteration,
+                    checkpoints=checkpoints))
+                manifest = run_manifest(spec.resolved(), digest, results.attrs,
+                                        elapsed=time.time() - start)
+                write_run(directory, results, manifest)
+            return _complete(directory, plots=plots, jobs=jobs, progress=progress,
+                             name=spec.name, total=total, pool=pool)
 
 
 def _counter(progress, name: str, total: int, total_units: int = 0):
@@ -542,20 +555,23 @@ def sweep(file: str | os.PathLike, *, out: str | os.PathLike | None = None,
     with _run_dir(out, grid.name, "sweep", grid.hash, resume) as (directory, state):
         if state == FINISHED:
             return _finished(directory)
-        if state != UNSEALED:
-            checkpoints = _checkpoints(RunCheckpoints(directory, "sweep", grid.hash), resume)
-            on_iteration, on_unit = _counter(progress, grid.name, total, units)
-            start = time.time()
-            results = _computing(directory, checkpoints, lambda: run_sweep(
-                grid, executor=_executor(executor, jobs, address), checkpoints=checkpoints,
-                on_iteration=on_iteration, on_unit=on_unit))
-            manifest = sweep_manifest(grid, results.attrs, file=os.fspath(file),
-                                      overrides=sets, executor={"kind": executor, "jobs": jobs,
-                                                                "address": address},
-                                      elapsed=time.time() - start)
-            write_run(directory, results, manifest)
-        return _complete(directory, plots=plots, jobs=jobs, progress=progress, name=grid.name,
-                         total=total, units=units)
+        with _figure_workers(plots, jobs) as pool:
+            if state != UNSEALED:
+                checkpoints = _checkpoints(RunCheckpoints(directory, "sweep", grid.hash),
+                                           resume)
+                on_iteration, on_unit = _counter(progress, grid.name, total, units)
+                start = time.time()
+                results = _computing(directory, checkpoints, lambda: run_sweep(
+                    grid, executor=_executor(executor, jobs, address), checkpoints=checkpoints,
+                    on_iteration=on_iteration, on_unit=on_unit))
+                manifest = sweep_manifest(grid, results.attrs, file=os.fspath(file),
+                                          overrides=sets, executor={"kind": executor,
+                                                                    "jobs": jobs,
+                                                                    "address": address},
+                                          elapsed=time.time() - start)
+                write_run(directory, results, manifest)
+            return _complete(directory, plots=plots, jobs=jobs, progress=progress,
+                             name=grid.name, total=total, units=units, pool=pool)
 
 
 # -- finished runs ----------------------------------------------------------------------------

@@ -701,7 +701,46 @@ def ledger(directory: Annotated[Path, typer.Argument(help="run directory")],
 
 
 def main() -> None:
-    app()
+    """The console script: run the command, then leave without the interpreter's teardown."""
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    _leave(code)
+
+
+def _leave(code) -> None:
+    """Exit with ``code`` (``SystemExit``'s: None, an int or a message).
+
+    When nothing is left running (no other thread, no worker process, neither ray nor torch
+    loaded) the output is flushed and the process ends with ``os._exit``: freeing pandas',
+    matplotlib's and scipy's modules at interpreter exit took ~0.15 s of every command (a
+    1-seed, 1-iteration run: 1.18 s -> 1.01 s).  Everything a command writes is already
+    closed and renamed into place by then (``results.store.atomic_write``).  Otherwise, or for a
+    message, the usual ``SystemExit``.
+    """
+    import os
+    import threading
+
+    if not isinstance(code, (int, type(None))) or threading.active_count() > 1 \
+            or any(m in sys.modules for m in ("ray", "torch")) or _children():
+        raise SystemExit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can reach it
+            pass
+    if "logging" in sys.modules:
+        sys.modules["logging"].shutdown()
+    os._exit(code or 0)
+
+
+def _children() -> bool:
+    """Whether a multiprocessing child of this process is still alive."""
+    mp = sys.modules.get("multiprocessing")
+    return mp is not None and bool(mp.active_children())
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ process).  The PNG bytes do not depend on ``jobs``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["FigureJob", "draw_figures", "digest", "png_stamp"]
+__all__ = ["FigureJob", "draw_figures", "digest", "figure_workers", "png_stamp"]
 
 #: the PNG text chunk holding a figure's digest
 STAMP_KEY = "Description"
@@ -112,12 +114,43 @@ def _draw(job: FigureJob, stamp: str) -> Path:
                        stamp=STAMP_PREFIX + stamp)
 
 
+def _warm() -> None:
+    """Import what drawing needs (matplotlib's Figure and Agg canvas: ~0.25 s)."""
+    from . import plots  # noqa: F401
+    from matplotlib.backends import backend_agg  # noqa: F401
+    from matplotlib import figure  # noqa: F401
+
+
+@contextmanager
+def figure_workers(workers: int = 1) -> Iterator[object | None]:
+    """Processes that will draw a report's figures (``draw_figures(pool=...)``), started now
+    and importing matplotlib at once, so that the import runs beside the caller's work (the
+    chains, the analysis) instead of after it.  A run of 1 seed and 1 iteration: 1.01 ->
+    0.8x s in process (measured in ``benchmarks/bench_end_to_end.py``).
+
+    Yields None -- draw in this process -- when this process has already imported matplotlib
+    (a notebook): there is nothing to hide.  The workers are the engine's (``worker_pool``:
+    they ignore Ctrl-C and die with this process); leaving the block waits for them, an
+    exception kills them.
+    """
+    if "matplotlib.figure" in sys.modules:
+        yield None
+        return
+    from ..engine.executors import worker_pool
+
+    with worker_pool(max(1, int(workers))) as pool:
+        for _ in range(max(1, int(workers))):
+            pool.submit(_warm)
+        yield pool
+
+
 def draw_figures(jobs: Sequence[FigureJob], *, workers: int = 1,
-                 progress: Callable[[int, int], None] | None = None) -> list[Path]:
+                 progress: Callable[[int, int], None] | None = None,
+                 pool=None) -> list[Path]:
     """Write every job's PNG (skipping those already stamped with their digest); return the
     paths in the order of ``jobs``.  ``progress(done, total)`` is called before the first and
     after each figure.  ``workers`` > 1 draws in that many processes (at most one per figure
-    to draw).
+    to draw); ``pool`` (from ``figure_workers``) draws in those processes instead.
 
     Raises whatever a drawing function raises (in a worker: re-raised here); ``KeyboardInterrupt``
     stops the workers at once.  A PNG is written atomically: an interrupted report leaves each
@@ -131,22 +164,35 @@ def draw_figures(jobs: Sequence[FigureJob], *, workers: int = 1,
         progress(done, total)
     for job in jobs:
         Path(job.path).parent.mkdir(parents=True, exist_ok=True)
-    if workers <= 1 or len(todo) <= 1:
+    if pool is not None and todo:
+        _collect([pool.submit(_draw, jobs[k], stamps[k]) for k in todo], done, total,
+                 progress)
+    elif workers <= 1 or len(todo) <= 1:
         for k in todo:
             _draw(jobs[k], stamps[k])
             done += 1
             if progress is not None:
                 progress(done, total)
-        return [Path(job.path) for job in jobs]
+    else:
+        from ..engine.executors import worker_pool
+
+        with worker_pool(min(workers, len(todo))) as own:
+            _collect([own.submit(_draw, jobs[k], stamps[k]) for k in todo], done, total,
+                     progress)
+    return [Path(job.path) for job in jobs]
+
+
+def _collect(futures, done: int, total: int, progress) -> None:
+    """Wait for the figures' ``futures`` (re-raising a failure after cancelling the rest)."""
     from concurrent.futures import as_completed
 
-    from ..engine.executors import worker_pool
-
-    with worker_pool(min(workers, len(todo))) as pool:
-        futures = [pool.submit(_draw, jobs[k], stamps[k]) for k in todo]
+    try:
         for future in as_completed(futures):
             future.result()
             done += 1
             if progress is not None:
                 progress(done, total)
-    return [Path(job.path) for job in jobs]
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise

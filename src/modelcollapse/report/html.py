@@ -327,7 +327,7 @@ MAX_POINT_FIGURES = 12
 def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
                  out: str | Path | None = None, jobs: int = 1,
                  progress: Callable[[int, int], None] | None = None,
-                 max_point_figures: int | None = MAX_POINT_FIGURES) -> Path:
+                 max_point_figures: int | None = MAX_POINT_FIGURES, pool=None) -> Path:
     """Write ``RUN_DIR/report.html`` (or ``out``) and the PNGs it embeds; return its path.
 
     Parameters
@@ -343,6 +343,9 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     jobs : int
         Processes drawing the figures (``report.figures.draw_figures``; the PNGs do not
         depend on it).  A figure whose PNG already shows the same data is not redrawn.
+    pool : optional
+        Processes already started by ``report.figures.figure_workers`` to draw the figures
+        (instead of ``jobs``).
     progress : callable(done, total), optional
         Called as the metric and provenance figures are drawn.
     max_point_figures : int or None
@@ -398,7 +401,7 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     figures, left_out = _metric_figures(results, manifest, study, run_dir / "plots",
                                         max_point_figures)
     *plots, provenance = draw_figures(figures + sweep_jobs, workers=jobs,
-                                      progress=progress)[:len(figures)]
+                                      progress=progress, pool=pool)[:len(figures)]
     sweep_html = "".join(_img(p) if isinstance(p, Path) else p for p in sweep_parts)
     from .practices import plot_tail_vs_synthetic_share, practice_effects
 

@@ -322,3 +322,22 @@ def test_kde_scores_each_replicate_as_alone_and_as_scipy_does():
                                for x in X[r]] for y in Y[r]])
             np.testing.assert_allclose(scores[r], logsumexp(terms + np.log(w), axis=1),
                                        rtol=1e-10)
+
+
+def test_kde_log_sum_exp_matches_scipy_with_infinite_and_nan_rows():
+    from scipy.special import logsumexp
+
+    from modelcollapse.families.kde import _log_sum_exp
+
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(3, 6, 40)) * 300.0  # spreads far beyond exp's range
+    a[0, 0] = -np.inf                        # every weight dropped: -inf
+    a[0, 1, :5] = -np.inf                    # some dropped
+    a[1, 2, 7] = np.nan                      # NaN stays NaN
+    a[2, 3] = 800.0                          # exp(800) overflows without the shift
+    expected = logsumexp(a, axis=-1)
+    got = _log_sum_exp(a.copy())
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got[~np.isnan(got)], expected[~np.isnan(expected)],
+                               rtol=1e-13, atol=0)
+    assert got[0, 0] == -np.inf and np.isnan(got[1, 2])

@@ -715,7 +715,7 @@ def _leave(code) -> None:
     """Exit with ``code`` (``SystemExit``'s: None, an int or a message).
 
     When nothing is left running (no other thread, no worker process, neither ray nor torch
-    loaded) the output is flushed and the process ends with ``os._exit``: freeing pandas',
+    loaded) and no profiler, tracer or coverage waits to write at exit, the output is flushed and the process ends with ``os._exit``: freeing pandas',
     matplotlib's and scipy's modules at interpreter exit took ~0.15 s of every command (a
     1-seed, 1-iteration run: 1.18 s -> 1.01 s).  Everything a command writes is already
     closed and renamed into place by then (``results.store.atomic_write``).  Otherwise, or for a
@@ -725,7 +725,8 @@ def _leave(code) -> None:
     import threading
 
     if not isinstance(code, (int, type(None))) or threading.active_count() > 1 \
-            or any(m in sys.modules for m in ("ray", "torch")) or _children():
+            or any(m in sys.modules for m in ("ray", "torch", "coverage")) or _children() \
+            or sys.gettrace() is not None or sys.getprofile() is not None:  # (c)Profile's dump
         raise SystemExit(code)
     for stream in (sys.stdout, sys.stderr):
         try:

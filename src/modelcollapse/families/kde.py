@@ -3,18 +3,34 @@
 The fitted model is the (weighted) training set plus a bandwidth h: a mixture of N(x_i, h^2 I).
 Sampling picks a training point by weight and adds N(0, h^2 I) noise, drawn from the replicate's
 own stream (scikit-learn's ``KernelDensity.sample`` takes only an integer/RandomState seed).
-Scoring is the exact log-mixture density, computed with BLAS distances and ``logsumexp`` in
+Scoring is the exact log-mixture density, computed with BLAS distances and a log-sum-exp in
 chunks, so a large accumulated pool never allocates more than ~``chunk_size`` doubles.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
 
 from .base import STATUS_OK
 
 __all__ = ["KernelDensity", "bandwidth_rule"]
+
+
+def _log_sum_exp(a: np.ndarray) -> np.ndarray:
+    """log sum_j exp(a[..., j]), shape a.shape[:-1]; ``a`` (a temporary) is overwritten.
+
+    The max-shifted sum: m + log sum exp(a - m), m the row's maximum (0 where it is not
+    finite: a row of -inf gives -inf, a NaN gives NaN).  Agrees with
+    ``scipy.special.logsumexp`` to ~1e-14 (tests/test_families_contract.py) in a third of the
+    time: scipy's array-API version makes ~4 more passes over the (chunk_size) array.
+    """
+    m = a.max(-1, keepdims=True)
+    m[~np.isfinite(m)] = 0.0
+    np.subtract(a, m, out=a)
+    np.exp(a, out=a)
+    total = a.sum(-1)
+    with np.errstate(divide="ignore"):
+        return np.log(total) + m[..., 0]
 
 LOG_2PI = float(np.log(2 * np.pi))
 
@@ -102,9 +118,8 @@ class KernelDensity:
             for s in range(0, m, rows):
                 x = X[part, s:s + rows]
                 dist2 = (x**2).sum(-1)[:, :, None] + sq_data[:, None, :] - 2 * (x @ data_t)
-                out[part, s:s + rows] = logsumexp(
-                    logw[:, None, :] - 0.5 * np.clip(dist2, 0, None) / h2[:, None, None],
-                    axis=-1)
+                out[part, s:s + rows] = _log_sum_exp(
+                    logw[:, None, :] - 0.5 * np.clip(dist2, 0, None) / h2[:, None, None])
             out[part] -= (0.5 * d * (LOG_2PI + np.log(h2)))[:, None]
         return out
 

@@ -359,3 +359,43 @@ def test_summary_contrast_is_the_ratio_of_means(seed):
     se = (np.log(row.ratio_high) - np.log(row.ratio_low)) / (2 * st.t.ppf(0.975, len(risk) - 1))
     theory = float(accumulate_risk_ratio(int(risk.columns.max())))
     assert abs(np.log(row.ratio) - np.log(theory)) < 4 * se
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_grid_min_finds_the_minimum_scipys_bounded_search_finds(case):
+    """The nested-grid search of the growth test and the learning-curve fit against
+    scipy.optimize.minimize_scalar (bounded) on the same bracket, and against the truth."""
+    from scipy.optimize import minimize_scalar
+
+    from modelcollapse.profile._stats import grid_min
+
+    rng = np.random.default_rng(case)
+    centre, width = rng.uniform(-2, 2), rng.uniform(0.05, 3)
+    f = lambda v: np.log1p(((np.asarray(v) - centre) / width) ** 2) + 0.1 * np.sin(v)  # noqa
+    grid = np.linspace(-5.0, 5.0, 48)
+    value, x = grid_min(f, grid, 1e-7)
+    k = int(np.argmin(f(grid)))
+    ref = minimize_scalar(lambda v: float(f(v)), bounds=(grid[max(k - 1, 0)], grid[k + 1]),
+                          method="bounded", options={"xatol": 1e-9})
+    assert abs(x - ref.x) < 1e-5 and value <= ref.fun + 1e-12
+    assert value == pytest.approx(float(f(x)), abs=0)
+    # infeasible everywhere (inf): no crash, inf returned
+    assert grid_min(lambda v: np.full(len(v), np.inf), grid, 1e-7)[0] == np.inf
+
+
+def test_profile_reads_a_categorical_metric_column_as_its_strings():
+    """The store's categorical ``metric`` (with categories no unit uses) gives the profile of
+    the same table with plain strings."""
+    study = Study.model_validate({"name": "cat", "task": "gaussian",
+                                  "task_params": {"dataset": "synthetic", "n_features": 2,
+                                                  "n_samples": 30},
+                                  "paradigms": ["replace", "accumulate"], "n_iterations": 6,
+                                  "n_seeds": 8})
+    results = run_study(study)
+    plain = results.assign(metric=results.metric.astype(str))
+    names = sorted(plain.metric.unique())
+    categorical = plain.assign(metric=pd.Categorical(
+        plain.metric, categories=["zz_unused", *names[::-1], "aa_unused"]))
+    a, b = collapse_profile(plain), collapse_profile(categorical)
+    pd.testing.assert_frame_equal(a, b)
+    assert (a.verdict != "not_applicable").any()

@@ -74,12 +74,16 @@ def _wide(group: pd.DataFrame) -> dict[str, np.ndarray]:
     """metric -> (n_seeds, n_iterations) array (NaN where not recorded), seeds in one order."""
     seeds, s_idx = np.unique(group.seed.to_numpy(), return_inverse=True)
     its, t_idx = np.unique(group.iteration.to_numpy(), return_inverse=True)
-    metric = group.metric.astype(str).to_numpy()
+    metric = group.metric
+    if isinstance(metric.dtype, pd.CategoricalDtype):  # the store's: integer codes, no string sort
+        used, m_idx = np.unique(metric.cat.codes.to_numpy(), return_inverse=True)
+        names = metric.cat.categories.astype(str).to_numpy()[used]
+    else:
+        names, m_idx = np.unique(metric.astype(str).to_numpy(), return_inverse=True)
     values = group.value.to_numpy(dtype=float)
-    names, m_idx = np.unique(metric, return_inverse=True)
     cube = np.full((len(names), len(seeds), len(its)), np.nan)
     cube[m_idx, s_idx, t_idx] = values
-    return {str(name): cube[k] for k, name in enumerate(names)}
+    return {str(names[k]): cube[k] for k in np.argsort(names, kind="stable")}
 
 
 def _present(wide, name) -> bool:

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._stats import Verdict, t_ppf, t_pvalues
+from ._stats import Verdict, grid_min, t_ppf, t_pvalues
 
 __all__ = ["scaling_verdict", "CurveFit", "fit_learning_curve", "reference_curve",
            "dey_donoho_efficiency"]
@@ -122,7 +122,7 @@ def fit_learning_curve(sizes: np.ndarray, means: np.ndarray, se: np.ndarray | No
     Method: variable projection (Golub & Pereyra 1973) -- for fixed b the curve is linear in
     (r_inf, a), or in a alone with an anchor, solved by weighted least squares; b = N_min (1 - e^u)
     is found on a grid of u in [log 1e-3, log 100] (b from just below N_min down to -99 N_min, the
-    far end an almost linear curve) and refined by bounded scalar minimisation.
+    far end an almost linear curve) refined by nested grids (``_stats.grid_min``) to 1e-6.
     """
     x = np.asarray(sizes, dtype=float)
     y = np.asarray(means, dtype=float)
@@ -157,19 +157,10 @@ def fit_learning_curve(sizes: np.ndarray, means: np.ndarray, se: np.ndarray | No
         rss = np.where((a > 0) & np.isfinite(rss), rss, np.inf)
         return rss, r, a, b
 
-    grid = np.linspace(math.log(1e-3), math.log(100.0), 121)
-    rss, *_ = solve(grid)
-    best = int(np.argmin(rss))
-    if not np.isfinite(rss[best]):
+    rss_min, u = grid_min(lambda v: solve(v)[0],
+                          np.linspace(math.log(1e-3), math.log(100.0), 121), 1e-6)
+    if not np.isfinite(rss_min):
         return None
-    lo, hi = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
-    u = grid[best]
-    from scipy.optimize import minimize_scalar  # 0.3 s to import: only when fitted
-
-    res = minimize_scalar(lambda v: float(solve(v)[0][0]), bounds=(lo, hi), method="bounded",
-                          options={"xatol": 1e-6})
-    if res.fun <= rss[best]:
-        u = float(res.x)
     _, r, a, b = solve(u)
     if anchor is not None:
         r = anchor[1] - a / (anchor[0] - b)

@@ -61,7 +61,11 @@ REAL_DATA["diffusion"] = [{
                                     "CCOc1ccncc1", "C1CCCCCC1"],  # flexible: diversity defined
     "n_molecules": 6, "n_test_molecules": 4, "n_conformers": 3, "n_eval_molecules": 2,
     "hidden": 8, "n_layers": 2, "n_steps": 8, "train_steps": 3, "batch_size": 8}]
-NEEDS_TORCH = {"vae", "lm", "diffusion"}
+REAL_DATA["sft"] = [{"dataset": "toy", "pretrained": "toy", "prompt_length": 4,
+                     "completion_length": 6, "n_samples": 30, "n_test": 20, "n_eval": 8,
+                     "lora_rank": 2, "batch_size": 8, "num_threads": 1}]
+NEEDS_TORCH = {"vae", "lm", "diffusion", "sft"}
+HAS_LLM = all(importlib.util.find_spec(m) is not None for m in ("transformers", "peft"))
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_TOKENIZERS = importlib.util.find_spec("tokenizers") is not None
 HAS_RDKIT = importlib.util.find_spec("rdkit") is not None
@@ -73,6 +77,9 @@ for _name in tasks.names():
     if _name == "lm":
         _marks += (pytest.mark.skipif(not HAS_TOKENIZERS,
                                       reason="tokenizers not installed (extra 'text')"),)
+    if _name == "sft":
+        _marks += (pytest.mark.skipif(not HAS_LLM, reason="transformers / peft not installed "
+                                      "(extra 'llm')"),)
     if _name == "diffusion":
         _marks += (pytest.mark.skipif(not HAS_RDKIT, reason="rdkit not installed (extra 'chem')"),)
     if _name in SYNTHETIC or _name not in REAL_DATA:

@@ -146,6 +146,7 @@ tasks.builtin(
         "gmm": "modelcollapse.tasks.gmm:GMMTask",
         "vae": "modelcollapse.tasks.vae:VAETask",
         "lm": "modelcollapse.tasks.lm:LMTask",
+        "sft": "modelcollapse.tasks.sft:SFTTask",
         "diffusion": "modelcollapse.tasks.diffusion:DiffusionTask",
         "density": "modelcollapse.tasks.density:DensityTask",
         "regression": "modelcollapse.tasks.regression:RegressionTask",
@@ -178,6 +179,7 @@ families.builtin(
         "discrete": "modelcollapse.families.discrete:Categorical",
         "vae": "modelcollapse.families.vae:VAE",
         "lm": "modelcollapse.families.lm:LM",
+        "causal_lm": "modelcollapse.families.causal_lm:CausalLM",
         "diffusion": "modelcollapse.families.diffusion:ConformerDiffusion",
     },
 )

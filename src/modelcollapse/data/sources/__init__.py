@@ -36,7 +36,7 @@ def run_tool(cmd: list[str], cwd: Path, *, timeout: float = 300) -> subprocess.C
 
 
 # they import the helpers above
-from . import austen, brown, fashion_mnist, wehi, wehi_conformers  # noqa: E402
+from . import austen, brown, fashion_mnist, smollm2, wehi, wehi_conformers  # noqa: E402
 
 __all__ = ["DataUnavailable", "require_module", "run_tool", "austen", "brown", "fashion_mnist",
-           "wehi", "wehi_conformers"]
+           "smollm2", "wehi", "wehi_conformers"]

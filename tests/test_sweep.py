@@ -228,3 +228,23 @@ def test_sweep_resume_after_sigkill(tmp_path):
     res = _invoke("sweep", sweep_file, "--out", out, "--resume", "-q")
     assert res.exit_code == 0, res.output
     pd.testing.assert_frame_equal(load_results(out), load_results(reference))
+
+
+def test_units_are_concatenated_with_categorical_columns_as_their_strings_would_be():
+    """``results.store.concat_frames`` keeps the categorical columns categorical (the sorted
+    union of the units' categories) and equals the concatenation of plain strings made
+    categorical: the store's bytes do not depend on it."""
+    from modelcollapse.results.store import CATEGORICAL, concat_frames
+
+    a = pd.DataFrame({"study": pd.Categorical(["s", "s"]), "task": pd.Categorical(["b", "b"]),
+                      "family": pd.Categorical(["f", "f"]), "paradigm": pd.Categorical(["x", "x"]),
+                      "metric": pd.Categorical(["m2", "m1"]), "value": [1.0, 2.0],
+                      "status": pd.Categorical(["ok", "ok"])})
+    b = a.assign(task=pd.Categorical(["a", "a"]), metric=pd.Categorical(["m3", "m1"]),
+                 status=pd.Categorical(["zero_variance", "ok"]))
+    got = concat_frames([a, b])
+    plain = pd.concat([f.astype({c: str for c in CATEGORICAL}) for f in (a, b)],
+                      ignore_index=True)
+    expected = plain.astype({c: "category" for c in CATEGORICAL})
+    pd.testing.assert_frame_equal(got, expected)
+    assert list(got.metric.cat.categories) == ["m1", "m2", "m3"]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 
 from ..config import Study
-from ..results.store import COLUMNS
+from ..results.store import COLUMNS, concat_frames
 from .executors import LocalExecutor
 from .unit import UnitJob, UnitResult, unit_label
 
@@ -105,7 +105,7 @@ def run_study(study: Study, *, jobs: int = 1,
     outputs = run_units([study], executor=executor, checkpoints=checkpoints,
                         on_iteration=on_iteration,
                         ship_checkpoints=getattr(executor, "shares_files", True))
-    frame = pd.concat([r.frame() for r in outputs], ignore_index=True)[COLUMNS]
+    frame = concat_frames([r.frame() for r in outputs])[COLUMNS]
     frame.attrs["profile_specs"] = {r.labels["task"]: r.profile_spec for r in outputs}
     frame.attrs["provenance"] = {r.labels["task"]: r.provenance for r in outputs}
     return frame

@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from ..config import (NAME_RULE, Study, StudyError, _first_error, _read, apply_override,
                       name_problem, study_folders, study_hash, validate_study)
 from ..registry import RegistryError
-from ..results.store import COLUMNS
+from ..results.store import COLUMNS, concat_frames
 from .study import run_units
 
 __all__ = ["Sweep", "load_sweep", "run_sweep", "sweep_columns", "MAX_POINTS"]
@@ -220,7 +220,7 @@ def run_sweep(sweep: Sweep, *, executor=None, checkpoints=None, on_iteration=Non
         frames.append(frame)
         specs[k][result.labels["task"]] = result.profile_spec
         origins[k][result.labels["task"]] = result.provenance
-    frame = pd.concat(frames, ignore_index=True)
+    frame = concat_frames(frames)
     for name, (dtype, _) in columns.items():
         frame[name] = frame[name].astype(dtype)
     frame = frame[COLUMNS + ["point", *columns]]

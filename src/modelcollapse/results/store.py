@@ -67,7 +67,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["COLUMNS", "units", "without_attrs", "chain_frame", "write_run", "seal_run",
+__all__ = ["COLUMNS", "units", "without_attrs", "chain_frame", "concat_frames", "write_run", "seal_run",
            "run_files", "load_results", "load_manifest", "atomic_write", "RunLock", "RunLocked", "verify_run", "run_state",
            "clean_temporary", "ManifestError", "kill_point", "EMPTY", "INTERRUPTED", "UNSEALED",
            "FINISHED", "DAMAGED"]
@@ -123,6 +123,26 @@ def chain_frame(values: dict[str, np.ndarray], status: np.ndarray, replicates: n
     return pd.DataFrame(columns)[COLUMNS]
 
 
+CATEGORICAL = ("study", "task", "family", "paradigm", "metric", "status")
+
+
+def concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The units' long tables as one, the categorical columns kept categorical with the sorted
+    union of the units' categories (what ``astype("category")`` of the strings gives, so the
+    written Parquet is the same).  pandas' ``concat`` of categoricals whose categories differ
+    falls back to Python strings: 0.43 s against 0.09 s for 832,000 rows."""
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS)
+    frames = [f.copy(deep=False) for f in frames]
+    for col in CATEGORICAL:
+        if col in frames[0] and all(isinstance(f[col].dtype, pd.CategoricalDtype)
+                                    for f in frames):
+            union = sorted(set().union(*(f[col].cat.categories for f in frames)))
+            for f in frames:
+                f[col] = f[col].cat.set_categories(union)
+    return pd.concat(frames, ignore_index=True)
+
+
 def without_attrs(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` without its ``attrs`` (a shallow copy: no data is copied).  pandas deep-copies
     ``attrs`` into every frame an operation returns; a run's attrs (profile specs, provenance)
@@ -151,7 +171,7 @@ def units(results: pd.DataFrame):
 def _categorise(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     frame.attrs = {}  # specs and provenance go to the manifest, not the Parquet metadata
-    for col in ("study", "task", "family", "paradigm", "metric", "status"):
+    for col in CATEGORICAL:
         frame[col] = frame[col].astype("category")
     return frame
 

@@ -244,7 +244,8 @@ def report(directory: Annotated[Path, typer.Argument(help="run directory")],
 
 
 #: built-in task -> the extras it needs (pip install 'modelcollapse[EXTRA]')
-TASK_EXTRAS = {"vae": ("torch",), "lm": ("torch", "text"), "diffusion": ("torch", "chem")}
+TASK_EXTRAS = {"vae": ("torch",), "lm": ("torch", "text"), "diffusion": ("torch", "chem"),
+               "sft": ("llm",)}
 
 #: abbreviations a description's first sentence does not end at
 _ABBREVIATIONS = ("al", "Sec", "Fig", "Figs", "Thm", "Eq", "Def", "Defs", "e.g", "i.e", "cf",
@@ -311,9 +312,9 @@ def preset_records() -> list[dict]:
             t = t if isinstance(t, dict) else {"task": t}
             params = {**base_params, **(t.get("task_params") or {})}
             extras.extend(e for e in TASK_EXTRAS.get(str(t.get("task")), ()) if e not in extras)
-            dataset = params.get("dataset")
-            if isinstance(dataset, str) and dataset in prepared and dataset not in datasets:
-                datasets.append(dataset)
+            for dataset in (params.get("dataset"), params.get("pretrained")):  # sft: a model
+                if isinstance(dataset, str) and dataset in prepared and dataset not in datasets:
+                    datasets.append(dataset)
         text = " ".join(str(data.get("description", "")).split())
         records.append({"name": name, "extras": " ".join(extras), "data": " ".join(datasets),
                         "summary": _first_sentence(text), "description": text})

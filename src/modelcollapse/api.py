@@ -363,7 +363,7 @@ def _stages(progress: Callable[[Progress], None] | None, name: str, total: int, 
 
 def _complete(directory: Path, *, plots: bool, jobs: int = 1,
               progress: Callable[[Progress], None] | None = None, name: str = "",
-              total: int = 0, units: int = 0, pool=None) -> "Run":
+              total: int = 0, units: int = 0, pool=None, pending=()) -> "Run":
     """Take an unsealed run directory (results.parquet + unsealed manifest) to finished: check
     the results against the manifest, drop the checkpoints, write the summary, profile and
     report (figures drawn by ``jobs`` processes, or by ``pool``: ``_figure_workers``) from the
@@ -389,7 +389,7 @@ def _complete(directory: Path, *, plots: bool, jobs: int = 1,
     if plots:
         from .report.html import write_report
 
-        write_report(directory, profile=profile, jobs=jobs, pool=pool,
+        write_report(directory, profile=profile, jobs=jobs, pool=pool, pending=pending,
                      progress=lambda done, of: stage("figures", done, of))
         stage("report", 1, 1)
     else:  # what an interrupted finish with plots left: not this run's output
@@ -407,6 +407,16 @@ def _figure_workers(plots: bool, jobs: int):
     from .report.figures import figure_workers
 
     return figure_workers(jobs)
+
+
+def _start_figures(directory: Path, results, manifest: dict, pool) -> list:
+    """Figures drawn by ``pool`` from the results in memory while ``_complete`` checks,
+    reloads and analyses them (``report.html.start_figures``); nothing without a pool."""
+    if pool is None:
+        return []
+    from .report.html import start_figures
+
+    return start_figures(directory, results, manifest, pool)
 
 
 def _finished(directory: Path) -> "Run":
@@ -485,6 +495,7 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
         if state == FINISHED:
             return _finished(directory)
         jobs = getattr(executor, "jobs", jobs)
+        pending = ()
         with _figure_workers(plots, jobs) as pool:
             if state != UNSEALED:
                 checkpoints = _checkpoints(RunCheckpoints(directory, "run", digest), resume)
@@ -496,8 +507,9 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
                 manifest = run_manifest(spec.resolved(), digest, results.attrs,
                                         elapsed=time.time() - start)
                 write_run(directory, results, manifest)
+                pending = _start_figures(directory, results, manifest, pool)
             return _complete(directory, plots=plots, jobs=jobs, progress=progress,
-                             name=spec.name, total=total, pool=pool)
+                             name=spec.name, total=total, pool=pool, pending=pending)
 
 
 def _counter(progress, name: str, total: int, total_units: int = 0):

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["FigureJob", "draw_figures", "digest", "figure_workers", "png_stamp"]
+__all__ = ["FigureJob", "draw_figures", "digest", "figure_workers", "png_stamp",
+           "submit_figures"]
 
 #: the PNG text chunk holding a figure's digest
 STAMP_KEY = "Description"
@@ -125,8 +126,8 @@ def _warm() -> None:
 def figure_workers(workers: int = 1) -> Iterator[object | None]:
     """Processes that will draw a report's figures (``draw_figures(pool=...)``), started now
     and importing matplotlib at once, so that the import runs beside the caller's work (the
-    chains, the analysis) instead of after it.  A run of 1 seed and 1 iteration: 1.01 ->
-    0.8x s in process (measured in ``benchmarks/bench_end_to_end.py``).
+    chains, the analysis) instead of after it (``benchmarks/bench_end_to_end.py`` measures
+    the whole command).
 
     Yields None -- draw in this process -- when this process has already imported matplotlib
     (a notebook): there is nothing to hide.  The workers are the engine's (``worker_pool``:
@@ -142,6 +143,19 @@ def figure_workers(workers: int = 1) -> Iterator[object | None]:
         for _ in range(max(1, int(workers))):
             pool.submit(_warm)
         yield pool
+
+
+def submit_figures(jobs: Sequence[FigureJob], pool) -> list:
+    """Start drawing ``jobs`` (those whose PNG does not carry their digest) in ``pool``
+    without waiting; the futures.  ``draw_figures`` on the same jobs after they are done finds
+    every PNG stamped and draws nothing."""
+    futures = []
+    for job in jobs:
+        stamp = digest(job)
+        if png_stamp(Path(job.path)) != stamp:
+            Path(job.path).parent.mkdir(parents=True, exist_ok=True)
+            futures.append(pool.submit(_draw, job, stamp))
+    return futures
 
 
 def draw_figures(jobs: Sequence[FigureJob], *, workers: int = 1,

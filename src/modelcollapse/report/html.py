@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -324,10 +324,29 @@ def _metric_figures(results: pd.DataFrame, manifest: dict, study: dict, plots: P
 MAX_POINT_FIGURES = 12
 
 
+def start_figures(run_dir: str | Path, results: pd.DataFrame, manifest: dict, pool) -> list:
+    """Start drawing a run's metric and provenance figures in ``pool`` (``figure_workers``)
+    from its results still in memory, while the caller verifies, reloads and analyses them;
+    the futures, for ``write_report(pending=...)``.  ``write_report`` waits for them, then
+    draws only a figure whose PNG does not carry the digest of what the stored results show
+    (none, when memory and disk agree: tests/test_run_fixed_cost.py).  A sweep: [] (its
+    figures need the profile)."""
+    if pool is None or "points" in manifest:
+        return []
+    from .figures import submit_figures
+    from .sweep import points_as_tasks
+
+    results, _, _ = points_as_tasks(without_attrs(results), manifest)
+    figures, _ = _metric_figures(results, manifest, manifest.get("study", {}),
+                                 Path(run_dir) / "plots", MAX_POINT_FIGURES)
+    return submit_figures(figures, pool)
+
+
 def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
                  out: str | Path | None = None, jobs: int = 1,
                  progress: Callable[[int, int], None] | None = None,
-                 max_point_figures: int | None = MAX_POINT_FIGURES, pool=None) -> Path:
+                 max_point_figures: int | None = MAX_POINT_FIGURES, pool=None,
+                 pending: Sequence = ()) -> Path:
     """Write ``RUN_DIR/report.html`` (or ``out``) and the PNGs it embeds; return its path.
 
     Parameters
@@ -346,6 +365,8 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     pool : optional
         Processes already started by ``report.figures.figure_workers`` to draw the figures
         (instead of ``jobs``).
+    pending : futures of ``start_figures``
+        Waited for before the figures are drawn (a failure is raised here).
     progress : callable(done, total), optional
         Called as the metric and provenance figures are drawn.
     max_point_figures : int or None
@@ -400,6 +421,8 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
         sweep_parts, sweep_jobs = [], []
     figures, left_out = _metric_figures(results, manifest, study, run_dir / "plots",
                                         max_point_figures)
+    for future in pending:
+        future.result()
     *plots, provenance = draw_figures(figures + sweep_jobs, workers=jobs,
                                       progress=progress, pool=pool)[:len(figures)]
     sweep_html = "".join(_img(p) if isinstance(p, Path) else p for p in sweep_parts)

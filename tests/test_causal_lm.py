@@ -92,17 +92,29 @@ def test_scores_do_not_depend_on_batching(tiny):
     full = m.score_samples(X)
     np.testing.assert_allclose([m.score_samples(X[i:i + 1])[0] for i in range(13)], full,
                                rtol=1e-12, atol=1e-12)
+    # computed in float64: a float64 recomputation agrees to 1e-12 (float32 would not)
+    import copy
+
+    net = copy.deepcopy(m.net_).double()
+    with torch.no_grad():
+        x = torch.as_tensor(X)
+        logp = torch.log_softmax(m._completion_logits(net, x), dim=-1)
+        ref = logp.gather(-1, x[:, -C:, None]).squeeze(-1).sum(1).numpy()
+    np.testing.assert_allclose(full, ref, rtol=1e-12, atol=1e-12)
 
 
 def test_same_rng_same_model_and_samples_global_rng_untouched(tiny):
     X = _rows(16)
-    state = torch.random.get_rng_state()
+    saved = torch.random.get_rng_state()
     runs = []
-    for _ in range(2):
+    for global_seed in (1, 2):  # the global RNG's state must not matter
+        torch.manual_seed(global_seed)
+        state = torch.random.get_rng_state()
         m = _model(tiny, prompts=X[:, :P]).fit(X, rng=np.random.default_rng(5))
         runs.append((m.get_state(), m.sample(9, rng=np.random.default_rng(6)),
                      m.score_samples(X)))
-    assert torch.equal(state, torch.random.get_rng_state())
+        assert torch.equal(state, torch.random.get_rng_state())  # and it is never drawn from
+    torch.random.set_rng_state(saved)
     (s0, x0, l0), (s1, x1, l1) = runs
     assert s0.keys() == s1.keys()
     for k in s0:
@@ -170,7 +182,8 @@ def test_cached_generation_matches_full_recomputation(tiny):
     rng = np.random.default_rng(11)
     S = m.sample(6, rng=rng)
     replay = np.random.default_rng(11)
-    replay.choice(len(X), size=6, replace=False)                    # the prompt draw
+    pick = replay.choice(len(X), size=6, replace=False)             # the prompt draw
+    np.testing.assert_array_equal(S[:, :P], X[pick, :P])
     g = m._generator(replay)
     noise = torch.rand((6, C), generator=g)
     with torch.no_grad():
@@ -183,13 +196,14 @@ def test_cached_generation_matches_full_recomputation(tiny):
 
 
 def test_top_k_and_top_p_filters():
-    logits = torch.log(torch.tensor([[0.5, 0.1, 0.3, 0.1]]))
+    logits = torch.log(torch.tensor([[0.5, 0.125, 0.25, 0.125]], dtype=torch.float64))
     keep = lambda k, p: (_filtered_probs(logits, 1.0, k, p)[0] > 0).tolist()  # noqa: E731
     assert keep(0, 1.0) == [True, True, True, True]
     assert keep(1, 1.0) == [True, False, False, False]
     assert keep(2, 1.0) == [True, False, True, False]
     assert keep(0, 0.5) == [True, False, False, False]               # 0.5 alone reaches 0.5
-    assert keep(0, 0.75) == [True, False, True, False]
+    assert keep(0, 0.75) == [True, False, True, False]               # exactly 0.75: no more
+    assert keep(0, 0.76) == [True, True, True, False]                # ties: the lower id first
     # greedy: top_k 1 picks the argmax whatever the uniform
     for u in (0.0, 0.5, 0.999):
         assert _inverse_cdf(_filtered_probs(logits, 1.0, 1, 1.0), torch.tensor([u])).item() == 0

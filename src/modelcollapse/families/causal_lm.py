@@ -139,6 +139,25 @@ def toy_pretrained():
     return _CACHE[key]
 
 
+def _quiet_gguf_progress():
+    """Silence the progress bar of transformers' GGUF dequantisation (its own tqdm, which
+    ignores ``disable_progress_bar``); returns the function that restores it."""
+    import functools
+    import importlib
+
+    try:
+        module = importlib.import_module("transformers.modeling_gguf_pytorch_utils")
+        bar = module.tqdm
+    except (ImportError, AttributeError):
+        return lambda: None
+    module.tqdm = functools.partial(bar, disable=True)
+
+    def restore() -> None:
+        module.tqdm = bar
+
+    return restore
+
+
 def load_pretrained(pretrained: str):
     """(model, tokenizer) of ``pretrained``: ``"toy"``, a folder with a ``save_pretrained``
     model and tokenizer, or a ``.gguf`` file; loaded once per process (callers deep-copy the
@@ -166,6 +185,7 @@ def load_pretrained(pretrained: str):
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    bar = _quiet_gguf_progress()
     try:
         with torch.random.fork_rng(devices=[]):  # whatever loading draws, the global RNG is restored
             tok = AutoTokenizer.from_pretrained(folder, local_files_only=True, **kwargs)
@@ -177,6 +197,7 @@ def load_pretrained(pretrained: str):
     finally:
         hf_logging.set_verbosity(verbosity)
         hf_logging.enable_progress_bar()
+        bar()
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -43,6 +43,22 @@ def test_bench_end_to_end_quick_prints_every_row():
     assert "load average before" in out and "load average after" in out
 
 
+def test_bench_scale_quick_measures_and_memory_stays_flat():
+    """bench_scale --quick: a row per chain count, the accumulators' memory check (peak flat
+    while n_seeds grows 10x) and the block-vs-in-memory agreement (no timing asserted)."""
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_scale.py"), "--quick"],
+        capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    rows = [ln.split() for ln in res.stdout.splitlines() if ln.strip()[:3] in ("50 ", "100")]
+    assert [r[0] for r in rows] == ["50", "100"]
+    written = [int(r[1].replace(",", "")) for r in rows]   # metrics x 5 iterations x chains
+    assert written[0] > 0 and written[0] % (5 * 50) == 0 and written[1] == 2 * written[0]
+    assert "memory check (n_seeds x10" in res.stdout and "PASSED" in res.stdout
+    assert "block agreement check (chains run in blocks == in-memory unit): PASSED" in res.stdout
+    assert "load average before" in res.stdout and "load average after" in res.stdout
+
+
 def test_per_seed_reference_runs_and_writes_csv(tmp_path):
     """The per-seed script the benchmark compares against: a CSV row per seed, iteration and
     metric, and a sane final value (Gaussian replace shrinks the covariance trace)."""

@@ -1,0 +1,273 @@
+"""Scale: cost per chain of a whole ``modelcollapse run`` as the number of chains grows (issue 15).
+
+The study is the issue's baseline: Gaussian d = 1, n = 10 (synthetic truth), MLE covariance,
+``accumulate``, 100 model-fitting iterations, ``modelcollapse run --no-plots`` as a subprocess,
+for 10^3 and 10^4 chains (``--full``: also 10^5; ``--seeds`` any list).  For each size it
+measures, in one fresh child process each:
+
+* rows written (``results.parquet``'s row count, from its Parquet footer);
+* wall seconds of the whole process (start-up included) and the run's own ``elapsed_seconds``
+  from the manifest;
+* peak RSS of the child (``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` of a wrapper process
+  that runs only that child, so earlier children do not count: ru_maxrss of RUSAGE_CHILDREN is
+  the largest of all waited-for descendants);
+* bytes on disk of the run directory (every file), and of ``results.parquet`` alone;
+* chains/s (chains / wall) and bytes per chain (disk and peak RSS), whose flatness as chains
+  grow is the issue's target ("cost per chain must be flat").
+
+Then the **streaming accumulators** of ``modelcollapse.results.aggregate`` (the foundation of
+the streamed analysis) are fed the same study's per-metric arrays in blocks, in process, with
+n_seeds growing 10x: their peak traced memory (``tracemalloc``) must not grow with n_seeds
+(the memory check of the issue: measured here, not in a timed test).  Printed with the peak
+of a block's input arrays for scale.
+
+Usage::
+
+    python benchmarks/bench_scale.py             # 10^3 and 10^4 chains
+    python benchmarks/bench_scale.py --full      # also 10^5 (~3 min, ~8 GB RSS before issue 15)
+    python benchmarks/bench_scale.py --quick     # smoke test: 50 and 100 chains x 5 iterations
+
+The load average is printed before and after: the machine is shared, timings are noisy.
+Exit 0 when every command ran, 2 with one line when one failed or the memory check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tracemalloc
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+class Failed(Exception):
+    """A measured command failed (one line)."""
+
+
+def study_dict(seeds: int, iterations: int) -> dict:
+    """The issue's baseline study as a mapping (a study file)."""
+    return {"name": f"bench-scale-{seeds}",
+            "task": "gaussian",
+            "task_params": {"dataset": "synthetic", "n_features": 1, "n_samples": 10,
+                            "covariance_estimator": "mle"},
+            "paradigms": ["accumulate"], "n_iterations": iterations, "n_seeds": seeds}
+
+
+def modelcollapse_command() -> list[str]:
+    exe = shutil.which("modelcollapse", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", "modelcollapse"]
+
+
+# The wrapper runs one child and reports that child's peak RSS: ru_maxrss of RUSAGE_CHILDREN
+# is a maximum over every child ever waited for, so each measurement gets its own wrapper.
+_WRAPPER = r"""
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+rc = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE, text=True)
+wall = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+print(json.dumps({"rc": rc.returncode, "wall": wall, "peak_kib": peak,
+                  "stderr": rc.stderr[-2000:]}))
+"""
+
+
+def measure_run(seeds: int, iterations: int, work: Path) -> dict:
+    """Run the study once as a subprocess; the measurements of one row."""
+    import pyarrow.parquet as pq
+    import yaml
+
+    path = work / f"study-{seeds}.yaml"
+    path.write_text(yaml.safe_dump(study_dict(seeds, iterations)))
+    out = work / f"run-{seeds}"
+    argv = modelcollapse_command() + ["run", str(path), "--out", str(out), "--no-plots", "-q"]
+    res = subprocess.run([sys.executable, "-c", _WRAPPER, *argv], capture_output=True, text=True)
+    if res.returncode != 0 or not res.stdout.strip():
+        raise Failed(f"measuring wrapper failed: {res.stderr.strip().splitlines()[-1:]}")
+    rec = json.loads(res.stdout.strip().splitlines()[-1])
+    if rec["rc"] != 0:
+        tail = rec["stderr"].strip().splitlines()[-1:] or ["(no output)"]
+        raise Failed(f"modelcollapse run ({seeds} chains): exit {rec['rc']}: {tail[0]}")
+    manifest = json.loads((out / "manifest.json").read_text())
+    results = out / "results.parquet"
+    disk = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    row = {"chains": seeds, "iterations": iterations,
+           "rows": int(pq.ParquetFile(results).metadata.num_rows),
+           "wall_s": rec["wall"], "run_s": float(manifest.get("elapsed_seconds", float("nan"))),
+           "peak_rss_bytes": rec["peak_kib"] * 1024, "disk_bytes": disk,
+           "parquet_bytes": results.stat().st_size}
+    row["chains_per_s"] = seeds / row["wall_s"]
+    row["disk_bytes_per_chain"] = disk / seeds
+    row["rss_bytes_per_chain"] = row["peak_rss_bytes"] / seeds
+    shutil.rmtree(out, ignore_errors=True)
+    return row
+
+
+def accumulator_memory(seeds: int, iterations: int, block: int) -> dict:
+    """Peak traced memory (bytes) of running ``seeds`` chains block by block (``block``
+    replicates at a time, by the engine's ``run_chain`` on that block's streams) and feeding
+    every metric's (n_iterations, R) array to the streaming accumulators: per metric the
+    moments of the curve with the full (T, T) covariance, a quantile sketch per iteration, the
+    moments of last - first and of the log ratio last / first, and one Poisson bootstrap
+    (B = 200) of every metric's first and last values.  Only a block is ever in memory --
+    what the streamed engine will do -- so the peak must not grow with ``seeds``.
+    """
+    import numpy as np
+
+    from modelcollapse.config import Study
+    from modelcollapse.results import aggregate as agg
+
+    study = Study.model_validate(study_dict(seeds, iterations))
+    run_block = _block_runner(study)
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    state: dict = {}
+    input_peak = 0
+    for lo in range(0, seeds, block):
+        reps = np.arange(lo, min(lo + block, seeds))
+        values = run_block(reps)
+        input_peak = max(input_peak, sum(v.nbytes for v in values.values()))
+        if not state:
+            T = next(iter(values.values())).shape[0]
+            state = {name: (agg.CurveMoments(T), agg.QuantileSketch(T), agg.CurveMoments(2))
+                     for name in values}
+            state["bootstrap"] = agg.PoissonBootstrap(2 * len(values), n_boot=200,
+                                                      key=study.seed)
+        ends = []
+        for name, x in values.items():
+            moments, sketch, derived = state[name]
+            moments.update(x)
+            sketch.update(x)
+            derived.update(np.vstack([agg.last_minus_first(x), agg.log_ratio(x[-1:], x[:1])]))
+            ends += [x[0], x[-1]]
+        state["bootstrap"].update(np.stack(ends), reps)
+        del values, ends
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    state_bytes = sum(a.nbytes for v in state.values() for a in (v if isinstance(v, tuple)
+                                                                  else (v,)))
+    return {"chains": seeds, "block": block, "peak_traced_bytes": peak,
+            "block_input_bytes": input_peak, "state_bytes": state_bytes}
+
+
+def block_agreement(seeds: int, iterations: int, block: int) -> bool:
+    """Whether chains run block by block give the same values as the in-memory unit
+    (``engine.unit.compute_unit``) -- the premise of streaming by blocks of replicates."""
+    import numpy as np
+
+    from modelcollapse.config import Study
+    from modelcollapse.engine.unit import compute_unit
+
+    study = Study.model_validate(study_dict(seeds, iterations))
+    whole = compute_unit(study, 0, 0).values
+    run_block = _block_runner(study)
+    for lo in range(0, seeds, block):
+        part = run_block(np.arange(lo, min(lo + block, seeds)))
+        for name, x in part.items():
+            if not np.array_equal(x, whole[name][:, lo:lo + block], equal_nan=True):
+                return False
+    return True
+
+
+def _block_runner(study):
+    """A function replicates -> {metric: (n_iterations, R) array} running the study's one
+    (task, paradigm) unit for those replicates only (the streams are counter-based: a
+    replicate's numbers do not depend on which block it is in)."""
+    from threadpoolctl import threadpool_limits
+
+    from modelcollapse.engine.loop import run_chain
+    from modelcollapse.rng import Streams
+
+    spec = study.paradigms[0]
+
+    def run(reps):
+        streams = Streams(study.seed, reps)
+        with threadpool_limits(limits=1, user_api="blas"):
+            task = study.tasks[0].build(streams)
+            m = study.n_synthetic or task.n_real
+            growth = spec.synthetic_growth or study.synthetic_growth
+            chain = run_chain(task, spec.build(), n_iterations=study.n_iterations,
+                              n_synthetic=growth.sizes(m, study.n_iterations), streams=streams)
+        return chain.values
+
+    return run
+
+
+def fmt_bytes(b: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(b) < 1000 or unit == "GB":
+            return f"{b:.0f} {unit}" if unit == "B" else f"{b:.3g} {unit}"
+        b /= 1000
+    return f"{b:.3g} GB"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smoke test: tiny sizes")
+    ap.add_argument("--full", action="store_true", help="also 10^5 chains")
+    ap.add_argument("--seeds", type=int, nargs="+", help="chain counts to run")
+    ap.add_argument("--iterations", type=int, default=None)
+    ap.add_argument("--no-memory", action="store_true", help="skip the accumulator memory check")
+    args = ap.parse_args(argv)
+    iterations = args.iterations or (5 if args.quick else 100)
+    seeds = args.seeds or ([50, 100] if args.quick else
+                           [1_000, 10_000] + ([100_000] if args.full else []))
+    load0 = os.getloadavg()
+    print(f"bench_scale: Gaussian d=1 n=10 MLE accumulate, {iterations} iterations, "
+          f"chains {seeds}; {os.cpu_count()} CPUs; load average before: "
+          f"{load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}", flush=True)
+    rows, mem = [], []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+            for n in seeds:
+                rows.append(measure_run(n, iterations, Path(tmp)))
+                r = rows[-1]
+                print(f"  ran {n} chains: {r['wall_s']:.1f} s", file=sys.stderr, flush=True)
+        if not args.no_memory:
+            block = 64 if args.quick else 1024
+            for n in (block * 2, block * 20):
+                mem.append(accumulator_memory(n, iterations, block))
+            agree = block_agreement(block * 2, iterations, block // 2 - 3)
+    except Failed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("\nwhole process: modelcollapse run --no-plots")
+    head = ("chains", "rows written", "wall s", "run s", "peak RSS", "on disk", "parquet",
+            "chains/s", "disk B/chain", "RSS B/chain")
+    print("  ".join(f"{h:>12}" for h in head))
+    for r in rows:
+        cells = (f"{r['chains']}", f"{r['rows']:,}", f"{r['wall_s']:.2f}", f"{r['run_s']:.2f}",
+                 fmt_bytes(r["peak_rss_bytes"]), fmt_bytes(r["disk_bytes"]),
+                 fmt_bytes(r["parquet_bytes"]), f"{r['chains_per_s']:.0f}",
+                 f"{r['disk_bytes_per_chain']:.0f}", f"{r['rss_bytes_per_chain']:.0f}")
+        print("  ".join(f"{c:>12}" for c in cells))
+    status = 0
+    if mem:
+        print("\nstreaming accumulators (results.aggregate), blocks fed in process:")
+        for m in mem:
+            print(f"  {m['chains']:>8} chains in blocks of {m['block']}: peak traced "
+                  f"{fmt_bytes(m['peak_traced_bytes'])} (a block's arrays "
+                  f"{fmt_bytes(m['block_input_bytes'])}; accumulator state "
+                  f"{fmt_bytes(m['state_bytes'])})")
+        small, big = mem[0]["peak_traced_bytes"], mem[-1]["peak_traced_bytes"]
+        ok = big <= 1.25 * small + 1_000_000
+        print(f"memory check (n_seeds x{mem[-1]['chains'] // mem[0]['chains']}: peak "
+              f"{fmt_bytes(small)} -> {fmt_bytes(big)}, allowed <= 1.25x + 1 MB): "
+              f"{'PASSED' if ok else 'FAILED'}")
+        print(f"block agreement check (chains run in blocks == in-memory unit): "
+              f"{'PASSED' if agree else 'FAILED'}")
+        status = 0 if ok and agree else 2
+    load1 = os.getloadavg()
+    print(f"load average after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

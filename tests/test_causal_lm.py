@@ -296,3 +296,18 @@ def test_smollm2_gguf_loads_fits_and_samples():
     assert 0 < ce < 4.0                          # a pretrained model knows this sentence
     S = m.sample(2, rng=np.random.default_rng(1))
     assert S.shape == (2, 16) and (S[:, :8] == X[0, :8]).all()
+
+
+def test_bench_causal_lm_runs_on_the_toy_model():
+    """benchmarks/bench_causal_lm.py keeps working (a tiny run; speed is not asserted)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_causal_lm.py"
+    res = subprocess.run([sys.executable, str(script), "--pretrained", "toy", "--rows", "8",
+                          "--rounds", "1", "--prompt", "4", "--completion", "4", "--threads", "1"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    for label in ("ours fit", "plain loop fit", "ours sample", "plain generate"):
+        assert any(line.startswith(label) for line in res.stdout.splitlines()), res.stdout

@@ -311,3 +311,18 @@ def test_bench_causal_lm_runs_on_the_toy_model():
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     for label in ("ours fit", "plain loop fit", "ours sample", "plain generate"):
         assert any(line.startswith(label) for line in res.stdout.splitlines()), res.stdout
+
+
+def test_kazdan2024_sft_preset_sizes():
+    """The preset is the CPU-sized SFT study of the issue (LoRA, short rows, a few hundred pairs,
+    >= 5 iterations, replace / accumulate / mix) and its paper scale is full fine-tuning."""
+    from modelcollapse.config import load_study
+
+    study = load_study("kazdan2024-sft")
+    params = study.resolved()["tasks"][0]["task_params"]
+    assert params["pretrained"] == "smollm2" and params["held_out"] == "persuasion"
+    assert params["lora_rank"] > 0 and params["prompt_length"] + params["completion_length"] <= 64
+    assert 100 <= params["n_samples"] < 1000 and study.n_iterations >= 5
+    assert {p.name for p in study.paradigms} == {"replace", "accumulate", "mix"}
+    paper = load_study("kazdan2024-sft", overrides=["scale=paper"]).resolved()
+    assert paper["tasks"][0]["task_params"]["lora_rank"] == 0

@@ -12,17 +12,19 @@ clipping at 1.0 and an AdamW step (weight decay on matrices and embeddings only;
 on CUDA and PyTorch's default implementation elsewhere, as nanoGPT does), fetches the next batch
 while the step is pending, and reads the loss back to the host only after the timed steps.  It
 has biases in its Linear and LayerNorm layers (nanoGPT's ``bias=True``, the GPT-2 layout), so it
-has exactly our parameter count (checked).  Differences from ours: exact (erf) GELU, as
-nanoGPT, against our tanh approximation; no ``torch.compile`` on either side.
+has exactly our parameter count (checked) and the same exact (erf) GELU; no ``torch.compile``
+on either side.
 
 Measured (tokens/s, best of ``--rounds`` interleaved rounds; ratios to the reference):
 
 * ``reference``: the nanoGPT-style model and loop;
 * ``reference, fused AdamW``: the same with ``AdamW(fused=True)`` on CPU too;
-* ``ours, step``: our network (``families.lm._GPT``) with ``LM``'s optimiser in the same loop;
+* ``ours, step``: our network (``families.lm._GPT``) with ``LM``'s optimiser in the same loop
+  (and its ``F.cross_entropy``);
 * ``LM.fit end to end``: ``LM.fit`` on ``batch * steps`` rows (fresh initialisation, optimiser,
-  shuffling, per-row weighted loss, learning-rate schedule, deterministic mode: what the engine
-  runs), timed from the call to its return;
+  shuffling, per-row weighted loss through ``families.lm._TokenCrossEntropy``, whose backward
+  overwrites the saved log-softmax in place, learning-rate schedule, deterministic mode: what
+  the engine runs), timed from the call to its return;
 * generation from BOS: ``LM.sample`` (key/value cache), ``LM.sample(use_cache=False)`` and the
   reference's nanoGPT-style uncached ``generate`` (the whole prefix recomputed for each token).
 
@@ -277,7 +279,7 @@ def _hf_model(a):
 
     cfg = GPT2Config(vocab_size=a.vocab, n_positions=a.context, n_embd=a.d_model,
                      n_layer=a.n_layer, n_head=a.n_head, resid_pdrop=0.0, embd_pdrop=0.0,
-                     attn_pdrop=0.0, activation_function="gelu_new", bos_token_id=0,
+                     attn_pdrop=0.0, activation_function="gelu", bos_token_id=0,
                      eos_token_id=0, pad_token_id=0, tie_word_embeddings=True)
     return GPT2LMHeadModel(cfg)
 

@@ -213,6 +213,60 @@ def test_optimizer_is_fused_adamw_with_decay_on_matrices_only():
     assert len(decay["params"]) + len(rest["params"]) == len(list(net.parameters()))
 
 
+def test_token_cross_entropy_equals_torch_in_value_and_gradient():
+    """fit's loss (``_TokenCrossEntropy``, backward written in place over the log-softmax) gives
+    F.cross_entropy's per-token values and gradients, under a non-uniform upstream gradient (the
+    row weights), in float64."""
+    import torch.nn.functional as F
+
+    from modelcollapse.families.lm import _TokenCrossEntropy
+
+    g = torch.Generator().manual_seed(0)
+    logits = (3 * torch.randn(40, 9, generator=g, dtype=torch.float64)).requires_grad_()
+    target = torch.randint(9, (40,), generator=g)
+    w = torch.rand(40, generator=g, dtype=torch.float64)
+    ours = _TokenCrossEntropy.apply(logits, target)                     # (40,)
+    (grad_ours,) = torch.autograd.grad((w * ours).sum(), logits)
+    ref = F.cross_entropy(logits, target, reduction="none")
+    (grad_ref,) = torch.autograd.grad((w * ref).sum(), logits)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(grad_ours, grad_ref, rtol=0, atol=1e-12)
+
+
+def test_fit_uses_the_in_place_cross_entropy(rows, monkeypatch):
+    """The cheaper loss is what fit trains with (F.cross_entropy is never called)."""
+    import torch.nn.functional as F
+
+    def refuse(*a, **k):
+        raise AssertionError("fit called F.cross_entropy")
+    monkeypatch.setattr(F, "cross_entropy", refuse)
+    assert LM(epochs=1, **TINY).fit(rows, rng=np.random.default_rng(0)).status_ == "ok"
+
+
+def test_mlp_uses_exact_gelu():
+    """The block's MLP is d -> 4d -> d with the exact (erf) GELU, as nanoGPT (checked where the
+    tanh approximation differs: O(1) pre-activations, float64)."""
+    import torch.nn.functional as F
+
+    from modelcollapse.families.lm import _Block
+
+    torch.manual_seed(0)
+    block = _Block(8, 2).double()
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.copy_(torch.randn_like(p))
+        h = x + block.attn_proj(F.scaled_dot_product_attention(
+            *(block._heads(t) for t in block.attn_qkv(block.ln_1(x)).split(8, dim=2)),
+            is_causal=True).transpose(1, 2).reshape(2, 5, 8))
+        pre = block.mlp_fc(block.ln_2(h))
+        exact = h + block.mlp_proj(F.gelu(pre))
+        tanh = h + block.mlp_proj(F.gelu(pre, approximate="tanh"))
+        out = block(x)
+    assert (exact - tanh).abs().max() > 1e-4                            # the check can tell
+    torch.testing.assert_close(out, exact, rtol=0, atol=1e-10)
+
+
 # ------------------------------------------------------------------------------- metrics
 
 def test_text_metrics_by_hand():

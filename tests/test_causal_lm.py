@@ -326,3 +326,40 @@ def test_kazdan2024_sft_preset_sizes():
     assert {p.name for p in study.paradigms} == {"replace", "accumulate", "mix"}
     paper = load_study("kazdan2024-sft", overrides=["scale=paper"]).resolved()
     assert paper["tasks"][0]["task_params"]["lora_rank"] == 0
+
+
+@pytest.mark.parametrize("init", ["warm_start", "pretrained"])
+def test_killed_sft_run_resumes_to_identical_results(tmp_path, init):
+    """A toy sft run SIGKILLed after its first checkpointed chain state resumes (the LoRA
+    adapters restored by ``set_state``) to the uninterrupted run's results, byte for byte."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+
+    study = {"name": "sft-resume", "task": "sft", "n_iterations": 3, "n_seeds": 2,
+             "paradigms": ["accumulate"],
+             "task_params": {"dataset": "toy", "pretrained": "toy", "prompt_length": 4,
+                             "completion_length": 5, "n_samples": 12, "n_test": 8, "n_eval": 4,
+                             "lora_rank": 2, "batch_size": 6, "lr": 0.01, "init": init,
+                             "num_threads": 1, "sample_metrics": False}}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+
+    def cli(out, *extra, env=None):
+        return subprocess.run([sys.executable, "-m", "modelcollapse", "run", str(path), "-q",
+                               "--no-plots", "--out", str(out), *extra], capture_output=True,
+                              text=True, env=env, timeout=600, start_new_session=True)
+
+    ref = cli(tmp_path / "reference")
+    assert ref.returncode == 0, ref.stdout + ref.stderr
+    env = dict(os.environ, PYTHONWARNINGS="ignore", MODELCOLLAPSE_TEST_KILL_AT="state.npz:1")
+    assert cli(tmp_path / "run", env=env).returncode == -signal.SIGKILL
+    assert list((tmp_path / "run").rglob("state.npz"))          # a chain state was saved
+    res = cli(tmp_path / "run", "--resume")
+    assert res.returncode == 0, res.stdout + res.stderr
+    for name in ("results.parquet", "summary.csv", "profile.csv"):
+        assert (tmp_path / "run" / name).read_bytes() == (
+            tmp_path / "reference" / name).read_bytes(), name

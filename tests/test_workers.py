@@ -145,3 +145,29 @@ def test_a_killed_worker_is_one_line_and_keeps_the_checkpoints(tmp_path):
         assert not _wait_dead(workers, 10)
     finally:
         _cleanup(proc, workers)
+
+
+def test_ctrl_c_while_waiting_on_workers_is_taken_at_a_safe_point():
+    """``deferred_interrupt``: SIGINT only records itself (no KeyboardInterrupt inside the
+    code between checks, e.g. concurrent.futures' lock handling); ``check()`` raises it, and so
+    does leaving the block when it came after the last check; the old handler is restored."""
+    from modelcollapse.engine.executors import deferred_interrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupt() as check:
+            check()  # nothing yet
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            steps.append("after the signal")  # reached: the handler did not raise
+            check()
+            steps.append("not reached")
+    assert steps == ["after the signal"]
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            steps.append("block ends")
+    assert steps[-1] == "block ends"
+    assert signal.getsignal(signal.SIGINT) is before

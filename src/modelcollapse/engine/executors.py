@@ -121,6 +121,42 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
 
 
 @contextmanager
+def deferred_interrupt() -> Iterator[Callable[[], None]]:
+    """Take Ctrl-C (SIGINT) at safe points while waiting on worker processes: yields
+    ``check()``, which raises ``KeyboardInterrupt`` if SIGINT arrived since the block began (and
+    leaving the block raises it if it arrived after the last check).
+
+    A ``KeyboardInterrupt`` raised asynchronously inside ``concurrent.futures`` can leave one
+    of its locks held (e.g. between the acquisitions of ``wait``'s futures), and the pool's
+    shutdown then waits on it forever: a Ctrl-C that hung a ``--jobs 2`` run on a loaded
+    machine.  Here the handler only records the signal; the waiting loop (``wait`` with a short
+    timeout) calls ``check()``.  Outside the main thread, or where SIGINT is ignored, nothing
+    changes.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() \
+            or previous in (signal.SIG_IGN, None):
+        yield lambda: None
+        return
+    hit: list[int] = []
+
+    def check() -> None:
+        if hit:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, lambda signum, frame: hit.append(signum))
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    check()
+
+
+#: seconds between checks for a deferred Ctrl-C while waiting on workers
+POLL_S = 0.1
+
+
+@contextmanager
 def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     """A pool of ``workers`` processes that ignore Ctrl-C and die with this process
     (``_worker_init``); leaving the block waits for them, an exception (or Ctrl-C) kills them
@@ -164,10 +200,11 @@ class LocalExecutor:
                     built = {key: build_task(job.study, job.task_index)[0]}
                 finished(job, job.run(task=built[key], on_iteration=on_iteration))
             return
-        with worker_pool(min(self.jobs, len(jobs))) as pool:
+        with deferred_interrupt() as check, worker_pool(min(self.jobs, len(jobs))) as pool:
             futures = {pool.submit(_run_job, job): job for job in jobs}
             while futures:
-                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                done, _ = wait(futures, timeout=POLL_S, return_when=FIRST_COMPLETED)
+                check()
                 for fut in sorted(done, key=lambda f: futures[f].key):
                     job = futures.pop(fut)
                     try:

@@ -197,15 +197,23 @@ def draw_figures(jobs: Sequence[FigureJob], *, workers: int = 1,
 
 
 def _collect(futures, done: int, total: int, progress) -> None:
-    """Wait for the figures' ``futures`` (re-raising a failure after cancelling the rest)."""
-    from concurrent.futures import as_completed
+    """Wait for the figures' ``futures`` (re-raising a failure after cancelling the rest; a
+    Ctrl-C taken between waits: ``engine.executors.deferred_interrupt``)."""
+    from concurrent.futures import FIRST_COMPLETED, wait
 
+    from ..engine.executors import POLL_S, deferred_interrupt
+
+    pending = set(futures)
     try:
-        for future in as_completed(futures):
-            future.result()
-            done += 1
-            if progress is not None:
-                progress(done, total)
+        with deferred_interrupt() as check:
+            while pending:
+                finished, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
+                check()
+                for future in finished:
+                    future.result()
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
     except BaseException:
         for future in futures:
             future.cancel()

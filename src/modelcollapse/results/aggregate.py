@@ -418,6 +418,8 @@ class QuantileSketch:
         different p or alpha, or q outside [0, 1].
     """
 
+    MAX_TABLE = 1 << 22  # largest (sign, feature, bucket) table of one block's bincount
+
     def __init__(self, n_features: int, *, relative_accuracy: float = 0.01) -> None:
         a = float(relative_accuracy)
         if not 0.0 < a < 1.0:
@@ -488,10 +490,20 @@ class QuantileSketch:
             return self
         lo = int(used.min())
         W = int(used.max()) + 1 - lo
-        # one bincount over (sign, feature, bucket) for the whole block
         a -= lo
+        neg = x < 0
+        if 2 * self.p * W > self.MAX_TABLE:  # values spanning many decades: feature by feature
+            for j in range(self.p):
+                for stores, side in ((self._pos, ok[j] & ~neg[j]), (self._neg, ok[j] & neg[j])):
+                    if side.any():
+                        kk = a[j][side].astype(np.intp)
+                        k0 = int(kk.min())
+                        stores[j] = self._add(stores[j], None,
+                                              (lo + k0, np.bincount(kk - k0)))
+            return self
+        # one bincount over (sign, feature, bucket) for the whole block
         a += (np.arange(self.p) * float(W))[:, None]
-        np.add(a, float(self.p * W), out=a, where=x < 0)
+        np.add(a, float(self.p * W), out=a, where=neg)
         key = (a if every else a[ok]).astype(np.intp).ravel()
         counts = np.bincount(key, minlength=2 * self.p * W).reshape(2, self.p, W)
         for stores, c in ((self._pos, counts[0]), (self._neg, counts[1])):

@@ -56,9 +56,31 @@ def test_reference_trainer_learns(bench):
     assert float(tr.last_loss) < 0.2 * first
 
 
-def test_quick_run_prints_every_row():
-    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_lm.py"), "--quick"],
-                         capture_output=True, text=True, timeout=300)
+def test_measure_wall_or_cpu_clock(bench):
+    """wall: the seconds the callable reports (its timed part); cpu: the process CPU seconds
+    of the call (a no-op that claims 1000 s takes far less CPU)."""
+    items = {"a": (lambda: 1000.0, 500)}
+    assert bench.measure(items, 2, "wall") == {"a": 0.5}
+    assert bench.measure(items, 2, "cpu")["a"] > 1.0
+
+
+def test_clock_option_reaches_every_measurement(bench, monkeypatch, capsys):
+    keys = ("reference", "reference, fused AdamW", "ours, step", "LM.fit end to end")
+    clocks = []
+
+    def fake_measure(items, rounds, clock="wall"):
+        clocks.append(clock)
+        return {k: 1.0 for k in items}
+    gen = {"reference generate, no cache": None}
+    monkeypatch.setattr(bench, "build", lambda a: ({k: None for k in keys}, gen, 1))
+    monkeypatch.setattr(bench, "measure", fake_measure)
+    bench.main(["--quick", "--clock", "cpu"])
+    assert clocks == ["cpu", "cpu"] and "cpu clock" in capsys.readouterr().out
+
+
+def test_quick_run_prints_every_row(clock="cpu"):
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_lm.py"), "--quick",
+                          "--clock", clock], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     lines = res.stdout.splitlines()
     for label in ("reference ", "reference, fused AdamW", "ours, step", "LM.fit end to end",
@@ -66,3 +88,4 @@ def test_quick_run_prints_every_row():
         assert any(ln.startswith(label) for ln in lines), (label, res.stdout)
     assert any(ln.startswith("ratios: ours step / reference ") for ln in lines), res.stdout
     assert "load average before" in res.stdout and "load average after" in res.stdout
+    assert f"steps each, {clock} clock" in res.stdout

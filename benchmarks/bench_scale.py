@@ -15,6 +15,11 @@ measures, in one fresh child process each:
 * chains/s (chains / wall) and bytes per chain (disk and peak RSS), whose flatness as chains
   grow is the issue's target ("cost per chain must be flat").
 
+Then a **streamed prototype** (``--no-streamed`` skips it): the same chains run by the engine
+in blocks of replicates (``--block``, default 8192) in a child process, every metric fed to the
+accumulators and no rows kept -- wall, peak RSS, and the seconds spent in the engine and in the
+accumulators: what the integrated streaming store can reach at most.
+
 Then the **streaming accumulators** of ``modelcollapse.results.aggregate`` (the foundation of
 the streamed analysis) are fed the same study's per-metric arrays in blocks, in process, with
 n_seeds growing 10x: their peak traced memory (``tracemalloc``) must not grow with n_seeds
@@ -84,12 +89,13 @@ def modelcollapse_command() -> list[str]:
 _WRAPPER = r"""
 import json, resource, subprocess, sys, time
 start = time.perf_counter()
-rc = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+rc = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE, text=True)
 wall = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
 print(json.dumps({"rc": rc.returncode, "wall": wall, "peak_kib": peak,
-                  "stderr": rc.stderr[-2000:]}))
+                  "stdout": rc.stdout[-2000:].strip().splitlines()[-1:][0]
+                  if rc.stdout.strip() else "", "stderr": rc.stderr[-2000:]}))
 """
 
 
@@ -172,6 +178,62 @@ def accumulator_memory(seeds: int, iterations: int, block: int) -> dict:
             "block_input_bytes": input_peak, "state_bytes": state_bytes}
 
 
+def streamed_run(seeds: int, iterations: int, block: int) -> dict:
+    """The streamed path as the engine will run it, in this process: chains run block by block
+    and every metric fed to the accumulators (as ``accumulator_memory``, without tracing),
+    under one BLAS thread.  Returns seconds spent in the engine and in the accumulators."""
+    import time
+
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from modelcollapse.config import Study
+    from modelcollapse.results import aggregate as agg
+
+    study = Study.model_validate(study_dict(seeds, iterations))
+    run_block = _block_runner(study)
+    state: dict = {}
+    engine = accumulate = 0.0
+    with threadpool_limits(limits=1, user_api="blas"):
+        for lo in range(0, seeds, block):
+            reps = np.arange(lo, min(lo + block, seeds))
+            t0 = time.perf_counter()
+            values = run_block(reps)
+            t1 = time.perf_counter()
+            if not state:
+                T = next(iter(values.values())).shape[0]
+                state = {name: (agg.CurveMoments(T), agg.QuantileSketch(T), agg.CurveMoments(2))
+                         for name in values}
+                state["bootstrap"] = agg.PoissonBootstrap(2 * len(values), n_boot=200,
+                                                          key=study.seed)
+            ends = []
+            for name, x in values.items():
+                moments, sketch, derived = state[name]
+                moments.update(x)
+                sketch.update(x)
+                derived.update(np.vstack([agg.last_minus_first(x),
+                                          agg.log_ratio(x[-1:], x[:1])]))
+                ends += [x[0], x[-1]]
+            state["bootstrap"].update(np.stack(ends), reps)
+            engine += t1 - t0
+            accumulate += time.perf_counter() - t1
+    return {"engine_s": engine, "accumulate_s": accumulate}
+
+
+def measure_streamed(seeds: int, iterations: int, block: int) -> dict:
+    """``streamed_run`` in a child process: its wall seconds, peak RSS and the split."""
+    code = (f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import bench_scale as b; "
+            f"print(json.dumps(b.streamed_run({seeds}, {iterations}, {block})))")
+    res = subprocess.run([sys.executable, "-c", _WRAPPER, sys.executable, "-c", code],
+                         capture_output=True, text=True)
+    rec = json.loads(res.stdout.strip().splitlines()[-1]) if res.stdout.strip() else {}
+    if res.returncode != 0 or rec.get("rc") != 0:
+        tail = (rec.get("stderr") or res.stderr).strip().splitlines()[-1:] or ["(no output)"]
+        raise Failed(f"streamed run ({seeds} chains): {tail[0]}")
+    return {"chains": seeds, "block": block, "wall_s": rec["wall"],
+            "peak_rss_bytes": rec["peak_kib"] * 1024, **json.loads(rec["stdout"])}
+
+
 def block_agreement(seeds: int, iterations: int, block: int) -> bool:
     """Whether chains run block by block give the same values as the in-memory unit
     (``engine.unit.compute_unit``) -- the premise of streaming by blocks of replicates."""
@@ -230,6 +292,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", help="chain counts to run")
     ap.add_argument("--iterations", type=int, default=None)
     ap.add_argument("--no-memory", action="store_true", help="skip the accumulator memory check")
+    ap.add_argument("--no-runs", action="store_true", help="skip the whole-process runs")
+    ap.add_argument("--no-streamed", action="store_true",
+                    help="skip the streamed prototype (engine blocks + accumulators)")
+    ap.add_argument("--block", type=int, default=None,
+                    help="replicates per block of the streamed prototype (default 8192)")
     args = ap.parse_args(argv)
     iterations = args.iterations or (5 if args.quick else 100)
     seeds = args.seeds or ([50, 100] if args.quick else
@@ -241,7 +308,7 @@ def main(argv=None) -> int:
     rows, mem = [], []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-            for n in seeds:
+            for n in ([] if args.no_runs else seeds):
                 need = RSS_PER_CHAIN * n * iterations / 100
                 free = _available_memory()
                 if free is not None and need > 0.8 * free:
@@ -251,6 +318,9 @@ def main(argv=None) -> int:
                 rows.append(measure_run(n, iterations, Path(tmp)))
                 r = rows[-1]
                 print(f"  ran {n} chains: {r['wall_s']:.1f} s", file=sys.stderr, flush=True)
+        block = args.block or (32 if args.quick else 8192)
+        streamed = [] if args.no_streamed else [measure_streamed(n, iterations, block)
+                                                for n in seeds]
         if not args.no_memory:
             block = 64 if args.quick else 1024
             mem_iterations = max(iterations, 20)   # enough data per chain to see growth
@@ -270,6 +340,18 @@ def main(argv=None) -> int:
                  fmt_bytes(r["parquet_bytes"]), f"{r['chains_per_s']:.0f}",
                  f"{r['disk_bytes_per_chain']:.0f}", f"{r['rss_bytes_per_chain']:.0f}")
         print("  ".join(f"{c:>12}" for c in cells))
+    if streamed:
+        print("\nstreamed prototype (child process): chains run in blocks by the engine, every "
+              "metric fed to the accumulators, no rows kept")
+        head = ("chains", "block", "wall s", "engine s", "accum. s", "peak RSS", "chains/s",
+                "RSS B/chain")
+        print("  ".join(f"{h:>12}" for h in head))
+        for r in streamed:
+            cells = (f"{r['chains']}", f"{r['block']}", f"{r['wall_s']:.2f}",
+                     f"{r['engine_s']:.2f}", f"{r['accumulate_s']:.2f}",
+                     fmt_bytes(r["peak_rss_bytes"]), f"{r['chains'] / r['wall_s']:.0f}",
+                     f"{r['peak_rss_bytes'] / r['chains']:.0f}")
+            print("  ".join(f"{c:>12}" for c in cells))
     status = 0
     if mem:
         print("\nstreaming accumulators (results.aggregate), blocks fed in process:")

@@ -51,9 +51,11 @@ def test_bench_scale_quick_measures_and_memory_stays_flat():
         capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     rows = [ln.split() for ln in res.stdout.splitlines() if ln.strip()[:3] in ("50 ", "100")]
+    rows = [r for r in rows if "," in r[1]]       # the whole-process table (rows written)
     assert [r[0] for r in rows] == ["50", "100"]
     written = [int(r[1].replace(",", "")) for r in rows]   # metrics x 5 iterations x chains
     assert written[0] > 0 and written[0] % (5 * 50) == 0 and written[1] == 2 * written[0]
+    assert "streamed prototype (child process)" in res.stdout
     assert "memory check (n_seeds x10" in res.stdout and "PASSED" in res.stdout
     assert "block agreement check (chains run in blocks == in-memory unit): PASSED" in res.stdout
     assert "load average before" in res.stdout and "load average after" in res.stdout

@@ -492,8 +492,8 @@ PRESET_HASHES = {  # study_hash of every preset (and its scales) before issue 12
     "gerstgrasser2024-diffusion@paper": "41aafa47a29bbb84",
     "gerstgrasser2024-linear-regression": "c2ae7b644375282d",
     "gerstgrasser2024-linear-regression-grid": "b766c1ce7e7956b1",
-    "gerstgrasser2024-lm": "662f9009af89a1a2",
-    "gerstgrasser2024-lm@paper": "048f5d833361434f",
+    "gerstgrasser2024-lm": "531ff05621be7472",  # issue 13: description (sizing)
+    "gerstgrasser2024-lm@paper": "eaf37fcb28b5ea6f",
     "gerstgrasser2024-vae": "01cccb5ea3ba9c99",
     "gerstgrasser2024-vae@paper": "f6079c90520866ea",
     "he2025-golden-ratio": "c5fcdc5b08e32698",

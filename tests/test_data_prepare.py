@@ -88,7 +88,7 @@ def test_data_dir_env_and_default(monkeypatch, cache):
 def test_list_datasets(cache, fmnist_dir):
     rows = P.list_datasets()
     assert [r["name"] for r in rows] == ["fashion-mnist", "austen", "brown", "wehi-molecules",
-                                         "wehi-conformers"]
+                                         "wehi-conformers", "smollm2"]
     for r in rows:
         assert set(r) >= {"name", "description", "source", "license", "size", "prepared", "path"}
         assert r["prepared"] is False and r["path"] == str(cache / r["name"])

@@ -76,8 +76,9 @@ def base7():
 def test_study_covers_everything(base):
     assert set(base.paradigm) == {"replace", "accumulate", "accumulate-subsample", "mix-0.5",
                                   "mix-0.3-fresh"}
-    # every registered task and family but the torch ones (test_vae.py etc., optional extra)
-    torch_ones = {"vae", "lm", "diffusion"}
+    # every registered task and family but the torch ones (test_vae.py, test_causal_lm.py etc.:
+    # optional extras)
+    torch_ones = {"vae", "lm", "diffusion", "sft", "causal_lm"}
     assert {t["task"] for t in TASKS} == set(task_registry.names()) - torch_ones
     assert set(base.family) == set(family_registry.names()) - torch_ones | {"Ridge"}
     assert sorted(base.iteration.unique()) == list(range(N_ITER))

@@ -498,6 +498,8 @@ PRESET_HASHES = {  # study_hash of every preset (and its scales) before issue 12
     "gerstgrasser2024-vae@paper": "f6079c90520866ea",
     "he2025-golden-ratio": "c5fcdc5b08e32698",
     "kazdan2024-gaussian": "6a0e7d86d395ac1f",
+    "kazdan2024-sft": "967fd8a9ccc1c0ee",
+    "kazdan2024-sft@paper": "90c55830487438a6",
     "kazdan2024-kde": "be82b4a2599e462f",
     "practices": "8ded7f912ecba268",
     "practices-vae": "871b11e2c8dbcff5",

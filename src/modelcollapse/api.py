@@ -290,7 +290,7 @@ def _os_failure(directory: Path, exc: OSError) -> str:
 
 #: a module an optional feature needs -> the extra that installs it
 EXTRAS = {"torch": "torch", "tokenizers": "text", "rdata": "text", "rdkit": "chem",
-          "ray": "ray", "transformers": "bench"}
+          "ray": "ray", "transformers": "llm", "peft": "llm", "gguf": "llm", "accelerate": "llm"}
 
 
 def _missing_module(exc: ImportError) -> str:

@@ -256,6 +256,21 @@ def draw_windows(units: list[np.ndarray], n: int, context: int, bos_id: int,
 
 # ----------------------------------------------------------------------------- the tail
 
+def sample_metrics(samples: np.ndarray, vocab_size: int, real_entropy, rare,
+                   reference) -> dict[str, np.ndarray]:
+    """Per-replicate metrics of sampled token sequences ``samples`` (R, m, L), each (R,):
+    distinct-1 and -2, unigram entropy (nats) and its ratio to ``real_entropy``, recall of each
+    replicate's ``rare`` real token types, and the share of ``NOVEL_N``-grams not in the packed
+    real ``reference`` (``metrics.text``).  Shared by the ``lm`` and ``sft`` tasks."""
+    h = np.array([unigram_entropy(x, vocab_size) for x in samples])
+    return {"distinct_1": np.array([distinct_n(x, 1) for x in samples]),
+            "distinct_2": np.array([distinct_n(x, 2) for x in samples]),
+            "unigram_entropy": h, "unigram_entropy_ratio": h / real_entropy,
+            "rare_token_recall": np.array([type_recall(t, x) for t, x in zip(rare, samples)]),
+            "novel_ngram_share": np.array([novel_ngram_share(x, reference, NOVEL_N)
+                                           for x in samples])}
+
+
 def tail_token_positions(counts: np.ndarray, targets: np.ndarray,
                          fraction: float = TAIL_FRACTION) -> np.ndarray:
     """Flat positions of the ``fraction`` of target tokens (m, L) with the lowest training
@@ -336,14 +351,7 @@ class LMTask:
                    "train_steps": train_steps_taken(model, R)}
             if p.sample_metrics:
                 s = model.sample(m, rngs=streams(iteration, Role.EVAL))[:, :, 1:]  # (R, m, L)
-                out["distinct_1"] = np.array([distinct_n(x, 1) for x in s])
-                out["distinct_2"] = np.array([distinct_n(x, 2) for x in s])
-                h = np.array([unigram_entropy(x, V) for x in s])
-                out["unigram_entropy"] = h
-                out["unigram_entropy_ratio"] = h / real_entropy
-                out["rare_token_recall"] = np.array([type_recall(t, x) for t, x in zip(rare, s)])
-                out["novel_ngram_share"] = np.array([novel_ngram_share(x, reference, NOVEL_N)
-                                                     for x in s])
+                out.update(sample_metrics(s, V, real_entropy, rare, reference))
             return out
 
         def make_model():

@@ -51,12 +51,13 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ..families.causal_lm import PromptedPerReplicate
-from ..metrics.text import (distinct_n, novel_ngram_share, pack_ngrams, rare_types, type_recall,
+from ..metrics.text import (novel_ngram_share, pack_ngrams, rare_types, type_recall,
                             unigram_entropy)
 from ..rng import Role, Streams
 from ._budget import TrainBudget, train_steps_taken
 from .base import TAIL_FRACTION, Task, TaskParams
-from .lm import AUSTEN, LM_PROFILE, NOVEL_N, draw_windows, load_units, tail_token_positions
+from .lm import (AUSTEN, LM_PROFILE, NOVEL_N, draw_windows, load_units, sample_metrics,
+                 tail_token_positions)
 
 __all__ = ["SFTTask"]
 
@@ -177,14 +178,7 @@ class SFTTask:
             if p.sample_metrics:
                 s = model.sample(m, rngs=streams(iteration, Role.EVAL),
                                  prompts=test[:, :m, :P])[:, :, P:]  # (R, m, C)
-                out["distinct_1"] = np.array([distinct_n(x, 1) for x in s])
-                out["distinct_2"] = np.array([distinct_n(x, 2) for x in s])
-                h = np.array([unigram_entropy(x, V) for x in s])
-                out["unigram_entropy"] = h
-                out["unigram_entropy_ratio"] = h / real_entropy
-                out["rare_token_recall"] = np.array([type_recall(t, x) for t, x in zip(rare, s)])
-                out["novel_ngram_share"] = np.array([novel_ngram_share(x, reference, NOVEL_N)
-                                                     for x in s])
+                out.update(sample_metrics(s, V, real_entropy, rare, reference))
             return out
 
         def make_model():

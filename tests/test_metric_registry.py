@@ -46,8 +46,12 @@ CASES = {
                     "batch_size": 8},
                    {"test_denoising_loss", "cov_r", "mat_r", "cov_p", "tail_cov_r", "diversity",
                     "diversity_ratio", "bond_length_error"})],
+    "sft": [({"dataset": "toy", "pretrained": "toy", "prompt_length": 4, "completion_length": 6,
+              "n_samples": 30, "n_test": 20, "n_eval": 8, "lora_rank": 2, "batch_size": 8,
+              "num_threads": 1}, {"tail_ce", "novel_ngram_share"})],
 }
-NEEDS = {"vae": ("torch",), "lm": ("torch", "tokenizers"), "diffusion": ("torch", "rdkit")}
+NEEDS = {"vae": ("torch",), "lm": ("torch", "tokenizers"), "diffusion": ("torch", "rdkit"),
+         "sft": ("torch", "transformers", "peft")}
 
 
 def _params():

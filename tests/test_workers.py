@@ -68,7 +68,7 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, dict[int, int], Path]:
     proc = subprocess.Popen([sys.executable, "-m", "modelcollapse", "run", "study.yaml",
                              "--jobs", "2", "--out", str(out), "-q", "--no-plots"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True, text=True)
+                            start_new_session=True, text=True, preexec_fn=_sigint_default)
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -80,6 +80,12 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, dict[int, int], Path]:
         time.sleep(0.2)
     _cleanup(proc, _children(proc.pid))
     pytest.fail("the workers did not start")
+
+
+def _sigint_default() -> None:
+    """In the child: Ctrl-C as in a terminal, even when these tests run in the background
+    (``nohup ... &`` ignores SIGINT, and a Python started so keeps ignoring it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _cleanup(proc: subprocess.Popen, workers: dict[int, int]) -> None:
@@ -153,7 +159,7 @@ def test_ctrl_c_while_waiting_on_workers_is_taken_at_a_safe_point():
     does leaving the block when it came after the last check; the old handler is restored."""
     from modelcollapse.engine.executors import deferred_interrupt
 
-    before = signal.getsignal(signal.SIGINT)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
     steps = []
     with pytest.raises(KeyboardInterrupt):
         with deferred_interrupt() as check:
@@ -170,4 +176,5 @@ def test_ctrl_c_while_waiting_on_workers_is_taken_at_a_safe_point():
             time.sleep(0.05)
             steps.append("block ends")
     assert steps[-1] == "block ends"
-    assert signal.getsignal(signal.SIGINT) is before
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    signal.signal(signal.SIGINT, before)

@@ -142,7 +142,6 @@ def accumulator_memory(seeds: int, iterations: int, block: int) -> dict:
     import numpy as np
 
     from modelcollapse.config import Study
-    from modelcollapse.results import aggregate as agg
 
     study = Study.model_validate(study_dict(seeds, iterations))
     run_block = _block_runner(study)
@@ -155,27 +154,39 @@ def accumulator_memory(seeds: int, iterations: int, block: int) -> dict:
         reps = np.arange(lo, min(lo + block, seeds))
         values = run_block(reps)
         input_peak = max(input_peak, sum(v.nbytes for v in values.values()))
-        if not state:
-            T = next(iter(values.values())).shape[0]
-            state = {name: (agg.CurveMoments(T), agg.QuantileSketch(T), agg.CurveMoments(2))
-                     for name in values}
-            state["bootstrap"] = agg.PoissonBootstrap(2 * len(values), n_boot=200,
-                                                      key=study.seed)
-        ends = []
-        for name, x in values.items():
-            moments, sketch, derived = state[name]
-            moments.update(x)
-            sketch.update(x)
-            derived.update(np.vstack([agg.last_minus_first(x), agg.log_ratio(x[-1:], x[:1])]))
-            ends += [x[0], x[-1]]
-        state["bootstrap"].update(np.stack(ends), reps)
-        del values, ends
+        state = _feed(state, values, reps, study.seed)
+        del values
     peak = tracemalloc.get_traced_memory()[1] - base
     tracemalloc.stop()
     state_bytes = sum(a.nbytes for v in state.values() for a in (v if isinstance(v, tuple)
                                                                   else (v,)))
     return {"chains": seeds, "block": block, "peak_traced_bytes": peak,
             "block_input_bytes": input_peak, "state_bytes": state_bytes}
+
+
+def _feed(state: dict, values: dict, reps, seed: int) -> dict:
+    """Feed one block's ``values`` (metric -> (T, R_block)) of replicates ``reps`` to the
+    accumulators in ``state`` (created at the first block): per metric the curve moments, the
+    quantile sketch and the moments of (last - first, log ratio), and a Poisson bootstrap of
+    every metric's first and last values.  Returns ``state``."""
+    import numpy as np
+
+    from modelcollapse.results import aggregate as agg
+
+    if not state:
+        T = next(iter(values.values())).shape[0]
+        state = {name: (agg.CurveMoments(T), agg.QuantileSketch(T), agg.CurveMoments(2))
+                 for name in values}
+        state["bootstrap"] = agg.PoissonBootstrap(2 * len(values), n_boot=200, key=seed)
+    ends = []
+    for name, x in values.items():
+        moments, sketch, derived = state[name]
+        moments.update(x)
+        sketch.update(x)
+        derived.update(np.vstack([agg.last_minus_first(x), agg.log_ratio(x[-1:], x[:1])]))
+        ends += [x[0], x[-1]]
+    state["bootstrap"].update(np.stack(ends), reps)
+    return state
 
 
 def streamed_run(seeds: int, iterations: int, block: int) -> dict:
@@ -188,7 +199,6 @@ def streamed_run(seeds: int, iterations: int, block: int) -> dict:
     from threadpoolctl import threadpool_limits
 
     from modelcollapse.config import Study
-    from modelcollapse.results import aggregate as agg
 
     study = Study.model_validate(study_dict(seeds, iterations))
     run_block = _block_runner(study)
@@ -200,24 +210,10 @@ def streamed_run(seeds: int, iterations: int, block: int) -> dict:
             t0 = time.perf_counter()
             values = run_block(reps)
             t1 = time.perf_counter()
-            if not state:
-                T = next(iter(values.values())).shape[0]
-                state = {name: (agg.CurveMoments(T), agg.QuantileSketch(T), agg.CurveMoments(2))
-                         for name in values}
-                state["bootstrap"] = agg.PoissonBootstrap(2 * len(values), n_boot=200,
-                                                          key=study.seed)
-            ends = []
-            for name, x in values.items():
-                moments, sketch, derived = state[name]
-                moments.update(x)
-                sketch.update(x)
-                derived.update(np.vstack([agg.last_minus_first(x),
-                                          agg.log_ratio(x[-1:], x[:1])]))
-                ends += [x[0], x[-1]]
-            state["bootstrap"].update(np.stack(ends), reps)
+            state = _feed(state, values, reps, study.seed)
             engine += t1 - t0
             accumulate += time.perf_counter() - t1
-            del values, ends  # not alive while the next block runs
+            del values  # not alive while the next block runs
     return {"engine_s": engine, "accumulate_s": accumulate}
 
 

@@ -134,6 +134,15 @@ def toy_text(n_books: int = 6, words_per_book: int = 4000) -> dict[str, str]:
     return books
 
 
+def held_out_book(dataset: str, held_out: str | None) -> str:
+    """The held-out book of ``dataset`` (its default when None); ValueError (one line) for a
+    book austen does not have.  Shared by the ``lm`` and ``sft`` tasks' parameters."""
+    held_out = _HELD_OUT[dataset] if held_out is None else held_out
+    if dataset == "austen" and held_out not in AUSTEN:
+        raise ValueError(f"held_out: {held_out!r}; allowed for austen: " + ", ".join(AUSTEN))
+    return held_out
+
+
 def load_units(dataset: str, held_out: str) -> tuple[list[str], list[str]]:
     """(training texts, held-out texts) of a dataset: one string per novel / document / book.
 
@@ -313,10 +322,7 @@ class LMTask:
 
         @model_validator(mode="after")
         def _check(self):
-            self.held_out = _HELD_OUT[self.dataset] if self.held_out is None else self.held_out
-            if self.dataset == "austen" and self.held_out not in AUSTEN:
-                raise ValueError(f"held_out: {self.held_out!r}; allowed for austen: "
-                                 + ", ".join(AUSTEN))
+            self.held_out = held_out_book(self.dataset, self.held_out)
             if self.d_model % self.n_head:
                 raise ValueError(f"d_model: {self.d_model} is not divisible by n_head = "
                                  f"{self.n_head}")

@@ -56,12 +56,10 @@ from ..metrics.text import (novel_ngram_share, pack_ngrams, rare_types, type_rec
 from ..rng import Role, Streams
 from ._budget import TrainBudget, train_steps_taken
 from .base import TAIL_FRACTION, Task, TaskParams
-from .lm import (AUSTEN, LM_PROFILE, NOVEL_N, draw_windows, load_units, sample_metrics,
+from .lm import (LM_PROFILE, NOVEL_N, draw_windows, held_out_book, load_units, sample_metrics,
                  tail_token_positions)
 
 __all__ = ["SFTTask"]
-
-_HELD_OUT = {"austen": "persuasion", "toy": "book6"}
 
 
 def _resolve_pretrained(name: str) -> tuple[str, dict]:
@@ -134,10 +132,7 @@ class SFTTask:
 
         @model_validator(mode="after")
         def _check(self):
-            self.held_out = _HELD_OUT[self.dataset] if self.held_out is None else self.held_out
-            if self.dataset == "austen" and self.held_out not in AUSTEN:
-                raise ValueError(f"held_out: {self.held_out!r}; allowed for austen: "
-                                 + ", ".join(AUSTEN))
+            self.held_out = held_out_book(self.dataset, self.held_out)
             if self.n_eval > self.n_test:
                 raise ValueError(f"n_eval: {self.n_eval}; allowed: at most n_test = "
                                  f"{self.n_test}")

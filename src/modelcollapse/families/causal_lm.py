@@ -422,8 +422,9 @@ class CausalLM:
     def _completion_logits(self, net, rows):
         """Logits (B, C, V) predicting the C completion tokens of rows (B, P + C)."""
         x = self._with_bos(rows)                                         # (B, 1? + P + C)
-        logits = net(input_ids=x[:, :-1], use_cache=False).logits        # (B, T - 1, V)
-        return logits[:, -self.completion_length:]                        # (B, C, V)
+        # the output layer only at the C positions that predict completion tokens
+        return net(input_ids=x[:, :-1], use_cache=False,
+                   logits_to_keep=self.completion_length).logits        # (B, C, V)
 
     # ------------------------------------------------------------------ protocol
     def fit(self, X, *, sample_weight=None, rng: np.random.Generator) -> "CausalLM":

@@ -14,6 +14,7 @@ confidence interval), before correction.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -147,6 +148,50 @@ class MeanTest:
     n: int
 
 
+@dataclass(frozen=True)
+class Moments:
+    """What the t-test of ``mean_test`` needs of per-chain values: ``n`` (chains not NaN),
+    ``mean`` (+inf / -inf when some value is infinite and all infinite ones share a sign, NaN
+    when both signs occur) and ``sd`` (sample standard deviation, divisor n - 1; NaN when the
+    mean is not finite or n < 2).  ``Moments.of`` computes them from an array; a streamed
+    analysis (``profile.streaming``) gets them from merged moments
+    (``results.aggregate.CurveMoments.t_summary``)."""
+
+    mean: float
+    sd: float
+    n: int
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> "Moments":
+        """From per-chain values, shape (n_seeds,): NaN chains dropped."""
+        x = np.asarray(x, dtype=float)
+        x = x[~np.isnan(x)]
+        n = len(x)
+        if n == 0:
+            return cls(np.nan, np.nan, 0)
+        if np.isinf(x).any():
+            m = float(np.sign(x[np.isinf(x)]).mean() * np.inf) if abs(
+                np.sign(x[np.isinf(x)]).mean()) == 1 else np.nan
+            return cls(m, np.nan, n)
+        return cls(float(x.mean()), float(x.std(ddof=1)) if n > 1 else np.nan, n)
+
+
+def mean_test_from(m: Moments, theta: float, alpha: float) -> MeanTest:
+    """The Student-t test of ``mean_test`` from the chains' ``Moments``: bounds and p-values
+    of the mean against ``theta``; an infinite mean decides by its sign (p 0 or 1, bounds the
+    mean itself); no chains (n = 0) or a NaN mean give NaN."""
+    n = m.n
+    if n == 0:
+        return MeanTest(np.nan, np.nan, np.nan, np.nan, np.nan, 0)
+    if np.isinf(m.mean):
+        pg, pl = t_pvalues(m.mean, 0.0, n, theta)
+        return MeanTest(m.mean, m.mean, m.mean, pg, pl, n)
+    se = m.sd / math.sqrt(n) if n > 1 else np.nan
+    low, high = t_bounds(m.mean, se, n, alpha)
+    pg, pl = t_pvalues(m.mean, se, n, theta)
+    return MeanTest(m.mean, low, high, pg, pl, n)
+
+
 def mean_test(x: np.ndarray, theta: float, alpha: float) -> MeanTest:
     """Student-t test of the mean of per-chain values, shape (n_seeds,); NaN chains dropped;
     an infinite value makes the mean infinite (decided by its sign).
@@ -154,21 +199,30 @@ def mean_test(x: np.ndarray, theta: float, alpha: float) -> MeanTest:
     Source: one-sample t-test (Student 1908); valid for the mean of n i.i.d. chains by the
     central limit theorem -- chains are independent replicates by construction (rng.py).
     """
-    x = np.asarray(x, dtype=float)
-    x = x[~np.isnan(x)]
-    n = len(x)
+    return mean_test_from(Moments.of(x), theta, alpha)
+
+
+def log_ratio_of_means_from(n: int, m0: float, m1: float, sd_u, theta: float,
+                            alpha: float) -> tuple[float, MeanTest]:
+    """``log_ratio_of_means`` from the n paired chains' means ``m0`` (first) and ``m1`` (last)
+    (+-inf / NaN as numpy's mean gives them) and ``sd_u(m0, m1)``: the sample standard
+    deviation (divisor n - 1) of the influence values u_i = last_i / m1 - first_i / m0, called
+    only when both means are finite, m0 > 0 and m1 > 0."""
+    nan = MeanTest(np.nan, np.nan, np.nan, np.nan, np.nan, n)
     if n == 0:
-        return MeanTest(np.nan, np.nan, np.nan, np.nan, np.nan, 0)
-    if np.isinf(x).any():
-        m = float(np.sign(x[np.isinf(x)]).mean() * np.inf) if abs(
-            np.sign(x[np.isinf(x)]).mean()) == 1 else np.nan
-        pg, pl = t_pvalues(m, 0.0, n, theta) if not np.isnan(m) else (np.nan, np.nan)
-        return MeanTest(m, m, m, pg, pl, n)
-    mean = float(x.mean())
-    se = float(x.std(ddof=1) / math.sqrt(n)) if n > 1 else np.nan
-    low, high = t_bounds(mean, se, n, alpha)
-    pg, pl = t_pvalues(mean, se, n, theta)
-    return MeanTest(mean, low, high, pg, pl, n)
+        return np.nan, nan
+    if not np.isfinite(m0) or m0 <= 0 or m1 < 0:
+        return (np.inf if np.isinf(m1) and np.isfinite(m0) and m0 > 0 else np.nan), (
+            MeanTest(np.inf, np.inf, np.inf, 0.0, 1.0, n) if np.isinf(m1) and m0 > 0 else nan)
+    ratio = m1 / m0
+    if m1 == 0:
+        return 0.0, MeanTest(0.0, 0.0, 0.0, 1.0, 0.0, n)
+    se = sd_u(m0, m1) / math.sqrt(n) if n > 1 else np.nan
+    lr = math.log(ratio)
+    low, high = t_bounds(lr, se, n, alpha)
+    pg, pl = t_pvalues(lr, se, n, math.log(theta))
+    return ratio, MeanTest(ratio, math.exp(low) if np.isfinite(low) else np.nan,
+                           math.exp(high) if np.isfinite(high) else np.nan, pg, pl, n)
 
 
 def log_ratio_of_means(first: np.ndarray, last: np.ndarray, theta: float,
@@ -187,23 +241,65 @@ def log_ratio_of_means(first: np.ndarray, last: np.ndarray, theta: float,
     ok = ~(np.isnan(first) | np.isnan(last))
     first, last = np.asarray(first, float)[ok], np.asarray(last, float)[ok]
     n = len(first)
-    nan = MeanTest(np.nan, np.nan, np.nan, np.nan, np.nan, n)
     if n == 0:
-        return np.nan, nan
-    m0, m1 = float(first.mean()), float(last.mean())
-    if not np.isfinite(m0) or m0 <= 0 or m1 < 0:
-        return (np.inf if np.isinf(m1) and np.isfinite(m0) and m0 > 0 else np.nan), (
-            MeanTest(np.inf, np.inf, np.inf, 0.0, 1.0, n) if np.isinf(m1) and m0 > 0 else nan)
-    ratio = m1 / m0
-    if m1 == 0:
-        return 0.0, MeanTest(0.0, 0.0, 0.0, 1.0, 0.0, n)
-    u = last / m1 - first / m0
-    se = float(u.std(ddof=1) / math.sqrt(n)) if n > 1 else np.nan
-    lr = math.log(ratio)
-    low, high = t_bounds(lr, se, n, alpha)
-    pg, pl = t_pvalues(lr, se, n, math.log(theta))
-    return ratio, MeanTest(ratio, math.exp(low) if np.isfinite(low) else np.nan,
-                           math.exp(high) if np.isfinite(high) else np.nan, pg, pl, n)
+        return log_ratio_of_means_from(0, np.nan, np.nan, None, theta, alpha)
+    return log_ratio_of_means_from(
+        n, float(first.mean()), float(last.mean()),
+        lambda m0, m1: (last / m1 - first / m0).std(ddof=1), theta, alpha)
+
+
+@dataclass(frozen=True)
+class PairStats:
+    """What the paired tests (Defs. 1, 2, 6, 8 and the summary's contrast) use of per-chain
+    values at the first and the last iteration: their ``Moments``, the Moments of the paired
+    differences last - first, the nan-means of each end (``np.nanmean``: +-inf as numpy gives
+    them) and ``ratio(theta, alpha)``: ``log_ratio_of_means``'s (R, MeanTest).  ``PairStats.of``
+    builds them from arrays; ``profile.streaming`` from merged moments."""
+
+    first: Moments
+    last: Moments
+    diff: Moments
+    mean_first: float
+    mean_last: float
+    ratio: object  # callable (theta, alpha) -> (R, MeanTest)
+
+    @classmethod
+    def of(cls, first: np.ndarray, last: np.ndarray) -> "PairStats":
+        """From per-chain values at the two ends, shape (n_seeds,) each."""
+        first, last = np.asarray(first, dtype=float), np.asarray(last, dtype=float)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN end: mean NaN
+            diff = last - first
+            m_first, m_last = np.nanmean(first), np.nanmean(last)
+        return cls(Moments.of(first), Moments.of(last), Moments.of(diff), m_first, m_last,
+                   lambda theta, alpha: log_ratio_of_means(first, last, theta, alpha))
+
+
+def mean_ci_from(m: Moments, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of per-chain values with its two-sided Student-t ``level``
+    interval, from their ``Moments`` (``report.summary.mean_ci``); the interval is NaN with
+    fewer than 2 chains or an infinite value (the mean is then +-inf or NaN)."""
+    if m.n == 0:
+        return (np.nan, np.nan, np.nan)
+    if m.n < 2 or np.isnan(m.sd):
+        return (m.mean, np.nan, np.nan)
+    half = t_ppf(0.5 + level / 2, m.n - 1) * m.sd / float(np.sqrt(m.n))
+    return (m.mean, m.mean - half, m.mean + half)
+
+
+def contrast_from(pair: PairStats, metric: str,
+                  level: float = 0.95) -> tuple[float, float, float, str]:
+    """Last vs first iteration (``report.summary.contrast``) from ``PairStats``: (value, low,
+    high, kind) with a two-sided ``level`` interval -- the ratio of means (delta method), or
+    for a log-loss the mean paired difference (t interval)."""
+    from ..metrics import is_log_loss
+
+    alpha = (1 - level) / 2
+    if is_log_loss(metric):
+        t = mean_test_from(pair.diff, 0.0, alpha)
+        return t.mean, t.low, t.high, "difference"
+    _, t = pair.ratio(1.0, alpha)
+    return t.mean, t.low, t.high, "ratio of means"
 
 
 def intersection_union(*p: float) -> float:

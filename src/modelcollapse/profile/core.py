@@ -90,6 +90,45 @@ def _present(wide, name) -> bool:
     return name in wide and not np.isnan(wide[name][:, [0, -1]]).all()
 
 
+class _ArrayEvidence:
+    """What ``_tests`` asks of a unit, from its wide arrays (metric -> (n_seeds,
+    n_iterations)); ``profile.streaming`` answers the same questions from merged moments."""
+
+    def __init__(self, wide: dict):
+        self.wide = wide
+
+    def present(self, name) -> bool:
+        """Whether ``name`` was recorded with some value at the first or the last iteration."""
+        return _present(self.wide, name)
+
+    def catastrophic(self, risk, settings):
+        return D.catastrophic(self.wide[risk], risk, settings)
+
+    def any_increase(self, risk, settings):
+        return D.any_increase(self.wide[risk], settings)
+
+    def diverging(self, risk, settings):
+        return D.diverging(self.wide[risk], risk, settings)
+
+    def collapsing_variance(self, name, settings):
+        return D.collapsing_variance(self.wide[name], settings)
+
+    def scaling(self, spec, settings):
+        return scaling_verdict(self.wide, spec, settings)
+
+    def mode_loss(self, name, settings):
+        return D.mode_loss(self.wide[name], settings)
+
+    def tail_loss(self, tail, base, mode, settings):
+        return D.tail_loss(self.wide[tail], self.wide[base], mode, settings)
+
+    def tail_recall(self, name, settings):
+        return D.tail_recall(self.wide[name], settings)
+
+    def hallucination(self, name, mode, settings):
+        return D.hallucination(self.wide[name], mode, settings)
+
+
 def _guarded(definition: int, fn, *args) -> Verdict:
     """``fn(*args)``; a numerical failure of the test (overflow, a singular system, values no
     test can take) is a result, not a crash: an inconclusive verdict saying what failed."""
@@ -102,36 +141,38 @@ def _guarded(definition: int, fn, *args) -> Verdict:
                                     f"{exc}")
 
 
-def _tests(wide: dict, spec: dict, settings: ProfileSettings) -> list[Verdict]:
-    """The eight tests of one (task, paradigm), undecided."""
+def _tests(wide, spec: dict, settings: ProfileSettings) -> list[Verdict]:
+    """The eight tests of one (task, paradigm), undecided.  ``wide``: the unit's wide arrays
+    (metric -> (n_seeds, n_iterations)), or an evidence object with ``_ArrayEvidence``'s
+    methods (``profile.streaming``: the same tests from merged moments)."""
+    ev = _ArrayEvidence(wide) if isinstance(wide, dict) else wide
     out: list[Verdict] = []
     risk_name = spec.get("risk")
-    if _present(wide, risk_name):
-        risk = wide[risk_name]
-        out += [_guarded(1, D.catastrophic, risk, risk_name, settings),
-                _guarded(2, D.any_increase, risk, settings),
-                _guarded(3, D.diverging, risk, risk_name, settings)]
+    if ev.present(risk_name):
+        out += [_guarded(1, ev.catastrophic, risk_name, settings),
+                _guarded(2, ev.any_increase, risk_name, settings),
+                _guarded(3, ev.diverging, risk_name, settings)]
     else:
         out += [Verdict.not_applicable(d, "population risk", "no risk metric") for d in (1, 2, 3)]
     var = spec.get("variance")
-    out.append(_guarded(4, D.collapsing_variance, wide[var], settings) if _present(wide, var)
+    out.append(_guarded(4, ev.collapsing_variance, var, settings) if ev.present(var)
                else Verdict.not_applicable(4, "variance", "no variance metric"))
-    out.append(_guarded(5, scaling_verdict, wide, spec, settings))
+    out.append(_guarded(5, ev.scaling, spec, settings))
     modes = spec.get("modes")
-    out.append(_guarded(6, D.mode_loss, wide[modes], settings) if _present(wide, modes)
+    out.append(_guarded(6, ev.mode_loss, modes, settings) if ev.present(modes)
                else Verdict.not_applicable(6, "mode coverage", "no mode metric"))
     tail, base = spec.get("tail"), spec.get("tail_base")
-    if _present(wide, tail) and _present(wide, base):
-        out.append(_guarded(7, D.tail_loss, wide[tail], wide[base],
-                            spec.get("tail_mode", "ratio"), settings))
-    elif _present(wide, spec.get("tail_recall")):
-        out.append(_guarded(7, D.tail_recall, wide[spec["tail_recall"]], settings))
+    if ev.present(tail) and ev.present(base):
+        out.append(_guarded(7, ev.tail_loss, tail, base, spec.get("tail_mode", "ratio"),
+                            settings))
+    elif ev.present(spec.get("tail_recall")):
+        out.append(_guarded(7, ev.tail_recall, spec["tail_recall"], settings))
     else:
         out.append(Verdict.not_applicable(7, "tail risk", "no tail metric"))
     hal = spec.get("hallucination")
-    out.append(_guarded(8, D.hallucination, wide[hal], spec.get("hallucination_mode", "mass"),
+    out.append(_guarded(8, ev.hallucination, hal, spec.get("hallucination_mode", "mass"),
                         settings)
-               if _present(wide, hal) else Verdict.not_applicable(
+               if ev.present(hal) else Verdict.not_applicable(
                    8, "hallucinated share", "no off-support metric (e.g. the truth has full "
                    "support)"))
     return out
@@ -205,24 +246,46 @@ def collapse_profile(results: pd.DataFrame, specs: dict[str, dict] | None = None
     units = []
     for where, task, paradigm, group in iter_units(results):
         spec_map = (point_specs or {}).get(where["point"], specs) if where else specs
-        spec = dict((spec_map or {}).get(task, {}))
-        if "risk" not in spec:
-            spec["risk"] = default_risk(group.metric.unique())
-        spec = with_generic_roles(spec, group.metric.unique())
+        spec = resolve_spec((spec_map or {}).get(task, {}), group.metric.unique())
         n_seeds, last = int(group.seed.nunique()), int(group.iteration.max())
         first = int(group.iteration.min())
-        if last == first:
-            verdicts = [Verdict.not_applicable(d, "", "a single model-fitting iteration: "
-                                               "nothing to compare") for d in DEFINITIONS]
-        else:
-            verdicts = _tests(_wide(group), spec, settings)
-            if n_seeds < settings.min_seeds:
-                for v in verdicts:
-                    if v.verdict != NA:
-                        v.verdict, v.reason = INCONCLUSIVE, (
-                            f"{n_seeds} seeds < min_seeds {settings.min_seeds}: with n <= 4 "
-                            "chains no sign-symmetric test reaches p < 0.05")
+        verdicts = unit_verdicts(n_seeds, last == first,
+                                 lambda group=group, spec=spec: _tests(_wide(group), spec,
+                                                                       settings), settings)
         units.append((where, task, paradigm, n_seeds, last, verdicts))
+    return profile_frame(units, settings)
+
+
+def resolve_spec(spec: dict | None, recorded) -> dict:
+    """A task's profile spec as the profile uses it: the risk defaulted (``default_risk``) and
+    the generic roles filled (``with_generic_roles``) from the ``recorded`` metric names."""
+    spec = dict(spec or {})
+    if "risk" not in spec:
+        spec["risk"] = default_risk(recorded)
+    return with_generic_roles(spec, recorded)
+
+
+def unit_verdicts(n_seeds: int, single_iteration: bool, tests,
+                  settings: ProfileSettings) -> list[Verdict]:
+    """The undecided verdicts of one unit: ``tests()`` (``_tests``), all not applicable after
+    a single model-fitting iteration, the open ones inconclusive below ``min_seeds``."""
+    if single_iteration:
+        return [Verdict.not_applicable(d, "", "a single model-fitting iteration: "
+                                       "nothing to compare") for d in DEFINITIONS]
+    verdicts = tests()
+    if n_seeds < settings.min_seeds:
+        for v in verdicts:
+            if v.verdict != NA:
+                v.verdict, v.reason = INCONCLUSIVE, (
+                    f"{n_seeds} seeds < min_seeds {settings.min_seeds}: with n <= 4 "
+                    "chains no sign-symmetric test reaches p < 0.05")
+    return verdicts
+
+
+def profile_frame(units: list, settings: ProfileSettings) -> pd.DataFrame:
+    """Decide the verdicts of every unit together (``decide``: one correction over the run)
+    and lay them out: ``units`` are (where, task, paradigm, n_seeds, last_iteration,
+    verdicts); returns ``collapse_profile``'s DataFrame."""
     decide([v for *_, vs in units for v in vs], settings)
     rows = []
     for where, task, paradigm, n_seeds, last, verdicts in units:

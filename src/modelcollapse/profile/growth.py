@@ -37,9 +37,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._stats import f_sf, grid_min, t_sf
+from ._stats import Moments, f_sf, grid_min, t_sf
 
-__all__ = ["GrowthTest", "growth_test", "box_cox_basis", "exp_saturation_basis"]
+__all__ = ["GrowthTest", "growth_test", "growth_test_from", "n_blocks_for", "box_cox_basis",
+           "exp_saturation_basis"]
 
 
 def box_cox_basis(t: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -104,7 +105,9 @@ class GrowthTest:
     n_blocks: int
     chi2_unbounded: float
     chi2_saturating: float
-    end_slope: np.ndarray          # per seed, last minus previous block mean per iteration
+    end_slope: np.ndarray | None   # per seed, last minus previous block mean per iteration
+    #: Moments of end_slope over seeds (what the tests use; a streamed test has no end_slope)
+    slope: Moments | None = None
 
 
 def _blocks(T: int, K: int) -> np.ndarray:
@@ -113,6 +116,12 @@ def _blocks(T: int, K: int) -> np.ndarray:
     for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
         A[k, a:b] = 1.0 / (b - a)
     return A
+
+
+def n_blocks_for(n_seeds: int, n_iterations: int, n_blocks: int) -> int:
+    """K, the growth test's number of blocks: min(n_blocks, T, max(4, (n - 1) // 2)); it is
+    min(n_blocks, T) whenever n_seeds >= 2 n_blocks + 1."""
+    return min(n_blocks, n_iterations, max(4, (n_seeds - 1) // 2))
 
 
 def growth_test(curves: np.ndarray, n_blocks: int = 8, horizon: float = 2.0,
@@ -125,7 +134,7 @@ def growth_test(curves: np.ndarray, n_blocks: int = 8, horizon: float = 2.0,
         One curve per replicate chain (risk, or -log variance ratio).
     n_blocks : int
         K, blocks of consecutive iterations (capped by n_iterations and (n_seeds - 1) / 2,
-        at least 4).
+        at least 4: ``n_blocks_for``).
     horizon : float
         kappa: saturating models reach >= 1 - e^(-1/kappa) of their plateau within the run.
     precision : float
@@ -137,17 +146,39 @@ def growth_test(curves: np.ndarray, n_blocks: int = 8, horizon: float = 2.0,
     GrowthTest with p_saturating (lack of fit of S), p_unbounded (of U), p_rising (last block
     not above the previous one), exponent c of the best unbounded fit, tau or c of the best
     saturating fit, n_blocks, end_slope (per seed: last minus previous block mean per
-    iteration, shape (n_seeds,)); or None when there are fewer than 4 iterations or 5 seeds.
+    iteration, shape (n_seeds,)) and its ``Moments``; or None when there are fewer than 4
+    iterations or 5 seeds.  The test itself is ``growth_test_from`` on the block means' mean
+    and covariance over seeds.
     """
     n, T = curves.shape
-    K = min(n_blocks, T, max(4, (n - 1) // 2))
+    K = n_blocks_for(n, T, n_blocks)
     if T < 4 or K < 4:
         return None
     A = _blocks(T, K)
     Y = curves @ A.T                                                 # (n, K)
-    ybar = Y.mean(0)
+    rise = Y[:, -1] - Y[:, -2]
+    centers = A @ np.arange(T, dtype=float)
+    end_slope = rise / (centers[-1] - centers[-2])
+    g = growth_test_from(Y.mean(0), np.cov(Y, rowvar=False, ddof=1), n, T,
+                         float(rise.mean()), rise.std(ddof=1), horizon, precision)
+    g.end_slope, g.slope = end_slope, Moments.of(end_slope)
+    return g
+
+
+def growth_test_from(ybar: np.ndarray, cov: np.ndarray, n: int, n_iterations: int,
+                     rise_mean: float, rise_sd: float, horizon: float = 2.0,
+                     precision: float = 1e-3) -> GrowthTest:
+    """``growth_test`` from the per-seed block means' mean ``ybar`` (K,) and sample covariance
+    ``cov`` (K, K) (divisor n - 1) over ``n`` seeds, K = len(ybar) >= 4 blocks of
+    ``_blocks(n_iterations, K)``, and the mean and standard deviation of the per-seed rise of
+    the last block over the previous one (Y_K - Y_{K-1}).  ``slope`` (the end slope's
+    Moments: the rise per iteration between the two blocks' centres) is set; ``end_slope``
+    (per seed) is None.  Used by ``growth_test`` (arrays) and ``profile.streaming`` (merged
+    moments), so both decide alike."""
+    T, K = n_iterations, len(ybar)
+    A = _blocks(T, K)
     scale = max(float(np.ptp(ybar)), float(np.abs(ybar).max()) * 1e-6, 1e-300)
-    cov = np.cov(Y, rowvar=False, ddof=1) / n + np.eye(K) * np.square(precision * scale)
+    cov = cov / n + np.eye(K) * np.square(precision * scale)
     gls = _GLS(ybar, cov, A)
     t = np.arange(T, dtype=float)
     unb = gls.best(t, box_cox_basis, 0.0, 3.0, b_min=0.0)
@@ -162,9 +193,9 @@ def growth_test(curves: np.ndarray, n_blocks: int = 8, horizon: float = 2.0,
         return f_sf(f, q, n - K)
 
     centers = A @ np.arange(T, dtype=float)
-    rise = Y[:, -1] - Y[:, -2]
-    se = rise.std(ddof=1) / math.sqrt(n)
-    mean_rise = float(rise.mean())
+    dc = centers[-1] - centers[-2]
+    se = rise_sd / math.sqrt(n)
+    mean_rise = float(rise_mean)
     if se > 0:
         p_rising = t_sf(mean_rise / se, n - 1)
     else:
@@ -173,4 +204,6 @@ def growth_test(curves: np.ndarray, n_blocks: int = 8, horizon: float = 2.0,
                       p_rising=p_rising, exponent=unb[1],
                       saturation=("tau", sat[1]) if sat is sat_exp else ("c", sat[1]),
                       n_blocks=K, chi2_unbounded=unb[0], chi2_saturating=sat[0],
-                      end_slope=rise / (centers[-1] - centers[-2]))
+                      end_slope=None,
+                      slope=Moments(mean_rise / dc, float(rise_sd) / dc if n > 1 else np.nan,
+                                    n))

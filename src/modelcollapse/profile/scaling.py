@@ -61,8 +61,8 @@ import numpy as np
 
 from ._stats import Verdict, grid_min, t_ppf, t_pvalues
 
-__all__ = ["scaling_verdict", "CurveFit", "fit_learning_curve", "reference_curve",
-           "dey_donoho_efficiency"]
+__all__ = ["scaling_verdict", "scaling_verdict_from", "SeedRows", "WideSource", "CurveFit",
+           "fit_learning_curve", "reference_curve", "reference_names", "dey_donoho_efficiency"]
 
 STATISTIC = "effective real sample size, last / first iteration"
 
@@ -223,6 +223,89 @@ def _accumulate_generations(wide: dict[str, np.ndarray]) -> int | None:
     return None
 
 
+class SeedRows:
+    """Def. 5's per-seed data, shape (n_seeds, K + 2): the K learning-curve risks, the risk
+    at iteration 0 and at the last iteration (NaN counted as inf), with the delete-one-seed
+    jackknife.  ``profile.streaming`` gives the same interface from merged moments (with the
+    delta method)."""
+
+    method = "delete-one-seed jackknife"
+
+    def __init__(self, data: np.ndarray):
+        self.data = data
+        self.n = data.shape[0]
+
+    def finite_columns(self) -> np.ndarray:
+        """(K + 2,) bool: columns finite in every seed."""
+        return np.isfinite(self.data).all(0)
+
+    def columns(self, keep: np.ndarray) -> "SeedRows":
+        """These rows with only the columns ``keep`` (bool or indices)."""
+        return SeedRows(np.ascontiguousarray(self.data[:, keep]))
+
+    def stats(self, K: int):
+        """(column means (K + 2,), mean paired differences learning curve - iteration 0 (K,)
+        and their standard errors (K,)); inf where a column is not finite."""
+        return _stats_of(self.data, K)
+
+    def theta_se(self, theta, K: int) -> float:
+        """Jackknife standard error of ``theta(stats)`` over seeds (NaN when a delete-one
+        sample is not finite)."""
+        n = self.n
+        loo = np.array([theta(_stats_of(np.delete(self.data, i, axis=0), K))
+                        for i in range(n)])
+        if not np.isfinite(loo).all():
+            return math.nan
+        return math.sqrt((n - 1) / n * float(((loo - loo.mean()) ** 2).sum()))
+
+
+def _stats_of(rows: np.ndarray, K: int):
+    mean = _mean_se(rows)[0]
+    diff, se = _mean_se(rows[:, :K] - rows[:, K:K + 1])
+    return mean, diff, se
+
+
+class WideSource:
+    """What Def. 5 reads of a unit, from its wide arrays (metric -> (n_seeds, n_iterations))."""
+
+    def __init__(self, wide: dict[str, np.ndarray]):
+        self.wide = wide
+        self.names = list(wide)
+
+    def n_seeds(self, metric: str) -> int:
+        return self.wide[metric].shape[0]
+
+    def n_real(self) -> float:
+        """Mean n_train at iteration 0 over seeds (NaN when not recorded)."""
+        return (float(np.nanmean(self.wide["n_train"][:, 0])) if "n_train" in self.wide
+                else math.nan)
+
+    def rows(self, metric: str, ref_names: list[str]) -> SeedRows:
+        """``SeedRows`` of the learning-curve metrics ``ref_names`` (at iteration 0) and the
+        risk ``metric`` at the first and last iteration."""
+        risk = _as_risk(self.wide[metric])
+        ref = (np.stack([_as_risk(np.asarray(self.wide[k], dtype=float)[:, 0])
+                         for k in ref_names], axis=1) if ref_names
+               else np.zeros((risk.shape[0], 0)))
+        return SeedRows(np.column_stack([ref, risk[:, 0], risk[:, -1]]))
+
+    def accumulate_generations(self) -> int | None:
+        return _accumulate_generations(self.wide)
+
+
+def reference_names(names, prefix: str) -> tuple[np.ndarray, list[str]]:
+    """The recorded learning curve's sizes (K,) and metric names ``<prefix>N``, by increasing
+    N (``reference_curve`` without the values)."""
+    found = []
+    for name in names:
+        if name.startswith(prefix):
+            m = _SIZE.fullmatch(name[len(prefix):])
+            if m:
+                found.append((int(m.group(1)), name))
+    found.sort(key=lambda item: item[0])
+    return np.array([n for n, _ in found], dtype=float), [k for _, k in found]
+
+
 def scaling_verdict(wide: dict[str, np.ndarray], spec: dict, settings) -> Verdict:
     """Def. 5 from the wide metric arrays (metric -> (n_seeds, n_iterations); NaN where not
     recorded) and the task's profile spec (``scaling``: ``metric`` and ``reference`` and/or the
@@ -233,27 +316,31 @@ def scaling_verdict(wide: dict[str, np.ndarray], spec: dict, settings) -> Verdic
     ``p_not`` (H0: ratio <= efficiency) from the jackknife t-test; ``extra`` holds the numbers
     (ESS at 0 and T, ESS / n_real, the curve).  The test is analytic: no resampling.
     """
+    return scaling_verdict_from(WideSource(wide), spec, settings)
+
+
+def scaling_verdict_from(src, spec: dict, settings) -> Verdict:
+    """``scaling_verdict`` from a source of the unit's data: ``WideSource`` (arrays, the
+    jackknife) or ``profile.streaming``'s (merged moments, the delta method)."""
     scaling = spec.get("scaling") or {}
     metric = scaling.get("metric")
-    if not metric or metric not in wide:
+    if not metric or metric not in src.names:
         return Verdict.not_applicable(5, STATISTIC, "no real-data reference learning curve"
                                       if not scaling else f"risk metric {metric!r} not recorded")
-    risk = _as_risk(wide[metric])
-    n_seeds = risk.shape[0]
+    n_seeds = src.n_seeds(metric)
     closed = "a" in scaling and "b" in scaling
-    n_real = float(np.nanmean(wide["n_train"][:, 0])) if "n_train" in wide else math.nan
+    n_real = src.n_real()
     if closed:
         fixed = CurveFit(float(scaling.get("r_inf", 0.0)), float(scaling["a"]),
                          float(scaling["b"]))
-        sizes, ref = np.zeros(0), np.zeros((n_seeds, 0))
+        sizes, ref_names = np.zeros(0), []
         source = f"closed form E[{metric}](N) = {fixed}"
     else:
         fixed = None
-        sizes, ref = reference_curve(wide, scaling.get("reference") or "\0")
+        sizes, ref_names = reference_names(src.names, scaling.get("reference") or "\0")
         if len(sizes) == 0:
             return Verdict.not_applicable(5, STATISTIC, "no real-data reference learning curve "
                                           "recorded (the real pool is too small for one)")
-        ref = _as_risk(ref)
         if not np.isfinite(n_real):
             return Verdict.not_applicable(5, STATISTIC, "n_train not recorded: the real pool's "
                                           "size anchors the learning curve")
@@ -265,22 +352,22 @@ def scaling_verdict(wide: dict[str, np.ndarray], spec: dict, settings) -> Verdic
                                     f"{settings.min_seeds}")
 
     # per-seed data: learning-curve risks, risk at iteration 0, risk at the last iteration
-    data = np.column_stack([ref, risk[:, 0], risk[:, -1]])
-    K = ref.shape[1]
+    data = src.rows(metric, ref_names)
+    K = len(ref_names)
     if fixed is None:  # sizes whose real-only fit is not finite carry no curve information
-        keep = np.isfinite(data[:, :K]).all(0)
-        data = np.column_stack([data[:, :K][:, keep], data[:, K:]])
+        keep = data.finite_columns()[:K]
+        data = data.columns(np.concatenate([np.flatnonzero(keep), [K, K + 1]]))
         sizes, K = sizes[keep], int(keep.sum())
 
-    def estimate(rows: np.ndarray):
-        """(theta = log ESS(T) - log ESS(0), curve, ESS(0), ESS(T)) from seeds ``rows``."""
-        mean = _mean_se(rows)[0]
+    def estimate(stats):
+        """(theta = log ESS(T) - log ESS(0), curve, ESS(0), ESS(T)) from the seeds' ``stats``
+        (``SeedRows.stats``)."""
+        mean, diff, se = stats
         if fixed is None:
             if not np.isfinite(mean[K]):
                 return math.nan, None, math.nan, math.nan
             # paired differences from iteration 0 (same seed, split and test set): the
             # seed-to-seed spread of the test set's difficulty cancels
-            diff, se = _mean_se(rows[:, :K] - rows[:, K:K + 1])
             curve = fit_learning_curve(sizes, diff, se, anchor=(n_real, mean[K]))
             if curve is None:
                 return math.nan, None, math.nan, math.nan
@@ -291,7 +378,7 @@ def scaling_verdict(wide: dict[str, np.ndarray], spec: dict, settings) -> Verdic
             theta = float(np.log(e1) - np.log(e0)) if e0 > 0 and np.isfinite(e0) else math.nan
         return theta, curve, e0, e1
 
-    theta, curve, ess0, ess1 = estimate(data)
+    theta, curve, ess0, ess1 = estimate(data.stats(K))
     if curve is None:
         return Verdict.inconclusive(5, STATISTIC, "the real-data learning curve does not "
                                     "decrease with N (no curve r_inf + a / (N - b), a > 0, fits)"
@@ -300,7 +387,7 @@ def scaling_verdict(wide: dict[str, np.ndarray], spec: dict, settings) -> Verdic
                "ess_first_per_n_real": ess0 / n_real, "ess_last_per_n_real": ess1 / n_real,
                "curve_r_inf": curve.r_inf, "curve_a": curve.a, "curve_b": curve.b,
                "curve_sizes": [int(n) for n in sizes]}
-    detail = _detail(metric, source, curve, ess0, ess1, n_real, sizes, scaling, wide)
+    detail = _detail(metric, source, curve, ess0, ess1, n_real, sizes, scaling, src)
     log_eff = math.log(settings.efficiency)
     if np.isnan(theta):
         return Verdict.inconclusive(5, STATISTIC, f"ESS(0) = {ess0:.4g}: the risk at iteration 0 "
@@ -312,26 +399,25 @@ def scaling_verdict(wide: dict[str, np.ndarray], spec: dict, settings) -> Verdic
                        test="ESS(T) at a bound of the learning curve (decided by its side)",
                        detail=detail, extra=numbers)
 
-    # delete-one-seed jackknife of theta (the curve refitted each time)
-    n = data.shape[0]
-    loo = np.array([estimate(np.delete(data, i, axis=0))[0] for i in range(n)])
-    if not np.isfinite(loo).all():
+    # delete-one-seed jackknife of theta (the curve refitted each time), or the delta method
+    n = data.n
+    se = data.theta_se(lambda stats: estimate(stats)[0], K)
+    if not np.isfinite(se):
         return Verdict.inconclusive(
-            5, STATISTIC, "a delete-one-seed jackknife sample reaches ESS 0 or inf (one seed "
+            5, STATISTIC, f"a {data.method} sample reaches ESS 0 or inf (one seed "
             "decides the effective sample size)", value=math.exp(theta),
             threshold=settings.efficiency, detail=detail, extra=numbers)
-    se = math.sqrt((n - 1) / n * float(((loo - loo.mean()) ** 2).sum()))
     q = t_ppf(1 - settings.alpha, n - 1)
     p_not, p_occ = t_pvalues(theta, se, n, log_eff)  # (H0 theta <= log eff, H0 theta >= log eff)
     numbers["log_ratio_se"] = se
     return Verdict(5, STATISTIC, math.exp(theta), math.exp(theta - q * se),
                    math.exp(theta + q * se), settings.efficiency, p_occ, p_not,
-                   test=f"delete-one-seed jackknife t-test of log ESS(T) / ESS(0) ({n - 1} df)",
+                   test=f"{data.method} t-test of log ESS(T) / ESS(0) ({n - 1} df)",
                    detail=detail, extra=numbers)
 
 
 def _detail(metric: str, source: str, curve: CurveFit, ess0: float, ess1: float,
-            n_real: float, sizes: np.ndarray, scaling: dict, wide: dict) -> str:
+            n_real: float, sizes: np.ndarray, scaling: dict, src) -> str:
     def fmt(e: float) -> str:
         return f"{e:.4g}" if np.isfinite(e) else "inf"
 
@@ -348,7 +434,7 @@ def _detail(metric: str, source: str, curve: CurveFit, ess0: float, ess1: float,
                              f": the last risk is worse than a real-only fit on {lo:.0f} "
                              "samples" if ess1 < lo else ""))
     parts.append(source)
-    generations = _accumulate_generations(wide) if scaling.get("dey_donoho") else None
+    generations = src.accumulate_generations() if scaling.get("dey_donoho") else None
     if generations is not None:
         parts.append(f"Dey & Donoho 2024 (Gaussian mean, augment): ESS(T) / n_real -> "
                      f"{dey_donoho_efficiency(generations):.4f} at G = {generations} "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..profile._stats import t_ppf
+from ..profile._stats import Moments, PairStats, contrast_from, mean_ci_from
 
 __all__ = ["mean_ci", "contrast", "final_vs_initial", "collapse_times"]
 
@@ -16,15 +16,7 @@ def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, floa
     Infinite values make the mean infinite and the interval undefined (nan): collapse to an
     infinite loss is reported, not averaged away.
     """
-    v = np.asarray(values, dtype=float)
-    v = v[~np.isnan(v)]
-    if len(v) == 0:
-        return (np.nan, np.nan, np.nan)
-    mean = float(v.mean())
-    if len(v) < 2 or not np.isfinite(v).all():
-        return (mean, np.nan, np.nan)
-    half = t_ppf(0.5 + level / 2, len(v) - 1) * float(v.std(ddof=1)) / float(np.sqrt(len(v)))
-    return (mean, mean - half, mean + half)
+    return mean_ci_from(Moments.of(values), level)
 
 
 def contrast(first: np.ndarray, last: np.ndarray, metric: str,
@@ -34,16 +26,7 @@ def contrast(first: np.ndarray, last: np.ndarray, metric: str,
     (``profile._stats.log_ratio_of_means``), or for a log-loss (``metrics.is_log_loss``) the
     mean difference with a paired t interval; ``kind`` says which.  inf - inf (chains collapsed
     at both ends) is NaN and dropped."""
-    from ..metrics import is_log_loss
-    from ..profile._stats import log_ratio_of_means, mean_test
-
-    alpha = (1 - level) / 2
-    if is_log_loss(metric):
-        with np.errstate(invalid="ignore"):
-            t = mean_test(np.asarray(last, float) - np.asarray(first, float), 0.0, alpha)
-        return t.mean, t.low, t.high, "difference"
-    _, t = log_ratio_of_means(np.asarray(first, float), np.asarray(last, float), 1.0, alpha)
-    return t.mean, t.low, t.high, "ratio of means"
+    return contrast_from(PairStats.of(first, last), metric, level)
 
 
 def final_vs_initial(results: pd.DataFrame, risk_metrics: dict[str, str] | None = None,

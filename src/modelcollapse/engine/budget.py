@@ -21,7 +21,14 @@ one sample of the task, e.g. d float64 = 8 d bytes; per unit = (point, task, par
   is a deep one (torch).
 
 Units run one at a time in this process, or ``jobs`` at a time in workers, so the total is
-processes + results + min(jobs, units) x the largest per-unit peak.  Torch models' parameters
+processes + results + min(jobs, units) x the largest per-unit peak.
+
+Blocks of replicates (``engine.study.run_units(on_block=..., block_size=B)``): every per-unit
+term above is counted for B replicates instead of R, and ``results`` becomes the blocks'
+arrays alive at once: ``2 jobs + 1`` blocks (a block being computed in each worker, its copy
+arriving here, and the ``jobs + 1`` running or waiting to be handed over) of
+B x T x (8 M + 8) bytes (float64 values, one status pointer).  ``block_size_for`` inverts this:
+the largest B whose estimate fits a budget.  Torch models' parameters
 and optimizer state are not counted (kilobytes to a few MB per replicate at the supported
 sizes, next to their data).
 
@@ -46,7 +53,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["Estimate", "MemoryBudgetError", "estimate", "check", "budget", "parse_size",
-           "physical_memory", "format_bytes", "DEFAULT_FRACTION"]
+           "physical_memory", "format_bytes", "block_size_for", "DEFAULT_FRACTION"]
 
 #: default budget: this share of the machine's physical memory
 DEFAULT_FRACTION = 0.8
@@ -256,9 +263,11 @@ def _count_metrics(study, entry, task) -> int:
 
 # -- the estimate ---------------------------------------------------------------------------
 
-def _unit(study, shape: _Shape, paradigm_index: int) -> tuple[dict[str, int], int]:
-    """(per-unit terms, long-table rows) of one (task, paradigm) unit."""
-    R, T = study.n_seeds, study.n_iterations
+def _unit(study, shape: _Shape, paradigm_index: int,
+          n_seeds: int | None = None) -> tuple[dict[str, int], int]:
+    """(per-unit terms, long-table rows) of one (task, paradigm) unit (of ``n_seeds``
+    replicates: default the study's; every term is linear in it)."""
+    R, T = study.n_seeds if n_seeds is None else int(n_seeds), study.n_iterations
     spec = study.paradigms[paradigm_index]
     try:
         paradigm = spec.build()
@@ -283,10 +292,27 @@ def _unit(study, shape: _Shape, paradigm_index: int) -> tuple[dict[str, int], in
     return terms, R * T * shape.metrics
 
 
-def estimate(studies, *, jobs: int = 1, count_metrics: bool = True) -> Estimate:
+def _block_result_bytes(study, shape: _Shape) -> int:
+    """Bytes of one replicate's arrays in a block's result: T x (8 M values + 8 status)."""
+    return study.n_iterations * (8 * shape.metrics + 8)
+
+
+def _processes(studies, concurrent: int, jobs: int) -> int:
+    deep = any("train_budget" in entry.task_params for study in studies
+               for entry in study.tasks)
+    per_process = TORCH_BYTES if deep else 0
+    return BASE_BYTES + per_process + (
+        (WORKER_BYTES + per_process) * concurrent if jobs > 1 else 0)
+
+
+def estimate(studies, *, jobs: int = 1, count_metrics: bool = True,
+             block_size: int | None = None) -> Estimate:
     """An upper bound on the peak memory of running ``studies`` (a ``Study`` or the points of a
     sweep) with ``jobs`` units at a time (see the module docstring).  ``count_metrics=False``
     takes ``METRICS_PER_UNIT`` metrics a unit instead of counting them (faster, larger).
+    ``block_size``: the units run in blocks of that many replicates, handed over, not
+    collected (``run_units(on_block=...)``): the peak no longer grows with ``n_seeds`` (what
+    the caller keeps of the blocks is not counted).
 
     Raises nothing for a study that validates: a task that cannot be built is estimated from
     its parameters (the run then reports its error).
@@ -295,30 +321,76 @@ def estimate(studies, *, jobs: int = 1, count_metrics: bool = True) -> Estimate:
         studies = [studies]
     cache: dict = {}
     peak_unit: dict[str, int] = {}
-    rows = units = 0
+    rows = units = block = 0
     for study in studies:
+        size = study.n_seeds if block_size is None else min(int(block_size), study.n_seeds)
+        for i in range(len(study.tasks)):
+            shape = _probe(study, i, cache, count_metrics)
+            for j in range(len(study.paradigms)):
+                units += 1 if block_size is None else -(-study.n_seeds // size)
+                if shape is None:
+                    continue
+                terms, n_rows = _unit(study, shape, j, size)
+                rows += n_rows
+                block = max(block, size * _block_result_bytes(study, shape))
+                if sum(terms.values()) > sum(peak_unit.values()):
+                    peak_unit = terms
+    concurrent = max(1, min(int(jobs), units))
+    terms = {k: concurrent * v for k, v in peak_unit.items()}
+    terms["processes"] = _processes(studies, concurrent, jobs)
+    if block_size is None:
+        terms["results"] = rows * RESULT_ROW_BYTES
+        detail = {"results": f"{rows:,} result rows x {RESULT_ROW_BYTES} B"}
+    else:
+        terms["results"] = (2 * concurrent + 1) * block
+        detail = {"results": f"{2 * concurrent + 1} blocks of {format_bytes(block)} alive"}
+    if concurrent > 1:
+        detail.update({k: f"{concurrent} units at a time" for k in peak_unit})
+    return Estimate(int(sum(terms.values())), terms, detail)
+
+
+def block_size_for(studies, budget_bytes: int, *, jobs: int = 1,
+                   count_metrics: bool = True) -> int:
+    """The largest block of replicates (``run_units(block_size=...)``) whose ``estimate(...,
+    block_size=B)`` fits ``budget_bytes``, at most ``n_seeds`` (the largest of the studies').
+
+    Each replicate of a block costs ``jobs`` x (its unit's data, pool, batch and working
+    memory) + (2 ``jobs`` + 1) x T x (8 M + 8) bytes of results (module docstring), on top of
+    the processes' fixed bytes; the largest such cost over the units decides.
+
+    Raises
+    ------
+    MemoryBudgetError
+        Not even one replicate at a time fits (one line: the fixed and per-replicate bytes).
+    ValueError
+        ``budget_bytes`` is not a size (``parse_size``).
+    """
+    if not isinstance(studies, Sequence):
+        studies = [studies]
+    limit = parse_size(budget_bytes)
+    jobs = max(1, int(jobs))
+    cache: dict = {}
+    per_replicate, units, most = 0, 0, 1
+    for study in studies:
+        most = max(most, study.n_seeds)
         for i in range(len(study.tasks)):
             shape = _probe(study, i, cache, count_metrics)
             for j in range(len(study.paradigms)):
                 units += 1
                 if shape is None:
-                    continue
-                terms, n_rows = _unit(study, shape, j)
-                rows += n_rows
-                if sum(terms.values()) > sum(peak_unit.values()):
-                    peak_unit = terms
-    concurrent = max(1, min(int(jobs), units))
-    terms = {k: concurrent * v for k, v in peak_unit.items()}
-    terms["results"] = rows * RESULT_ROW_BYTES
-    deep = any("train_budget" in entry.task_params for study in studies
-               for entry in study.tasks)
-    per_process = TORCH_BYTES if deep else 0
-    terms["processes"] = BASE_BYTES + per_process + (
-        (WORKER_BYTES + per_process) * concurrent if jobs > 1 else 0)
-    detail = {"results": f"{rows:,} result rows x {RESULT_ROW_BYTES} B"}
-    if concurrent > 1:
-        detail.update({k: f"{concurrent} units at a time" for k in peak_unit})
-    return Estimate(int(sum(terms.values())), terms, detail)
+                    shape = _Shape(8, 1, 8, False, False)
+                terms, _ = _unit(study, shape, j, 1)
+                per_replicate = max(per_replicate, jobs * sum(terms.values())
+                                    + (2 * jobs + 1) * _block_result_bytes(study, shape))
+    fixed = _processes(studies, jobs, jobs)
+    size = (limit - fixed) // max(per_replicate, 1)
+    if size < 1:
+        raise MemoryBudgetError(
+            f"memory: a block of one replicate needs {format_bytes(fixed + per_replicate)} "
+            f"(processes {format_bytes(fixed)} + {format_bytes(per_replicate)} a replicate), over "
+            f"the budget of {format_bytes(limit)}; raise --max-memory (max_memory=) or reduce "
+            "--jobs")
+    return int(min(size, most))
 
 
 def check(studies, *, max_memory: "int | float | str | None" = None,

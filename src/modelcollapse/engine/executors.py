@@ -11,8 +11,14 @@ Every unit (point, task, paradigm) is a pure function of its study and indices
   variable) it attaches to a running cluster.  Ray is imported only here, only when used
   (``pip install 'modelcollapse[ray]'``).
 
-An executor has ``run(jobs, finished, on_iteration)``: it runs each ``UnitJob`` and calls
-``finished(job, result)`` in this process as each completes (any order).
+An executor has ``run(jobs, finished, on_iteration, held=None, drain=None)``: it runs each
+``UnitJob`` and calls ``finished(job, result)`` in this process as each completes (any order),
+then drops its own reference to the result and calls ``drain()`` (if given: the caller hands
+over what it can, holding the only reference).  Without ``held`` every job is submitted at once;
+with it (blocks of replicates, ``engine.study.run_units(on_block=...)``) jobs are submitted
+lazily, in their order: at most ``workers`` running, and at most ``workers + 1`` running or
+held by the caller (``held()``: results it received but still keeps), so that memory does not
+grow with the number of jobs.
 
 Worker processes never outlive the run (``_worker_init``): on Linux the kernel kills a worker
 when its parent dies (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), and everywhere a daemon thread in
@@ -177,6 +183,28 @@ def _advance(on_iteration, job: UnitJob) -> None:
             on_iteration(t)
 
 
+class _Feed:
+    """Jobs submitted in order: all at once (``held`` None), or lazily while fewer than
+    ``workers`` run and fewer than ``workers + 1`` run or are held by the caller."""
+
+    def __init__(self, jobs: Sequence[UnitJob], workers: int,
+                 held: Callable[[], int] | None) -> None:
+        self.jobs, self.next = jobs, 0
+        self.workers, self.held = max(1, int(workers)), held
+
+    def ready(self, running: int) -> list[UnitJob]:
+        """The jobs to submit now, given ``running`` jobs in flight."""
+        if self.held is None:
+            out, self.next = list(self.jobs[self.next:]), len(self.jobs)
+            return out
+        out = []
+        while self.next < len(self.jobs) and running + len(out) < self.workers \
+                and running + len(out) + self.held() < self.workers + 1:
+            out.append(self.jobs[self.next])
+            self.next += 1
+        return out
+
+
 class LocalExecutor:
     """Units in this process (``jobs=1``) or in a pool of ``jobs`` worker processes."""
 
@@ -189,23 +217,33 @@ class LocalExecutor:
         self.in_process = self.jobs == 1
 
     def run(self, jobs: Sequence[UnitJob], finished: Finished,
-            on_iteration: Callable[[int], None] | None = None) -> None:
+            on_iteration: Callable[[int], None] | None = None,
+            held: Callable[[], int] | None = None,
+            drain: Callable[[], None] | None = None) -> None:
         if not jobs:
             return
         if self.in_process:
             built: dict = {}
             for job in jobs:
-                key = (id(job.study), job.task_index)
+                key = job.task_key
                 if key not in built:  # one task build serves all its paradigms
-                    built = {key: build_task(job.study, job.task_index)[0]}
-                finished(job, job.run(task=built[key], on_iteration=on_iteration))
+                    built = {key: build_task(job.study, job.task_index, job.replicates)[0]}
+                result = job.run(task=built[key], on_iteration=on_iteration)
+                finished(job, result)
+                del result  # not alive while the next job runs
+                if drain is not None:
+                    drain()
             return
+        feed = _Feed(jobs, min(self.jobs, len(jobs)), held)
         with deferred_interrupt() as check, worker_pool(min(self.jobs, len(jobs))) as pool:
-            futures = {pool.submit(_run_job, job): job for job in jobs}
+            futures = {pool.submit(_run_job, job): job for job in feed.ready(0)}
             while futures:
                 done, _ = wait(futures, timeout=POLL_S, return_when=FIRST_COMPLETED)
                 check()
-                for fut in sorted(done, key=lambda f: futures[f].key):
+                batch = sorted(done, key=lambda f: futures[f].order, reverse=True)
+                del done
+                while batch:
+                    fut = batch.pop()
                     job = futures.pop(fut)
                     try:
                         result = fut.result()
@@ -214,8 +252,14 @@ class LocalExecutor:
                             f"a worker process died (killed or out of memory) while running "
                             f"unit {_unit_name(job)}; the finished units are checkpointed: "
                             "run the same command with --resume") from None
+                    del fut  # the future holds its result
                     finished(job, result)
+                    del result
+                    if drain is not None:
+                        drain()
                     _advance(on_iteration, job)
+                for job in feed.ready(len(futures)):
+                    futures[pool.submit(_run_job, job)] = job
 
 
 LOOPBACK = "127.0.0.1"
@@ -289,7 +333,9 @@ class RayExecutor:
         return self.address is None and not os.environ.get("RAY_ADDRESS")
 
     def run(self, jobs: Sequence[UnitJob], finished: Finished,
-            on_iteration: Callable[[int], None] | None = None) -> None:
+            on_iteration: Callable[[int], None] | None = None,
+            held: Callable[[], int] | None = None,
+            drain: Callable[[], None] | None = None) -> None:
         if not jobs:
             return
         try:
@@ -312,7 +358,10 @@ class RayExecutor:
                 ray.init(address=self.address, logging_level="WARNING")
         try:
             remote = ray.remote(num_cpus=1)(_run_job)
-            refs = {remote.remote(job): job for job in jobs}
+            workers = len(jobs) if held is None else \
+                max(1, int(ray.cluster_resources().get("CPU", 1)))
+            feed = _Feed(jobs, workers, held)
+            refs = {remote.remote(job): job for job in feed.ready(0)}
             while refs:
                 done, _ = ray.wait(list(refs), num_returns=1)
                 for ref in done:
@@ -322,8 +371,15 @@ class RayExecutor:
                     except ray.exceptions.RayTaskError as exc:  # re-raise the unit's own error
                         cause = getattr(exc, "cause", None)
                         raise (cause if isinstance(cause, Exception) else exc) from None
+                    del ref  # the object store frees the result with its last reference
                     finished(job, result)
+                    del result
+                    if drain is not None:
+                        drain()
                     _advance(on_iteration, job)
+                del done
+                for job in feed.ready(len(refs)):
+                    refs[remote.remote(job)] = job
         finally:
             if started:
                 ray.shutdown()

@@ -10,6 +10,11 @@ Layout (everything under ``RUN_DIR/.checkpoints/``, removed once the final resul
         pool-<lo>.npy       synthetic rows lo.. of the accumulated pool (append-only segments;
                             only when the paradigm or family keeps pool rows)
         result.npz          the finished unit (metric values, status, labels, profile spec)
+        partial.npz         a unit handed over in blocks of replicates (``engine.study.run_units``
+                            with ``on_block``): what the caller merged of its first blocks, and
+                            how many (``save_partial``; the blocks themselves are not kept)
+        block-<lo>-<hi>/    the block of replicates lo .. hi-1 while it runs: state.npz and
+                            pool segments as above (removed once the block is handed over)
 
 Every file is written atomically (temporary name, rename; not flushed to disk, which would
 cost ~5 ms a file), so a killed process leaves complete files only; ``state.npz`` is the commit
@@ -69,6 +74,8 @@ __all__ = ["CHECKPOINT_DIR", "RunCheckpoints", "UnitCheckpoint", "CheckpointMism
 
 CHECKPOINT_DIR = ".checkpoints"
 RUN_FILE, STATE_FILE, RESULT_FILE = "run.json", "state.npz", "result.npz"
+PARTIAL_FILE = "partial.npz"  #: a unit's merged first blocks (``UnitCheckpoint.save_partial``)
+BLOCK_PREFIX = "block-"  #: ``block-<lo>-<hi>``: the directory of a block of replicates
 DIGEST_MEMBER = "__sha256__"  #: the member of a checkpoint .npz that holds its checksum
 SECONDS_PER_BYTE = 1 / 500e6  #: assumed write speed before the first write measures it
 FIRST_STATE_BYTES = 1_000_000  #: assumed size of a unit's first chain state (~2 ms to write)
@@ -390,11 +397,68 @@ class UnitCheckpoint:
             self._restart(exc)
             return None
 
+    # -- a unit handed over in blocks ----------------------------------------------------------
+    def save_partial(self, arrays: dict[str, np.ndarray], meta: dict, blocks_done: int) -> None:
+        """Write what the caller merged of the unit's first ``blocks_done`` blocks (plain arrays,
+        no objects, + JSON-able meta) in one file, atomically, replacing the previous one; pass
+        ``blocks_done`` as ``start_blocks`` on resume (``engine.study.run_units``)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        record = {"meta": meta, "blocks_done": int(blocks_done)}
+        _save_npz(self.directory / PARTIAL_FILE,
+                  dict(arrays, __partial__=np.array(json.dumps(record))))
+
+    def _read_partial(self) -> tuple[dict[str, np.ndarray], dict, int]:
+        path = self.directory / PARTIAL_FILE
+        arrays = _load_npz(path)
+        try:
+            record = json.loads(str(arrays.pop("__partial__")))
+            return arrays, record["meta"], int(record["blocks_done"])
+        except (KeyError, ValueError, TypeError):
+            raise ChecksumError(path, UNREADABLE_FILE) from None
+
+    def load_partial(self) -> tuple[dict[str, np.ndarray], dict, int] | None:
+        """(arrays, meta, blocks_done) saved by ``save_partial``, or None if there is none -- or
+        if it is unreadable or fails its checksum: then it is removed (the unit starts again
+        from its first block) and a one-line notice goes to stderr."""
+        path = self.directory / PARTIAL_FILE
+        if not path.is_file():
+            return None
+        try:
+            return self._read_partial()
+        except ChecksumError as exc:
+            _notice(f"{self._where(exc.path)} {exc.reason}; unit ({self.label}) restarts from "
+                    "its first block")
+            path.unlink(missing_ok=True)
+            return None
+
+    def block(self, lo: int, hi: int, *, label: str | None = None) -> "UnitCheckpoint":
+        """The checkpoint of the block of replicates ``lo .. hi-1`` of this unit (its own
+        directory: a state saved for other replicates is never loaded for these)."""
+        return UnitCheckpoint(self.directory / f"{BLOCK_PREFIX}{int(lo)}-{int(hi)}",
+                              max_overhead=self.max_overhead, owner_pid=self.owner_pid,
+                              label=label or f"{self.label}, replicates {lo}..{hi - 1}")
+
+    def blocks(self) -> list["UnitCheckpoint"]:
+        """The block checkpoints present in this unit's directory."""
+        if not self.directory.is_dir():
+            return []
+        return [UnitCheckpoint(p, max_overhead=self.max_overhead, owner_pid=self.owner_pid,
+                               label=f"{self.label}, {p.name}")
+                for p in sorted(self.directory.iterdir())
+                if p.is_dir() and p.name.startswith(BLOCK_PREFIX)]
+
+    def remove(self) -> None:
+        """Delete this checkpoint's directory and everything in it (a block handed over)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
     # -- checks ------------------------------------------------------------------------------
     def _where(self, path: Path) -> str:
         """``path`` as notices show it: relative to the run directory when under one."""
         if self.directory.parent.name == CHECKPOINT_DIR:
             return f"{CHECKPOINT_DIR}/{self.directory.name}/{path.name}"
+        if self.directory.parent.parent.name == CHECKPOINT_DIR:
+            return (f"{CHECKPOINT_DIR}/{self.directory.parent.name}/{self.directory.name}/"
+                    f"{path.name}")
         return str(path)
 
     def _restart(self, exc: ChecksumError) -> None:
@@ -407,16 +471,27 @@ class UnitCheckpoint:
     def verify(self) -> list[str]:
         """Problems with the files a resume would use (one line each; empty: all intact),
         without using or changing them: the result if there is one, else the chain state and
-        the pool segments it lists."""
+        the pool segments it lists; the merged blocks (``partial.npz``) and every block's chain
+        state."""
+        problems = []
         try:
             if (self.directory / RESULT_FILE).is_file():
                 self._read_result()
+                return []
             elif (self.directory / STATE_FILE).is_file():
                 self._read_state(load=False)
         except ChecksumError as exc:
             return [f"{self._where(exc.path)}: {exc.reason} (unit {self.label} would restart "
                     "from iteration 0 on --resume)"]
-        return []
+        try:
+            if (self.directory / PARTIAL_FILE).is_file():
+                self._read_partial()
+        except ChecksumError as exc:
+            problems.append(f"{self._where(exc.path)}: {exc.reason} (unit {self.label} would "
+                            "restart from its first block on --resume)")
+        for block in self.blocks():
+            problems += block.verify()
+        return problems
 
 
 def _identity(kind, key) -> str:
@@ -499,6 +574,13 @@ class RunCheckpoints:
         """The checkpoint of unit (point, task, paradigm); ``label`` names it in notices."""
         return UnitCheckpoint(self.directory / f"{point}-{task_index}-{paradigm_index}",
                               max_overhead=self.max_overhead, owner_pid=owner_pid, label=label)
+
+    def block(self, point: int, task_index: int, paradigm_index: int, lo: int, hi: int, *,
+              owner_pid: int | None = None, label: str | None = None) -> UnitCheckpoint:
+        """The checkpoint of the block of replicates ``lo .. hi-1`` of a unit
+        (``<unit>/block-<lo>-<hi>/``)."""
+        return self.unit(point, task_index, paradigm_index, owner_pid=owner_pid,
+                         label=label).block(lo, hi, label=label)
 
     def verify(self) -> list[str]:
         """Problems with the checkpoints of an unfinished run, one line each (paths relative to

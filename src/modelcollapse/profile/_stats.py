@@ -207,7 +207,9 @@ def log_ratio_of_means_from(n: int, m0: float, m1: float, sd_u, theta: float,
     """``log_ratio_of_means`` from the n paired chains' means ``m0`` (first) and ``m1`` (last)
     (+-inf / NaN as numpy's mean gives them) and ``sd_u(m0, m1)``: the sample standard
     deviation (divisor n - 1) of the influence values u_i = last_i / m1 - first_i / m0, called
-    only when both means are finite, m0 > 0 and m1 > 0."""
+    only when both means are finite, m0 > 0 and m1 > 0 (else the standard error is NaN, as
+    the influence values are then).  NB: an infinite m1 thus gives R = inf with NaN bounds
+    and p-values (an inconclusive Def. 1), not the early 'inf' answer."""
     nan = MeanTest(np.nan, np.nan, np.nan, np.nan, np.nan, n)
     if n == 0:
         return np.nan, nan
@@ -217,7 +219,8 @@ def log_ratio_of_means_from(n: int, m0: float, m1: float, sd_u, theta: float,
     ratio = m1 / m0
     if m1 == 0:
         return 0.0, MeanTest(0.0, 0.0, 0.0, 1.0, 0.0, n)
-    se = sd_u(m0, m1) / math.sqrt(n) if n > 1 else np.nan
+    # an infinite m1 makes u NaN for the chains at +inf: no standard error
+    se = sd_u(m0, m1) / math.sqrt(n) if n > 1 and np.isfinite(m1) else np.nan
     lr = math.log(ratio)
     low, high = t_bounds(lr, se, n, alpha)
     pg, pl = t_pvalues(lr, se, n, math.log(theta))

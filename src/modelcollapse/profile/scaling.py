@@ -216,11 +216,20 @@ def _accumulate_generations(wide: dict[str, np.ndarray]) -> int | None:
     pool kept, one real-sized synthetic batch added per iteration), else None."""
     if "n_real" not in wide or "n_synthetic" not in wide:
         return None
-    n_real, n_syn = np.asarray(wide["n_real"], float), np.asarray(wide["n_synthetic"], float)
-    t = np.arange(n_real.shape[1])
-    if np.allclose(n_real, n_real[:, :1]) and np.allclose(n_syn, t[None, :] * n_real[:, :1]):
+    n_real = np.asarray(wide["n_real"], float)
+    if augment_chains(n_real, wide["n_synthetic"]).all():
         return int(n_real.shape[1])
     return None
+
+
+def augment_chains(n_real: np.ndarray, n_synthetic: np.ndarray) -> np.ndarray:
+    """(n_seeds,) bool: which chains (rows of the (n_seeds, n_iterations) provenance arrays)
+    follow Dey & Donoho's augment workflow -- n_real constant, n_synthetic = t n_real
+    (``np.allclose`` per chain)."""
+    n_real, n_syn = np.asarray(n_real, float), np.asarray(n_synthetic, float)
+    t = np.arange(n_real.shape[1])
+    return (np.isclose(n_real, n_real[:, :1]).all(1)
+            & np.isclose(n_syn, t[None, :] * n_real[:, :1]).all(1))
 
 
 class SeedRows:

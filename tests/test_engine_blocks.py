@@ -194,20 +194,44 @@ MARKS = "MODELCOLLAPSE_TEST_BLOCK_MARKS"
 
 
 def _slow_first_block(job):
-    """``executors._run_job`` in the workers (fork): block 0 of unit (0, 0, 0) finishes only
-    after block 1 of it has finished (a marker file), so blocks arrive out of order; a 120 s
-    safety limit keeps a broken run from hanging (the test then fails on ``waited``)."""
+    """``executors._run_job`` in the workers (fork): block 0 of unit (0, 0, 0) holds everything
+    up: it finishes only once this process has stopped submitting blocks because too many are
+    waiting (marker "stalled", see the ``slow_first_block`` fixture) -- or once every other
+    block has run (marker "last": an engine that never stops submitting) -- so later blocks
+    arrive before it.  A 120 s safety limit keeps a broken run from hanging (the test then
+    fails on ``waited``)."""
     marks = Path(os.environ[MARKS])
     if job.key == (0, 0, 0) and job.block == 0:
         until = time.monotonic() + 120
-        while not (marks / "1").exists() and time.monotonic() < until:
+        while not ((marks / "stalled").exists() or (marks / "last").exists()) \
+                and time.monotonic() < until:
             time.sleep(0.01)
         if (marks / "1").exists():
             (marks / "waited").touch()
     result = job.run()
     if job.key == (0, 0, 0):
         (marks / str(job.block)).touch()
+    if job.key == (0, 0, 1) and job.block == job.study.n_seeds - 1:
+        (marks / "last").touch()
     return result
+
+
+@pytest.fixture
+def slow_first_block(tmp_path, monkeypatch):
+    """Workers run ``_slow_first_block``; this process marks "stalled" when a worker is free
+    but no block is submitted (blocks waiting to be handed over fill the window)."""
+    monkeypatch.setenv(MARKS, str(tmp_path))
+    monkeypatch.setattr(executors, "_run_job", _slow_first_block)
+    real = executors._Feed.ready
+
+    def ready(self, running):
+        out = real(self, running)
+        if not out and running < self.workers and self.next < len(self.jobs):
+            (tmp_path / "stalled").touch()
+        return out
+
+    monkeypatch.setattr(executors._Feed, "ready", ready)
+    return tmp_path
 
 
 def _alive_results() -> int:
@@ -221,10 +245,8 @@ def small():
     return study, _whole(study)
 
 
-def test_blocks_finishing_out_of_order_are_handed_over_in_order(small, tmp_path, monkeypatch):
+def test_blocks_finishing_out_of_order_are_handed_over_in_order(small, slow_first_block):
     study, whole = small
-    monkeypatch.setenv(MARKS, str(tmp_path))
-    monkeypatch.setattr(executors, "_run_job", _slow_first_block)
     got: dict = {}
     alive = []
     base = _alive_results()  # (the fixtures' whole units)
@@ -234,19 +256,17 @@ def test_blocks_finishing_out_of_order_are_handed_over_in_order(small, tmp_path,
         got.setdefault(key, []).append((b, n, res))
 
     run_units([study], executor=LocalExecutor(jobs=2), block_size=1, on_block=on_block)
-    assert (tmp_path / "waited").exists()  # block 1 did finish before block 0
+    assert (slow_first_block / "waited").exists()  # block 1 did finish before block 0
     _check_slices(whole, got, 1)
     # minus the ones the test keeps in ``got``: the engine holds at most workers + 1
     engine_alive = [a - i for i, a in enumerate(alive)]
     assert max(engine_alive) <= 2 + 1, engine_alive
 
 
-def test_memory_bound_counts_live_results(small, tmp_path, monkeypatch):
+def test_memory_bound_counts_live_results(small, slow_first_block):
     """Blocks alive in this process (waiting or being handed over) never exceed workers + 1,
     even while the first block holds everything up; the caller keeps none here."""
     study, _ = small
-    monkeypatch.setenv(MARKS, str(tmp_path))
-    monkeypatch.setattr(executors, "_run_job", _slow_first_block)
     alive: list[int] = []
     order: list = []
     previous: list = []
@@ -259,7 +279,8 @@ def test_memory_bound_counts_live_results(small, tmp_path, monkeypatch):
         previous.append(weakref.ref(res))
 
     run_units([study], executor=LocalExecutor(jobs=2), block_size=1, on_block=on_block)
-    assert (tmp_path / "waited").exists()
+    assert (slow_first_block / "waited").exists()
+    assert (slow_first_block / "stalled").exists()  # the window, not the end, released it
     assert len(order) == 2 * R
     assert max(alive) <= 2 + 1, alive
     assert _alive_results() == base

@@ -337,6 +337,13 @@ def test_curves_equal_the_plot_bands_and_quantiles_are_within_accuracy():
                               if (~np.isnan(x[t])).any() else np.nan
                               for t in range(x.shape[0])])
             np.testing.assert_allclose(rows[col], exact, rtol=0.01, err_msg=(metric, col))
+    lean = curves_streamed([({}, "t", "a", feed(values, status, SPEC, exact_seeds=0,
+                                                 quantiles=False))])
+    assert lean[["q05", "q50", "q95"]].isna().all().all()
+    lean = lean.astype({"iteration": int}).sort_values(["metric", "iteration"]).reset_index(
+        drop=True)
+    pd.testing.assert_frame_equal(lean.drop(columns=["q05", "q50", "q95"]),
+                                  got.drop(columns=["q05", "q50", "q95"]))
 
 
 def test_collapse_time_counts_equal_the_per_chain_times():

@@ -106,6 +106,9 @@ class UnitAggregate:
         ``growth_blocks``): small units are analysed exactly as arrays.
     relative_accuracy : float
         Of the per-iteration quantile sketches (``results.aggregate.QuantileSketch``).
+    quantiles : bool
+        Keep those sketches (``curves_streamed``'s q05, q50, q95; NaN without them).  They
+        are about two thirds of the feeding time and most of the state.
     absorbing : tuple of str
         Statuses that count as collapse for ``collapse_time_counts``.
 
@@ -118,7 +121,7 @@ class UnitAggregate:
 
     def __init__(self, metrics: Sequence[str], n_iterations: int, spec: dict,
                  settings: ProfileSettings | dict | None = None, *, exact_seeds: int = 64,
-                 relative_accuracy: float = 0.01,
+                 relative_accuracy: float = 0.01, quantiles: bool = True,
                  absorbing: Sequence[str] = ABSORBING) -> None:
         from .core import resolve_spec
 
@@ -133,6 +136,7 @@ class UnitAggregate:
         self.spec = resolve_spec(self.spec_given, self.metrics)
         self.exact_seeds = max(int(exact_seeds), 2 * self.settings.growth_blocks)
         self.relative_accuracy = float(relative_accuracy)
+        self.quantiles = bool(quantiles)
         self.absorbing = tuple(str(a) for a in absorbing)
         self.K = min(self.settings.growth_blocks, self.T)
         self.n_seen = 0
@@ -151,7 +155,9 @@ class UnitAggregate:
         T, spec, has = self.T, self.spec, set(self.metrics)
         for i in range(len(self.metrics)):
             self.acc[f"curve.{i}"] = CurveMoments(T, covariance=False)
-            self.acc[f"sketch.{i}"] = QuantileSketch(T, relative_accuracy=self.relative_accuracy)
+            if self.quantiles:
+                self.acc[f"sketch.{i}"] = QuantileSketch(T,
+                                                         relative_accuracy=self.relative_accuracy)
             self.acc[f"ends.{i}"] = CurveMoments(2, covariance=False)
             self.acc[f"pair.{i}"] = CurveMoments(2)
             self.acc[f"diff.{i}"] = CurveMoments(1, covariance=False)
@@ -236,12 +242,15 @@ class UnitAggregate:
             for i, m in enumerate(self.metrics):
                 a = x[m]
                 acc[f"curve.{i}"].update(a)
-                acc[f"sketch.{i}"].update(a)
+                if self.quantiles:
+                    acc[f"sketch.{i}"].update(a)
                 ends = a[[0, -1]]
                 acc[f"ends.{i}"].update(ends)
                 acc[f"diff.{i}"].update(ends[1] - ends[0])
                 acc[f"pair.{i}"].update(np.where(np.isnan(ends).any(0), np.nan, ends))
-            hit = np.isin(status.astype(str), self.absorbing)
+            hit = np.zeros(status.shape, dtype=bool)
+            for kind in self.absorbing:  # elementwise ==: 10x faster than astype(str) + isin
+                hit |= status == kind
             first = np.where(hit.any(0), hit.argmax(0), T)
             self.counts["collapse"] += np.bincount(first, minlength=T + 1)
             A = block_matrix(T, self.K) if "grow.risk" in acc or "grow.variance" in acc else None
@@ -307,7 +316,7 @@ class UnitAggregate:
 
     def _identity(self) -> tuple:
         return (self.metrics, self.T, self.spec_given, self.settings.model_dump(),
-                self.exact_seeds, self.relative_accuracy, self.absorbing)
+                self.exact_seeds, self.relative_accuracy, self.quantiles, self.absorbing)
 
     # -- checkpoints ------------------------------------------------------------------------
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -328,7 +337,8 @@ class UnitAggregate:
                                       if self.raw else np.zeros((self.T, 0)))
         meta = {"metrics": self.metrics, "n_iterations": self.T, "spec": self.spec_given,
                 "settings": self.settings.model_dump(), "exact_seeds": self.exact_seeds,
-                "relative_accuracy": self.relative_accuracy, "absorbing": list(self.absorbing),
+                "relative_accuracy": self.relative_accuracy, "quantiles": self.quantiles,
+                "absorbing": list(self.absorbing),
                 "n_seen": self.n_seen, "raw": self.raw is not None}
         return arrays, meta
 
@@ -343,7 +353,7 @@ class UnitAggregate:
         """
         out = cls(meta["metrics"], meta["n_iterations"], meta["spec"], meta["settings"],
                   exact_seeds=meta["exact_seeds"], relative_accuracy=meta["relative_accuracy"],
-                  absorbing=meta["absorbing"])
+                  quantiles=meta.get("quantiles", True), absorbing=meta["absorbing"])
         try:
             for k, a in out.acc.items():
                 prefix = f"acc/{k}/"
@@ -707,7 +717,8 @@ def curves_streamed(units: Sequence[tuple[dict, str, str, UnitAggregate]],
             mean, sd = c.marginal_mean, np.sqrt(c.marginal_var)
             lo_hi = np.array([mean_ci_from(Moments(float(a), float(b), int(k)), level)[1:]
                               for a, b, k in zip(mean, sd, n)]).reshape(-1, 2)
-            q = agg.acc[f"sketch.{i}"].quantile(list(CURVE_QUANTILES))
+            q = (agg.acc[f"sketch.{i}"].quantile(list(CURVE_QUANTILES)) if agg.quantiles
+                 else np.full((len(CURVE_QUANTILES), agg.T), np.nan))
             frames.append(pd.DataFrame({
                 **{k: [v] * agg.T for k, v in where.items()}, "task": task,
                 "paradigm": paradigm, "metric": metric, "iteration": its, "n": n, "mean": mean,

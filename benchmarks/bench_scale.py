@@ -32,6 +32,8 @@ Usage::
     python benchmarks/bench_scale.py --full      # also 10^5 (~20 GB RSS before issue 15 lands:
                                                  # skipped when the memory is not available)
     python benchmarks/bench_scale.py --quick     # smoke test: 50 and 100 chains x 5 iterations
+    python benchmarks/bench_scale.py --engine    # the engine alone: chains/s of compute_unit
+                                                 # at 8192 and 65536 chains vs the reference path
 
 The load average is printed before and after: the machine is shared, timings are noisy.
 Exit 0 when every command ran, 2 with one line when one failed or the memory check failed.
@@ -40,6 +42,7 @@ Exit 0 when every command ran, 2 with one line when one failed or the memory che
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -274,6 +277,63 @@ def _block_runner(study):
     return run
 
 
+@contextlib.contextmanager
+def reference_path():
+    """The engine as it was before issue 15's exact batching, for comparison in the same
+    process: numpy's ``choice`` / ``standard_normal`` / ``chisquare`` called replicate by
+    replicate (``rng.FLOYD_EXACT``, ``rng.EXACT_NORMALS`` off) and the tail rows by a full
+    stable argsort.  Same numbers (checked by ``engine_throughput``)."""
+    import numpy as np
+
+    from modelcollapse import rng
+    from modelcollapse.tasks import base
+
+    saved = rng.FLOYD_EXACT, rng.EXACT_NORMALS, base.smallest_rows
+    rng.FLOYD_EXACT, rng.EXACT_NORMALS = False, False
+    base.smallest_rows = lambda values, k: np.argsort(values, axis=1, kind="stable")[:, :k]
+    try:
+        yield
+    finally:
+        rng.FLOYD_EXACT, rng.EXACT_NORMALS, base.smallest_rows = saved
+
+
+def engine_throughput(sizes, iterations: int, reference: bool = True) -> list[dict]:
+    """Chains per second of ``engine.unit.compute_unit`` (task built, chains run, learning
+    curve; no results rows) for the issue's study at each size in ``sizes`` (replicates in one
+    unit: a block of the streamed engine), in this process, under one BLAS thread; with
+    ``reference``, also the reference path (``reference_path``) on the same machine right after,
+    and whether both gave byte-identical values and statuses.  Process CPU seconds are reported
+    beside wall seconds (the machine is shared)."""
+    import time
+
+    import numpy as np
+
+    from modelcollapse.config import Study
+    from modelcollapse.engine.unit import compute_unit
+
+    def timed(study):
+        w0, c0 = time.perf_counter(), time.process_time()
+        result = compute_unit(study, 0, 0)
+        return result, time.perf_counter() - w0, time.process_time() - c0
+
+    rows = []
+    compute_unit(Study.model_validate(study_dict(512, 3)), 0, 0)  # imports, one-time checks
+    for n in sizes:
+        study = Study.model_validate(study_dict(n, iterations))
+        fast, wall, cpu = timed(study)
+        row = {"chains": n, "iterations": iterations, "wall_s": wall, "cpu_s": cpu}
+        if reference:
+            with reference_path():
+                slow, row["ref_wall_s"], row["ref_cpu_s"] = timed(study)
+            row["identical"] = (list(fast.values) == list(slow.values) and all(
+                np.array_equal(fast.values[k], slow.values[k], equal_nan=True)
+                for k in fast.values) and np.array_equal(fast.status, slow.status))
+            del slow
+        del fast
+        rows.append(row)
+    return rows
+
+
 def fmt_bytes(b: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if abs(b) < 1000 or unit == "GB":
@@ -294,7 +354,14 @@ def main(argv=None) -> int:
                     help="skip the streamed prototype (engine blocks + accumulators)")
     ap.add_argument("--block", type=int, default=None,
                     help="replicates per block of the streamed prototype (default 8192)")
+    ap.add_argument("--engine", action="store_true",
+                    help="only the engine's throughput: chains/s of compute_unit at 8192 and "
+                    "65536 replicates (--seeds to choose), against the reference path")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="--engine without the (slow) reference path")
     args = ap.parse_args(argv)
+    if args.engine:
+        return engine_main(args)
     iterations = args.iterations or (5 if args.quick else 100)
     seeds = args.seeds or ([50, 100] if args.quick else
                            [1_000, 10_000] + ([100_000] if args.full else []))
@@ -368,6 +435,44 @@ def main(argv=None) -> int:
     load1 = os.getloadavg()
     print(f"load average after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
     return status
+
+
+def engine_main(args) -> int:
+    """``--engine``: print the engine's chains/s, per-chain cost and speed-up; exit 2 when the
+    two paths' results differ."""
+    iterations = args.iterations or (5 if args.quick else 100)
+    sizes = args.seeds or ([256, 1024] if args.quick else [8192, 65536])
+    load0 = os.getloadavg()
+    print(f"bench_scale --engine: compute_unit, Gaussian d=1 n=10 MLE accumulate, {iterations} "
+          f"iterations; {os.cpu_count()} CPUs; load average before: {load0[0]:.2f} "
+          f"{load0[1]:.2f} {load0[2]:.2f}", flush=True)
+    rows = engine_throughput(sizes, iterations, reference=not args.no_reference)
+    head = ["chains", "wall s", "CPU s", "chains/s", "us/chain", "CPU us/chain"]
+    if not args.no_reference:
+        head += ["ref wall s", "ref CPU s", "ref us/chain", "speed-up", "identical"]
+    print("  ".join(f"{h:>12}" for h in head))
+    ok = True
+    for r in rows:
+        n = r["chains"]
+        cells = [f"{n}", f"{r['wall_s']:.2f}", f"{r['cpu_s']:.2f}", f"{n / r['wall_s']:.0f}",
+                 f"{1e6 * r['wall_s'] / n:.0f}", f"{1e6 * r['cpu_s'] / n:.0f}"]
+        if not args.no_reference:
+            cells += [f"{r['ref_wall_s']:.2f}", f"{r['ref_cpu_s']:.2f}",
+                      f"{1e6 * r['ref_wall_s'] / n:.0f}",
+                      f"{r['ref_wall_s'] / r['wall_s']:.2f}x", str(r["identical"])]
+            ok &= r["identical"]
+        print("  ".join(f"{c:>12}" for c in cells))
+    if len(rows) > 1:
+        first, last = rows[0], rows[-1]
+        ratio = (last["cpu_s"] / last["chains"]) / (first["cpu_s"] / first["chains"])
+        print(f"CPU cost per chain at {last['chains']} / at {first['chains']}: {ratio:.2f} "
+              "(flat: ~1)")
+    load1 = os.getloadavg()
+    print(f"load average after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+    if not ok:
+        print("error: engine: the reference path gave different results", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

@@ -33,10 +33,23 @@ uniforms ``((u >> 11) + 1/2) 2**-53`` in (0, 1) (one word each), normals by the 
 CDF of one uniform (``scipy.special.ndtri``), Gamma and chi-square variates by Marsaglia & Tsang's
 exact rejection sampler over a fixed number of proposals with an inverse-CDF fallback
 (``Batch.gamma``).
+
+Exact batched choice
+--------------------
+``Streams.choices`` gives, for every replicate, the very rows that ``g.choice(population, size,
+replace=False)`` of its generator would give (repeated calls in a row), without a Python call per
+replicate: each replicate's raw words come from its own Philox (``random_raw``: one C call), and
+numpy's algorithm for a population <= 10 000 -- Floyd's sampling of ``size`` values, then a
+Fisher-Yates shuffle of the sample, each bounded integer by Lemire's multiply-shift of one 32-bit
+word (low half of a 64-bit word first) -- runs on the word matrix column by column.  A
+replicate where a word might have been rejected (probability < size / 2**32 per word) is
+recomputed by numpy, and so is replicate 0 of every call, as a check of the emulation: if this
+numpy's ``choice`` differs, every replicate is drawn by numpy.  The streams are unchanged.
 """
 
 from __future__ import annotations
 
+import math
 from enum import IntEnum
 
 import numpy as np
@@ -148,6 +161,175 @@ class Streams:
             state["state"]["counter"] = counter  # the setter copies: the mapping stays ours
             bg.state = state
         return self._gens[role]
+
+    def choices(self, iteration: int, role: Role, population: int, size: int,
+                repeats: int = 1) -> np.ndarray:
+        """``repeats`` successive ``g.choice(population, size, replace=False)`` of each
+        replicate's generator ``g`` of stream (iteration, role), drawn from the start of the
+        stream: shape (repeats, R, size), int64 -- the same numbers, computed for all replicates
+        at once (module docstring, "Exact batched choice").
+
+        The generators ``self(iteration, role)`` are left at an unspecified position: use this
+        only where nothing else draws from that stream between or after the choices.
+
+        Raises
+        ------
+        ValueError
+            ``size`` outside 0..``population``, or ``repeats`` < 0.
+        """
+        population, size, repeats = int(population), int(size), int(repeats)
+        if not 0 <= size <= population or repeats < 0:
+            raise ValueError(f"choices: size {size} of population {population}, repeats "
+                             f"{repeats}: need 0 <= size <= population and repeats >= 0")
+        R = len(self)
+        if not FLOYD_EXACT or population > FLOYD_MAX_POPULATION or size > FLOYD_MAX_SIZE:
+            return self._choices_numpy(iteration, role, population, size, repeats)
+        n32 = repeats * _floyd_uint32s(population, size)
+        gens = self(iteration, role)
+        bitgens = self._bitgens[int(role)]
+        words = (n32 + 1) // 2
+        raw = (np.stack([bg.random_raw(words) for bg in bitgens]) if R and words
+               else np.zeros((R, words), dtype=np.uint64))
+        u32 = np.empty((R, 2 * words), dtype=np.uint64)  # next_uint32: low half, then high
+        np.bitwise_and(raw, np.uint64(0xFFFFFFFF), out=u32[:, 0::2])
+        np.right_shift(raw, np.uint64(32), out=u32[:, 1::2])
+        out, unsure = _floyd_choices(u32, population, size, repeats)
+        del gens
+        redo = np.flatnonzero(unsure)
+        if R and (redo.size == 0 or redo[0] != 0):
+            redo = np.concatenate([[0], redo])  # replicate 0 always: a check of the emulation
+        for i in redo:
+            g = Streams(self.seed, self.replicates[i:i + 1])(iteration, role)[0]
+            exact = [g.choice(population, size, replace=False) for _ in range(repeats)]
+            exact = np.stack(exact) if repeats else out[:, i]
+            if i == 0 and not unsure[0] and not np.array_equal(exact, out[:, 0]):
+                # this numpy's choice is not the algorithm emulated: draw every replicate
+                return self._choices_numpy(iteration, role, population, size, repeats)
+            out[:, i] = exact
+        return out
+
+    def normals_chisquares(self, iteration: int, role: Role, n_normal: int, df: float,
+                           n_chisquare: int) -> tuple[np.ndarray, np.ndarray]:
+        """What each replicate's generator g of stream (iteration, role), from the start of the
+        stream, gives for ``g.standard_normal(n_normal)`` then ``g.chisquare(df,
+        size=n_chisquare)``: (R, n_normal) and (R, n_chisquare) float64 -- the same numbers,
+        for all replicates at once where numpy's common path allows (module comment above
+        ``philox``), by numpy replicate by replicate elsewhere.
+
+        The generators ``self(iteration, role)`` are left at an unspecified position.
+        """
+        global EXACT_NORMALS
+        n_normal, n_chisquare, df = int(n_normal), int(n_chisquare), float(df)
+        if EXACT_NORMALS is None and len(self) >= EXACT_MIN_REPLICATES:
+            EXACT_NORMALS = _check_exact_normals()
+        if (not EXACT_NORMALS or not df > 2.0 or n_normal + 2 * n_chisquare > 64
+                or len(self) < EXACT_MIN_REPLICATES):
+            # Gamma(df / 2 <= 1) takes other paths in numpy; long draws rarely stay common
+            return _numpy_normals_chisquares(self(iteration, role), n_normal, df, n_chisquare)
+        z, chi, sure = _emulated_normals_chisquares(self._key_array(), int(iteration),
+                                                    int(role), n_normal, df, n_chisquare)
+        redo = np.flatnonzero(~sure)
+        if redo.size:
+            z[redo], chi[redo] = _numpy_normals_chisquares(
+                self._generators(iteration, role, redo), n_normal, df, n_chisquare)
+        return z, chi
+
+    def _key_array(self) -> np.ndarray:
+        """(R, 2) uint64: each replicate's Philox key."""
+        keys = self.__dict__.get("_keys_cache")
+        if keys is None:
+            keys = (np.stack(self._keys) if self._keys
+                    else np.empty((0, 2), dtype=np.uint64))
+            self._keys_cache = keys
+        return keys
+
+    def _generators(self, iteration: int, role: Role, positions) -> list[np.random.Generator]:
+        """The generators of the replicates at ``positions`` only, at the start of stream
+        (iteration, role) (``__call__`` resets every replicate's)."""
+        role = int(role)
+        if role not in self._bitgens:
+            gens = self(iteration, role)
+            return [gens[i] for i in positions]
+        counter = np.array([0, 0, int(iteration), role], dtype=np.uint64)
+        out = []
+        for i in positions:
+            state = self._states[role][i]
+            state["state"]["counter"] = counter
+            self._bitgens[role][i].state = state
+            out.append(self._gens[role][i])
+        return out
+
+    def _choices_numpy(self, iteration, role, population, size, repeats) -> np.ndarray:
+        """``choices`` by numpy's own ``Generator.choice``, replicate by replicate."""
+        gens = self(iteration, role)
+        out = np.empty((repeats, len(self), size), dtype=np.int64)
+        for i, g in enumerate(gens):
+            for j in range(repeats):
+                out[j, i] = g.choice(population, size, replace=False)
+        return out
+
+
+#: whether ``Streams.choices`` may use the batched emulation (tests switch it off to compare)
+FLOYD_EXACT = True
+#: beyond these, ``Streams.choices`` calls numpy per replicate (numpy's choice changes algorithm
+#: above 10 000; the emulation's work grows as size^2)
+FLOYD_MAX_POPULATION = 10_000
+FLOYD_MAX_SIZE = 64
+_LOW32 = np.uint64(0xFFFFFFFF)
+_SHIFT32 = np.uint64(32)
+
+
+def _floyd_uint32s(population: int, size: int) -> int:
+    """32-bit words one ``choice(population, size, replace=False)`` consumes (no rejection):
+    one per Floyd step with a nonzero range, one per shuffle step."""
+    floyd = sum(1 for j in range(population - size, population) if j > 0)
+    return floyd + max(size - 1, 0)
+
+
+def _bounded(u: np.ndarray, high: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lemire's multiply-shift of 32-bit words ``u`` (uint64 holding < 2**32) onto 0..high:
+    (values int64, unsure bool) -- unsure where the low product word is below high + 1, the only
+    case where numpy's bounded draw may reject the word and draw again."""
+    m = u * np.uint64(high + 1)
+    return (m >> _SHIFT32).astype(np.int64), (m & _LOW32) < np.uint64(high + 1)
+
+
+def _floyd_choices(u32: np.ndarray, population: int, size: int,
+                   repeats: int) -> tuple[np.ndarray, np.ndarray]:
+    """numpy's ``Generator.choice(population, size, replace=False)`` (population <= 10 000:
+    Floyd's sampling, then a Fisher-Yates shuffle of the sample; bounded integers by Lemire's
+    method on 32-bit words) for every replicate at once, ``repeats`` times in a row.
+
+    ``u32`` (R, n) holds each replicate's successive 32-bit words.  Returns (rows of shape
+    (repeats, R, size), unsure (R,)): a replicate is unsure where a word may have been rejected
+    (probability < size / 2**32 per word), after which its words no longer line up; the caller
+    recomputes those with numpy.
+    """
+    R = u32.shape[0]
+    out = np.empty((repeats, R, size), dtype=np.int64)
+    unsure = np.zeros(R, dtype=bool)
+    rows = np.arange(R)
+    col = 0
+    for rep in range(repeats):
+        sel = out[rep]
+        for k, j in enumerate(range(population - size, population)):
+            if j == 0:  # a range of one value draws nothing
+                val = np.zeros(R, dtype=np.int64)
+            else:
+                val, maybe = _bounded(u32[:, col], j)
+                unsure |= maybe
+                col += 1
+            # Floyd: a value drawn before is replaced by j (never drawn before: all are < j)
+            dup = (sel[:, :k] == val[:, None]).any(1) if k else np.zeros(R, dtype=bool)
+            sel[:, k] = np.where(dup, j, val)
+        for i in range(size - 1, 0, -1):  # shuffle: swap position i with a uniform one <= i
+            jj, maybe = _bounded(u32[:, col], i)
+            unsure |= maybe
+            col += 1
+            held = sel[rows, jj]
+            sel[rows, jj] = sel[:, i]
+            sel[:, i] = held
+    return out, unsure
 
 
 #: added to the role in counter word 3 of a block draw (``Batch``)
@@ -274,3 +456,169 @@ class Batch:
 
 #: proposals per value of ``Batch.gamma`` (each accepted with probability > 0.95 for a >= 1)
 GAMMA_TRIES = 4
+
+
+# -- numpy's per-replicate draws, computed for all replicates at once ---------------------------
+#
+# ``Streams.normals_chisquares`` gives, for every replicate, exactly the numbers its generator g
+# of stream (iteration, role) gives for ``g.standard_normal(n); g.chisquare(df, size=k)``, without
+# a Python call per replicate: the replicates' Philox words are computed as arrays (``philox``),
+# and numpy's algorithms are followed on them as far as their common path goes -- the ziggurat's
+# fast strip test for a normal (one word), and the squeeze test of Marsaglia & Tsang for a
+# Gamma(df / 2) (one normal, one uniform word).  A replicate that leaves the common path anywhere
+# (about 1 in 30 for one normal and one chi-square) is drawn by numpy itself.  The ziggurat's
+# tables are read from numpy's own ``standard_normal`` (words fed through the documented
+# ``Philox.state`` buffer), and the whole emulation is compared with numpy on a few thousand
+# replicates before first use: where they differ (another numpy, another platform's rounding)
+# every replicate is drawn by numpy.  The streams are unchanged either way.
+
+_M0, _M1 = np.uint64(0xD2E7470EE14C6C93), np.uint64(0xCA5A826395121157)  # Philox multipliers
+_W0, _W1 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBB67AE8584CAA73B)  # Weyl key increments
+_PHILOX_ROUNDS = 10
+
+
+def _mulhilo(a: np.uint64, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(high, low) 64-bit halves of the 128-bit products a * b (b uint64 array)."""
+    al, ah = a & _LOW32, a >> _SHIFT32
+    bl, bh = b & _LOW32, b >> _SHIFT32
+    ll, lh, hl = al * bl, al * bh, ah * bl
+    mid = (ll >> _SHIFT32) + (lh & _LOW32) + (hl & _LOW32)
+    high = ah * bh + (lh >> _SHIFT32) + (hl >> _SHIFT32) + (mid >> _SHIFT32)
+    return high, a * b
+
+
+def philox(keys: np.ndarray, counter: np.ndarray) -> np.ndarray:
+    """Philox4x64-10 (Salmon et al. 2011) of each row: keys (R, 2), counter (4,) or (R, 4),
+    uint64 -> (R, 4) uint64, the four words ``np.random.Philox`` buffers for that counter."""
+    with np.errstate(over="ignore"):
+        k0, k1 = keys[:, 0].copy(), keys[:, 1].copy()
+        c = np.broadcast_to(np.asarray(counter, dtype=np.uint64), (len(keys), 4))
+        c0, c1, c2, c3 = (c[:, i].copy() for i in range(4))
+        for rnd in range(_PHILOX_ROUNDS):
+            if rnd:
+                k0 += _W0
+                k1 += _W1
+            hi0, lo0 = _mulhilo(_M0, c0)
+            hi1, lo1 = _mulhilo(_M1, c2)
+            c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+    return np.stack([c0, c1, c2, c3], axis=1)
+
+
+class _Ziggurat:
+    """numpy's ziggurat tables for ``standard_normal``, read from numpy itself: ``w[i]`` the
+    scale of strip i and ``k[i]`` its fast-path bound (a word with strip i and 52-bit magnitude
+    a < k[i] gives +-a w[i] from that one word)."""
+
+    def __init__(self) -> None:
+        bg = np.random.Philox(key=[0, 0])
+        g = np.random.Generator(bg)
+        state = bg.state  # counter 0
+
+        def draw(word: int) -> tuple[float, bool]:  # (value, took one word)
+            state["buffer"] = np.array([word, 0, 0, 0], dtype=np.uint64)
+            state["buffer_pos"] = 0
+            bg.state = state
+            x = g.standard_normal()
+            after = bg.state  # one word: the buffer's first, and no new block of words
+            return x, after["buffer_pos"] == 1 and not after["state"]["counter"].any()
+
+        self.w = np.empty(256)
+        self.k = np.empty(256, dtype=np.uint64)
+        for i in range(256):
+            lo, hi = 0, 1 << 52  # fast below k[i]: the smallest magnitude that is not
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if draw(i | (mid << 9))[1]:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            self.k[i] = lo
+            # magnitude 1 gives the strip's scale itself (a strip without a fast path: unused)
+            self.w[i] = draw(i | (1 << 9))[0] if lo > 1 else 0.0
+
+    def normal(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(values, fast) of ``random_standard_normal`` on one word each (uint64 array)."""
+        idx = (words & np.uint64(0xFF)).astype(np.intp)
+        r = words >> np.uint64(8)
+        magnitude = (r >> np.uint64(1)) & np.uint64(0x000FFFFFFFFFFFFF)
+        x = magnitude.astype(np.float64) * self.w[idx]  # exact: magnitude < 2**53
+        x = np.where((r & np.uint64(1)).astype(bool), -x, x)
+        return x, magnitude < self.k[idx]
+
+
+_ZIGGURAT: _Ziggurat | None = None
+#: whether ``Streams.normals_chisquares`` may emulate numpy (None: not checked yet)
+EXACT_NORMALS: bool | None = None
+#: fewer replicates than this are drawn by numpy (the one-time check costs ~0.2 s)
+EXACT_MIN_REPLICATES = 256
+
+
+def _gamma_fast(shape: float, x: np.ndarray, u_words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(values, accepted) of numpy's ``random_standard_gamma(shape)`` (shape > 1) where its
+    first proposal, normal ``x`` and uniform word ``u_words``, is accepted (by the squeeze
+    test, or else by the log test, evaluated with the C library's ``log`` as numpy does)."""
+    b = shape - 1.0 / 3.0
+    c = 1.0 / np.sqrt(9 * b)
+    v = 1.0 + c * x
+    positive = v > 0.0
+    v = v * v * v
+    u = (u_words >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+    squeeze = u < 1.0 - 0.0331 * (x * x) * (x * x)
+    ok = positive & squeeze
+    for i in np.flatnonzero(positive & ~squeeze).tolist():  # ~1 in 10: scalar C ``log``
+        ui, xi, vi = float(u[i]), float(x[i]), float(v[i])
+        if ui > 0.0 and math.log(ui) < 0.5 * xi * xi + b * (1. - vi + math.log(vi)):
+            ok[i] = True
+    return b * v, ok
+
+
+def _emulated_normals_chisquares(keys: np.ndarray, iteration: int, role: int, n_normal: int,
+                                 df: float, n_chi: int) -> tuple[np.ndarray, np.ndarray,
+                                                                 np.ndarray]:
+    """(z (R, n_normal), chi (R, n_chi), sure (R,)) on the common path (module comment)."""
+    R = len(keys)
+    n_words = n_normal + 2 * n_chi
+    blocks = -(-n_words // 4)
+    words = np.empty((R, 4 * blocks), dtype=np.uint64)
+    for b in range(blocks):  # numpy increments the counter before each block
+        words[:, 4 * b:4 * b + 4] = philox(keys, [b + 1, 0, iteration, role])
+    zig = _ZIGGURAT
+    z, sure = zig.normal(words[:, :n_normal])
+    sure = sure.all(1)
+    chi = np.empty((R, n_chi))
+    for j in range(n_chi):
+        col = n_normal + 2 * j
+        x, fast = zig.normal(words[:, col])
+        g, ok = _gamma_fast(0.5 * df, x, words[:, col + 1])
+        chi[:, j] = 2.0 * g
+        sure &= fast & ok
+    return z, chi, sure
+
+
+def _numpy_normals_chisquares(gens, n_normal: int, df: float, n_chi: int):
+    z = np.empty((len(gens), n_normal))
+    chi = np.empty((len(gens), n_chi))
+    for r, g in enumerate(gens):
+        z[r] = g.standard_normal(n_normal)
+        chi[r] = g.chisquare(df, size=n_chi)
+    return z, chi
+
+
+def _check_exact_normals() -> bool:
+    """Build the ziggurat tables and compare the emulation with numpy on 4096 replicates of a
+    fixed stream (one normal and one chi-square, then 3 normals and 2 chi-squares)."""
+    global _ZIGGURAT
+    try:
+        _ZIGGURAT = _Ziggurat()
+    except (RuntimeError, ValueError, KeyError, TypeError):
+        return False
+    streams = Streams(20240, range(4096))
+    keys = streams._key_array()
+    for n_normal, df, n_chi in ((1, 9.0, 1), (3, 2.5, 2)):
+        z, chi, sure = _emulated_normals_chisquares(keys, 7, int(Role.SAMPLE), n_normal, df,
+                                                    n_chi)
+        z0, chi0 = _numpy_normals_chisquares(streams(7, Role.SAMPLE), n_normal, df, n_chi)
+        if not (sure.mean() > 0.5 and np.array_equal(z[sure], z0[sure])
+                and np.array_equal(chi[sure], chi0[sure])):
+            return False
+    return True

@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..rng import Batch
 from ._linalg import SPDFactor, spd_factor
 from .base import STATUS_OK, Stats, stack_draws
 
@@ -52,6 +53,12 @@ class Gaussian:
     data_kind = "vector"
     #: advances all replicates at once (the batched protocol, ``families.base``)
     batched = True
+    #: ``fit`` never draws from its ``rngs`` (``tasks.base.LearningCurve`` batches subsamples)
+    fit_uses_rngs = False
+    #: ``sample`` / ``sample_statistics`` accept an ``rng.Batch`` (``families.base``); their
+    #: numbers still come from each replicate's own stream, as with a list of generators
+    #: (``rng.Streams.normals_chisquares``: the same numbers, without a call per replicate)
+    block_draws = True
 
     def __init__(self, *, covariance_estimator: Literal["mle", "unbiased"] = "mle",
                  sampling_scale: float = 1.0, known_covariance: np.ndarray | None = None,
@@ -148,7 +155,10 @@ class Gaussian:
 
     # -- protocol ----------------------------------------------------------------------------
     def sample(self, n_samples: int, *, rngs) -> np.ndarray:
-        """Draw (R, n_samples, d) samples, one stream per replicate."""
+        """Draw (R, n_samples, d) samples, one stream per replicate (``rngs``: a generator per
+        replicate, or an ``rng.Batch`` of their streams)."""
+        if isinstance(rngs, Batch):
+            rngs = rngs.generators
         d = self.mean_.shape[1]
         z = stack_draws(rngs, lambda g: g.standard_normal((n_samples, d)))
         root = np.sqrt(self.sampling_scale) * self.factor_.root
@@ -186,17 +196,25 @@ class Gaussian:
         triangular, A_ij ~ N(0, 1) for i > j and A_ii^2 ~ chi^2(n - 1 - i), drawn as
         chi^2(n - d) + chi^2(d - 1 - i), the second as a sum of squared normals (one normal and one
         scalar chi-square call per replicate).  Same distribution as ``statistics(sample(n))``;
-        falls back to it when n <= d (rank-deficient scatter).
+        falls back to it when n <= d (rank-deficient scatter).  ``rngs``: a generator per
+        replicate, or an ``rng.Batch`` of their streams (the same numbers).
         """
         R, d = self.mean_.shape
         if n_samples <= d:
             return self.statistics(self.sample(n_samples, rngs=rngs))
         n_off = d * (d - 1) // 2
-        z = np.empty((R, d + n_off + d * (d - 1)))
-        chi = np.empty((R, d))
-        for r, g in enumerate(rngs):
-            z[r] = g.standard_normal(z.shape[1])
-            chi[r] = g.chisquare(n_samples - d, size=d)
+        if isinstance(rngs, Batch):  # each replicate's g.standard_normal(.), g.chisquare(.)
+            z, chi = rngs.streams.normals_chisquares(rngs.iteration, rngs.role,
+                                                     d + n_off + d * (d - 1), n_samples - d, d)
+        elif d == 1:  # one normal and one chi-square each: scalar calls (no array per call)
+            z = np.array([g.standard_normal() for g in rngs]).reshape(R, 1)
+            chi = np.array([g.chisquare(n_samples - 1) for g in rngs]).reshape(R, 1)
+        else:
+            z = np.empty((R, d + n_off + d * (d - 1)))
+            chi = np.empty((R, d))
+            for r, g in enumerate(rngs):
+                z[r] = g.standard_normal(z.shape[1])
+                chi[r] = g.chisquare(n_samples - d, size=d)
         # chi^2(d - 1 - i): squares of the first d - 1 - i of row i's d - 1 extra normals
         extra = z[:, d + n_off:].reshape(R, d, d - 1) ** 2
         keep = np.arange(d - 1)[None, :] < (d - 1 - np.arange(d))[:, None]

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["Task", "TaskParams", "LearningCurve", "curve_sizes"]
+__all__ = ["Task", "TaskParams", "LearningCurve", "curve_sizes", "smallest_rows"]
 
 
 class TaskParams(BaseModel):
@@ -114,7 +114,10 @@ class LearningCurve:
     also feeds the fit's own randomness), a fresh model is fitted on each, ``risk`` evaluates
     it on the held-out real test set and the replicate's value is the mean over the repeats.
     The streams depend only on (replicate, N), never on the paradigm, so every paradigm of a
-    study records the same curve.
+    study records the same curve.  A family whose fit never draws random numbers declares the
+    class attribute ``fit_uses_rngs = False``; its subsamples are then drawn for all replicates
+    at once (``rng.Streams.choices``: the same rows, without a Python call per replicate) and
+    its fits get ``rngs=None``.
 
     Attributes
     ----------
@@ -148,11 +151,21 @@ class LearningCurve:
         for N in self.sizes:
             if not 1 <= N <= n_real:
                 raise ValueError(f"learning-curve size {N} outside 1..{n_real} (the real pool)")
-            gens = streams(N, Role.REFERENCE)
+            model = make_model()
+            if getattr(model, "fit_uses_rngs", True):
+                # the fits draw from the stream between the subsamples: one call per replicate
+                gens = streams(N, Role.REFERENCE)
+                subsamples = None
+            else:  # the same rows for all replicates at once (``rng.Streams.choices``)
+                subsamples = streams.choices(N, Role.REFERENCE, n_real, N, self.repeats)
+                gens = None  # the fits never draw
             total = np.zeros(R)
-            for _ in range(self.repeats):
-                rows = np.stack([g.choice(n_real, size=N, replace=False) for g in gens])
-                model = make_model()
+            for j in range(self.repeats):
+                if subsamples is None:
+                    rows = np.stack([g.choice(n_real, size=N, replace=False) for g in gens])
+                else:
+                    rows = subsamples[j]
+                model = model if j == 0 else make_model()
                 model.fit(take_rows(real, rows), rngs=gens)
                 with np.errstate(all="ignore"):
                     total = total + np.asarray(self.risk(model), dtype=float)
@@ -190,7 +203,29 @@ def tail_rows(X: np.ndarray, mean: np.ndarray, covariance: np.ndarray,
     k = max(1, int(round(fraction * X.shape[1])))
     Xc = X - mean[:, None, :]
     maha = ((Xc @ np.linalg.pinv(covariance)) * Xc).sum(-1)
-    return np.argsort(-maha, axis=1, kind="stable")[:, :k]
+    return smallest_rows(-maha, k)
+
+
+def smallest_rows(values: np.ndarray, k: int) -> np.ndarray:
+    """``np.argsort(values, axis=1, kind="stable")[:, :k]`` -- the positions of each row's k
+    smallest values, smallest first, ties by position -- by a partial sort (O(m) per row
+    instead of O(m log m)); values (R, m) -> (R, k) positions."""
+    R, m = values.shape
+    k = min(int(k), m)
+    if k >= m or k <= 0 or np.isnan(values).any():  # NaN sorts last: leave it to argsort
+        return np.argsort(values, axis=1, kind="stable")[:, :k]
+    kth = np.partition(values, k - 1, axis=1)[:, k - 1:k]         # each row's k-th smallest
+    below = values < kth
+    tied = values == kth
+    # every value below the k-th smallest, then the first tied ones (by position) up to k
+    keep = below | tied
+    extra = np.flatnonzero(keep.sum(1) > k)  # rows with more ties than places (rare)
+    if extra.size:
+        room = k - below[extra].sum(1, keepdims=True)
+        keep[extra] = below[extra] | (tied[extra] & (np.cumsum(tied[extra], axis=1) <= room))
+    rows = np.nonzero(keep)[1].reshape(R, k)                        # positions, increasing
+    order = np.argsort(np.take_along_axis(values, rows, 1), axis=1, kind="stable")
+    return np.take_along_axis(rows, order, 1)
 
 
 def take_rows(X: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -1,0 +1,157 @@
+"""Issue 15, engine throughput: the batched computations that replace per-replicate numpy calls
+give exactly numpy's numbers (the streams are unchanged), for every replicate and whatever
+block of replicates it is computed in.  (No timings here: ``benchmarks/bench_scale.py
+--engine`` measures the speed.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modelcollapse import rng
+from modelcollapse.config import Study
+from modelcollapse.engine.unit import compute_unit
+from modelcollapse.rng import Role, Streams
+from modelcollapse.tasks.base import smallest_rows
+
+
+def _numpy_choices(streams, t, role, population, size, repeats):
+    gens = streams(t, role)
+    return np.stack([np.stack([g.choice(population, size, replace=False) for g in gens])
+                     for _ in range(repeats)])
+
+
+@pytest.mark.parametrize("population,size,repeats", [
+    (10, 6, 8), (10, 9, 8), (10, 10, 3), (10, 1, 2), (2, 1, 5), (7, 0, 2), (1000, 30, 2),
+    (5000, 64, 1)])
+def test_choices_are_numpys_choice(population, size, repeats):
+    streams = Streams(4, range(3, 1203))
+    got = streams.choices(5, Role.REFERENCE, population, size, repeats)
+    assert got.shape == (repeats, 1200, size) and got.dtype == np.int64
+    assert np.array_equal(got, _numpy_choices(streams, 5, Role.REFERENCE, population, size,
+                                              repeats))
+
+
+def test_floyd_emulation_itself_is_exact():
+    """The emulation, not its numpy fallback, gives numpy's rows (the fallback would hide a
+    broken emulation from the test above)."""
+    streams = Streams(9, range(2000))
+    population, size, repeats = 10, 8, 4
+    n32 = repeats * rng._floyd_uint32s(population, size)
+    streams(2, Role.REFERENCE)
+    raw = np.stack([bg.random_raw((n32 + 1) // 2) for bg in streams._bitgens[Role.REFERENCE]])
+    u32 = np.empty((2000, raw.shape[1] * 2), dtype=np.uint64)
+    u32[:, 0::2], u32[:, 1::2] = raw & rng._LOW32, raw >> rng._SHIFT32
+    rows, unsure = rng._floyd_choices(u32, population, size, repeats)
+    assert not unsure.any()
+    assert np.array_equal(rows, _numpy_choices(streams, 2, Role.REFERENCE, population, size,
+                                               repeats))
+
+
+def test_choices_flag_possible_rejections():
+    # Lemire's method rejects a word only where the low product word is below the range
+    values, unsure = rng._bounded(np.array([0, 2**32 - 1, 2**31 + 1, 2**31], dtype=np.uint64), 5)
+    # (2**31 + 1) 6 = 3 2**32 + 6: low word 6, not below 6; 2**31 6: low word 0
+    assert unsure.tolist() == [True, False, False, True]
+    assert values.tolist() == [0, 5, 3, 3]
+
+
+def test_choices_do_not_depend_on_the_block():
+    whole = Streams(1, range(0, 600)).choices(7, Role.REFERENCE, 10, 7, 3)
+    part = Streams(1, range(250, 400)).choices(7, Role.REFERENCE, 10, 7, 3)
+    assert np.array_equal(whole[:, 250:400], part)
+
+
+@pytest.mark.parametrize("n_normal,df,n_chi", [(1, 9.0, 1), (6, 7.0, 3), (2, 2.5, 0),
+                                               (0, 30.0, 4), (1, 2.0, 1), (1, 1.5, 1)])
+def test_normals_chisquares_are_numpys(n_normal, df, n_chi):
+    streams = Streams(1, range(100, 2100))
+    z, chi = streams.normals_chisquares(5, Role.SAMPLE, n_normal, df, n_chi)
+    gens = streams(5, Role.SAMPLE)
+    z0 = np.stack([g.standard_normal(n_normal) for g in gens])
+    chi0 = np.stack([g.chisquare(df, size=n_chi) for g in gens])
+    assert np.array_equal(z, z0) and np.array_equal(chi, chi0)
+
+
+def test_normal_emulation_itself_is_exact():
+    """Most replicates are computed by the emulation (not its numpy fallback), and those are
+    numpy's numbers; the ziggurat's one-word bound is exact (a magnitude at the bound is not
+    on the fast path)."""
+    assert rng._check_exact_normals()
+    streams = Streams(3, range(4000))
+    z, chi, sure = rng._emulated_normals_chisquares(streams._key_array(), 4, int(Role.SAMPLE),
+                                                    1, 9.0, 1)
+    assert sure.mean() > 0.9
+    gens = streams(4, Role.SAMPLE)
+    z0 = np.array([g.standard_normal() for g in gens])
+    chi0 = np.array([g.chisquare(9.0) for g in gens])
+    assert np.array_equal(z[sure, 0], z0[sure]) and np.array_equal(chi[sure, 0], chi0[sure])
+    zig = rng._ZIGGURAT
+    strip = int(np.argmax(zig.k))
+    at_bound = np.array([strip | (int(zig.k[strip]) << 9)], dtype=np.uint64)
+    below = np.array([strip | ((int(zig.k[strip]) - 1) << 9)], dtype=np.uint64)
+    assert not zig.normal(at_bound)[1][0] and zig.normal(below)[1][0]
+
+
+def test_philox_is_numpys():
+    streams = Streams(3, range(5))
+    words = rng.philox(streams._key_array(), [1, 0, 4, 2])
+    for i, key in enumerate(streams._keys):
+        assert np.array_equal(words[i], np.random.Philox(key=key, counter=[0, 0, 4, 2])
+                              .random_raw(4))
+
+
+def test_smallest_rows_is_a_stable_argsort():
+    g = np.random.default_rng(0)
+    for trial in range(400):
+        R, m = int(g.integers(1, 12)), int(g.integers(1, 50))
+        v = (g.integers(0, int(g.integers(1, 6)), size=(R, m)).astype(float) if trial % 2
+             else g.normal(size=(R, m)))
+        if trial % 7 == 0:
+            v[0, 0] = -0.0
+        if trial % 11 == 0:
+            v[v == 0] = np.inf
+        if trial % 13 == 0:
+            v[0, -1] = np.nan
+        k = int(g.integers(0, m + 2))
+        assert np.array_equal(smallest_rows(v, k), np.argsort(v, axis=1, kind="stable")[:, :k])
+
+
+def _target(n_seeds, n_iterations=12, **params):
+    return Study.model_validate({
+        "task": "gaussian", "task_params": {"dataset": "synthetic", "n_features": 1,
+                                            "n_samples": 10, **params},
+        "paradigms": ["accumulate"], "n_iterations": n_iterations, "n_seeds": n_seeds})
+
+
+def test_target_study_matches_the_reference_path(monkeypatch):
+    """The issue's study (above the emulation's replicate threshold): the whole unit equals the
+    unit computed with numpy replicate by replicate."""
+    study = _target(400)
+    fast = compute_unit(study, 0, 0)
+    assert any(k.startswith("reference_") for k in fast.values)  # the learning curve is there
+    monkeypatch.setattr(rng, "FLOYD_EXACT", False)
+    monkeypatch.setattr(rng, "EXACT_NORMALS", False)
+    slow = compute_unit(study, 0, 0)
+    assert list(fast.values) == list(slow.values)
+    for k in fast.values:
+        assert np.array_equal(fast.values[k], slow.values[k], equal_nan=True), k
+    assert np.array_equal(fast.status, slow.status)
+
+
+def test_target_chains_do_not_depend_on_their_block():
+    """Block invariance: replicates 300..599 computed alone equal their slice of 0..899."""
+    from modelcollapse.engine.loop import run_chain
+
+    study = _target(900)
+    spec = study.paradigms[0]
+
+    def run(reps):
+        streams = Streams(study.seed, reps)
+        task = study.tasks[0].build(streams)
+        return run_chain(task, spec.build(), n_iterations=study.n_iterations,
+                         n_synthetic=10, streams=streams).values
+
+    whole, part = run(range(900)), run(range(300, 600))
+    for k in whole:
+        assert np.array_equal(whole[k][:, 300:600], part[k], equal_nan=True), k

@@ -384,7 +384,9 @@ class UnitAggregate:
             return None
         if not self.raw:
             return {m: np.zeros((0, self.T)) for m in self.metrics}
-        return {m: np.concatenate([b[m] for b in self.raw], axis=1).T for m in self.metrics}
+        # C order, as the array path's: numpy's reductions sum in the order of the layout
+        return {m: np.ascontiguousarray(np.concatenate([b[m] for b in self.raw], axis=1).T)
+                for m in self.metrics}
 
     def pair(self, metric: str) -> PairStats:
         """The metric's first and last iteration as the paired tests use them."""

@@ -44,15 +44,19 @@ at least 2 ``growth_blocks``) it also keeps their values (n_iterations x chains 
 that, the growth test's K is min(growth_blocks, T): what the array path takes for n >=
 2 growth_blocks + 1 chains, so the streamed K always equals it.
 
-Memory per unit, independent of the number of chains: per metric ~ 8 (3 T + 20) bytes of
+Memory per unit, independent of the number of chains: per metric 64 T + ~250 bytes of
 moments plus its quantile sketch (8 bytes per bucket: ~115 buckets per decade of values per
-iteration at 1% accuracy), ~ 8 (K + 1)^2 bytes per growth curve, 8 (K_ref + 2)^2 for Def. 5,
-and the exact-seeds buffer; plus 16 bytes per chain for Def. 7's tail recall when a task uses
-it (the median of recall_0 and the sign test need them; documented above).
+iteration at 1% accuracy; ``quantiles=False`` drops them), ~ 8 (K + 1)^2 bytes per growth
+curve, 8 (K_ref + 2)^2 for Def. 5, and the exact-seeds buffer (at most ``exact_seeds`` x T x
+metrics x 8 bytes, freed once more chains come); plus 16 bytes per chain for Def. 7's tail
+recall when a task uses it (the median of recall_0 and the sign test need them).
 
-Determinism: every number depends only on the blocks and the order they are fed / merged in
-(``merge``: ``self``'s chains first); the same blocks in the same order give the same bits
-(with one BLAS thread, as the engine runs).
+Determinism: every number depends only on the blocks (which chains each holds) and their
+order.  Feeding blocks one after another, or one aggregate per block (workers) merged in block
+order (``merge``: ``self``'s chains first), gives the same bytes (tested); a different
+partition into blocks gives the same numbers to ~1e-13 only, so a run that must write the same
+bytes whatever its executor or interruptions fixes the blocks by the study, not by the
+machine (with one BLAS thread, as the engine runs).
 """
 
 from __future__ import annotations

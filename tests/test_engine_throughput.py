@@ -12,6 +12,7 @@ from modelcollapse import rng
 from modelcollapse.config import Study
 from modelcollapse.engine.unit import compute_unit
 from modelcollapse.rng import Role, Streams
+from modelcollapse.tasks import base
 from modelcollapse.tasks.base import smallest_rows
 
 
@@ -117,6 +118,24 @@ def test_smallest_rows_is_a_stable_argsort():
         assert np.array_equal(smallest_rows(v, k), np.argsort(v, axis=1, kind="stable")[:, :k])
 
 
+@pytest.mark.parametrize("d", [1, 3])
+def test_held_out_moments_and_tail_rows_in_chunks(monkeypatch, d):
+    """Replicate chunks (bounded temporaries) give the numbers of the whole arrays at once."""
+    g = np.random.default_rng(d)
+    X = g.normal(size=(23, 41, d)) * np.exp(g.normal(size=(23, 1, d)))
+    X[3, :5] = 0.0
+    mean = X.mean(1)
+    Xc = X - mean[:, None]
+    cov = np.swapaxes(Xc, 1, 2) @ Xc / X.shape[1]
+    maha = ((Xc @ np.linalg.pinv(cov)) * Xc).sum(-1)
+    tail = np.argsort(-maha, axis=1, kind="stable")[:, :4]
+    for chunk in (1, 5 * 41 * d * 8, 2**40):  # one replicate, five, all of them
+        monkeypatch.setattr(base, "CHUNK_BYTES", chunk)
+        got_mean, got_cov = base.reference_moments(X)
+        assert np.array_equal(got_mean, mean) and np.array_equal(got_cov, cov)
+        assert np.array_equal(base.tail_rows(X, mean, cov), tail)
+
+
 def _target(n_seeds, n_iterations=12, **params):
     return Study.model_validate({
         "task": "gaussian", "task_params": {"dataset": "synthetic", "n_features": 1,
@@ -132,6 +151,9 @@ def test_target_study_matches_the_reference_path(monkeypatch):
     assert any(k.startswith("reference_") for k in fast.values)  # the learning curve is there
     monkeypatch.setattr(rng, "FLOYD_EXACT", False)
     monkeypatch.setattr(rng, "EXACT_NORMALS", False)
+    monkeypatch.setattr(base, "CHUNK_BYTES", 2**62)
+    monkeypatch.setattr(base, "smallest_rows",
+                        lambda v, k: np.argsort(v, axis=1, kind="stable")[:, :k])
     slow = compute_unit(study, 0, 0)
     assert list(fast.values) == list(slow.values)
     for k in fast.values:

@@ -53,6 +53,7 @@ import math
 from enum import IntEnum
 
 import numpy as np
+from numpy.random.bit_generator import ISeedSequence
 
 __all__ = ["Batch", "Role", "Streams"]
 
@@ -68,6 +69,22 @@ class Role(IntEnum):
     EVAL = 5  #: randomness inside metrics
     CURATE = 6  #: curation policies (detector errors, reference fits, ratio-cap choices)
     REFERENCE = 7  #: the real-data learning curve (Def. 5); stream (N, REFERENCE) for size N
+
+
+class _KeySeed(ISeedSequence):
+    """A replicate's Philox key handed to ``np.random.Philox`` as its seed sequence: the same
+    generator as ``Philox(key=key)``, without the fresh ``SeedSequence`` from OS entropy that
+    the ``key=`` form builds and discards (about 2/3 of the cost of making a generator)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: np.ndarray) -> None:
+        self.key = key
+
+    def generate_state(self, n_words, dtype=np.uint32):
+        if n_words != 2 or np.dtype(dtype) != np.uint64:
+            raise ValueError("_KeySeed holds one Philox key: 2 words of uint64")
+        return self.key
 
 
 class Streams:
@@ -145,7 +162,7 @@ class Streams:
         """
         role = int(role)
         if role not in self._bitgens:
-            self._bitgens[role] = [np.random.Philox(key=k) for k in self._keys]
+            self._bitgens[role] = [np.random.Philox(_KeySeed(k)) for k in self._keys]
             self._gens[role] = [np.random.Generator(bg) for bg in self._bitgens[role]]
             # one state mapping per replicate, reused: a reset only rewrites its counter
             self._states[role] = [{
@@ -169,8 +186,8 @@ class Streams:
         stream: shape (repeats, R, size), int64 -- the same numbers, computed for all replicates
         at once (module docstring, "Exact batched choice").
 
-        The generators ``self(iteration, role)`` are left at an unspecified position: use this
-        only where nothing else draws from that stream between or after the choices.
+        Only where nothing else draws from that stream between or after the choices (the
+        generators ``self(iteration, role)`` are not used).
 
         Raises
         ------
@@ -185,21 +202,20 @@ class Streams:
         if not FLOYD_EXACT or population > FLOYD_MAX_POPULATION or size > FLOYD_MAX_SIZE:
             return self._choices_numpy(iteration, role, population, size, repeats)
         n32 = repeats * _floyd_uint32s(population, size)
-        gens = self(iteration, role)
-        bitgens = self._bitgens[int(role)]
         words = (n32 + 1) // 2
-        raw = (np.stack([bg.random_raw(words) for bg in bitgens]) if R and words
-               else np.zeros((R, words), dtype=np.uint64))
+        raw = np.zeros((R, words), dtype=np.uint64)
+        if words:
+            for i in range(R):  # one shared generator, put at each replicate's stream
+                raw[i] = self._scratch(i, iteration, role).bit_generator.random_raw(words)
         u32 = np.empty((R, 2 * words), dtype=np.uint64)  # next_uint32: low half, then high
         np.bitwise_and(raw, np.uint64(0xFFFFFFFF), out=u32[:, 0::2])
         np.right_shift(raw, np.uint64(32), out=u32[:, 1::2])
         out, unsure = _floyd_choices(u32, population, size, repeats)
-        del gens
         redo = np.flatnonzero(unsure)
         if R and (redo.size == 0 or redo[0] != 0):
             redo = np.concatenate([[0], redo])  # replicate 0 always: a check of the emulation
-        for i in redo:
-            g = Streams(self.seed, self.replicates[i:i + 1])(iteration, role)[0]
+        for i in redo.tolist():
+            g = self._scratch(i, iteration, role)
             exact = [g.choice(population, size, replace=False) for _ in range(repeats)]
             exact = np.stack(exact) if repeats else out[:, i]
             if i == 0 and not unsure[0] and not np.array_equal(exact, out[:, 0]):
@@ -216,7 +232,7 @@ class Streams:
         for all replicates at once where numpy's common path allows (module comment above
         ``philox``), by numpy replicate by replicate elsewhere.
 
-        The generators ``self(iteration, role)`` are left at an unspecified position.
+        The generators ``self(iteration, role)`` are not used.
         """
         global EXACT_NORMALS
         n_normal, n_chisquare, df = int(n_normal), int(n_chisquare), float(df)
@@ -226,12 +242,16 @@ class Streams:
                 or len(self) < EXACT_MIN_REPLICATES):
             # Gamma(df / 2 <= 1) takes other paths in numpy; long draws rarely stay common
             return _numpy_normals_chisquares(self(iteration, role), n_normal, df, n_chisquare)
+        round_keys = self.__dict__.get("_round_keys")
+        if round_keys is None:
+            round_keys = self._round_keys = philox_round_keys(self._key_array())
         z, chi, sure = _emulated_normals_chisquares(self._key_array(), int(iteration),
-                                                    int(role), n_normal, df, n_chisquare)
-        redo = np.flatnonzero(~sure)
-        if redo.size:
-            z[redo], chi[redo] = _numpy_normals_chisquares(
-                self._generators(iteration, role, redo), n_normal, df, n_chisquare)
+                                                    int(role), n_normal, df, n_chisquare,
+                                                    round_keys)
+        for i in np.flatnonzero(~sure).tolist():  # numpy itself off the common path
+            g = self._scratch(i, iteration, role)
+            z[i] = g.standard_normal(n_normal)
+            chi[i] = g.chisquare(df, size=n_chisquare)
         return z, chi
 
     def _key_array(self) -> np.ndarray:
@@ -243,21 +263,22 @@ class Streams:
             self._keys_cache = keys
         return keys
 
-    def _generators(self, iteration: int, role: Role, positions) -> list[np.random.Generator]:
-        """The generators of the replicates at ``positions`` only, at the start of stream
-        (iteration, role) (``__call__`` resets every replicate's)."""
-        role = int(role)
-        if role not in self._bitgens:
-            gens = self(iteration, role)
-            return [gens[i] for i in positions]
-        counter = np.array([0, 0, int(iteration), role], dtype=np.uint64)
-        out = []
-        for i in positions:
-            state = self._states[role][i]
-            state["state"]["counter"] = counter
-            self._bitgens[role][i].state = state
-            out.append(self._gens[role][i])
-        return out
+    def _scratch(self, position: int, iteration: int, role: Role) -> np.random.Generator:
+        """One generator shared by all replicates, put at the start of stream (iteration, role)
+        of the replicate at ``position``: the same numbers as ``self(iteration, role)[position]``
+        without a Philox object per replicate (valid until the next ``_scratch`` call)."""
+        if self.__dict__.get("_scratch_gen") is None:
+            bg = np.random.Philox(key=[0, 0])
+            self._scratch_gen = np.random.Generator(bg)
+            self._scratch_state = {"bit_generator": "Philox",
+                                   "state": {"counter": None, "key": None},
+                                   "buffer": np.zeros(4, dtype=np.uint64), "buffer_pos": 4,
+                                   "has_uint32": 0, "uinteger": 0}
+        state = self._scratch_state
+        state["state"]["counter"] = np.array([0, 0, int(iteration), int(role)], dtype=np.uint64)
+        state["state"]["key"] = self._keys[position]
+        self._scratch_gen.bit_generator.state = state
+        return self._scratch_gen
 
     def _choices_numpy(self, iteration, role, population, size, repeats) -> np.ndarray:
         """``choices`` by numpy's own ``Generator.choice``, replicate by replicate."""
@@ -477,8 +498,8 @@ _W0, _W1 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBB67AE8584CAA73B)  # Weyl 
 _PHILOX_ROUNDS = 10
 
 
-def _mulhilo(a: np.uint64, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(high, low) 64-bit halves of the 128-bit products a * b (b uint64 array)."""
+def _mulhilo(a: np.uint64, b) -> tuple:
+    """(high, low) 64-bit halves of the 128-bit products a * b (b uint64 scalar or array)."""
     al, ah = a & _LOW32, a >> _SHIFT32
     bl, bh = b & _LOW32, b >> _SHIFT32
     ll, lh, hl = al * bl, al * bh, ah * bl
@@ -487,20 +508,25 @@ def _mulhilo(a: np.uint64, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return high, a * b
 
 
-def philox(keys: np.ndarray, counter: np.ndarray) -> np.ndarray:
-    """Philox4x64-10 (Salmon et al. 2011) of each row: keys (R, 2), counter (4,) or (R, 4),
-    uint64 -> (R, 4) uint64, the four words ``np.random.Philox`` buffers for that counter."""
+def philox_round_keys(keys: np.ndarray) -> np.ndarray:
+    """(rounds, 2, R) uint64: the key of every Philox round for keys (R, 2) (``philox``)."""
+    bumps = np.arange(_PHILOX_ROUNDS, dtype=np.uint64)[:, None]
     with np.errstate(over="ignore"):
-        k0, k1 = keys[:, 0].copy(), keys[:, 1].copy()
-        c = np.broadcast_to(np.asarray(counter, dtype=np.uint64), (len(keys), 4))
-        c0, c1, c2, c3 = (c[:, i].copy() for i in range(4))
+        return np.stack([keys[:, 0][None, :] + bumps * _W0, keys[:, 1][None, :] + bumps * _W1],
+                        axis=1)
+
+
+def philox(keys: np.ndarray, counter, round_keys: np.ndarray | None = None) -> np.ndarray:
+    """Philox4x64-10 (Salmon et al. 2011) of each row: keys (R, 2) uint64 and one counter (4,)
+    -> (R, 4) uint64, the four words ``np.random.Philox`` buffers for that counter.
+    ``round_keys``: ``philox_round_keys(keys)``, if already computed."""
+    rk = philox_round_keys(keys) if round_keys is None else round_keys
+    c0, c1, c2, c3 = (np.uint64(int(x)) for x in counter)  # the first round on scalars
+    with np.errstate(over="ignore"):
         for rnd in range(_PHILOX_ROUNDS):
-            if rnd:
-                k0 += _W0
-                k1 += _W1
             hi0, lo0 = _mulhilo(_M0, c0)
             hi1, lo1 = _mulhilo(_M1, c2)
-            c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+            c0, c1, c2, c3 = hi1 ^ c1 ^ rk[rnd, 0], lo1, hi0 ^ c3 ^ rk[rnd, 1], lo0
     return np.stack([c0, c1, c2, c3], axis=1)
 
 
@@ -573,15 +599,17 @@ def _gamma_fast(shape: float, x: np.ndarray, u_words: np.ndarray) -> tuple[np.nd
 
 
 def _emulated_normals_chisquares(keys: np.ndarray, iteration: int, role: int, n_normal: int,
-                                 df: float, n_chi: int) -> tuple[np.ndarray, np.ndarray,
-                                                                 np.ndarray]:
+                                 df: float, n_chi: int, round_keys: np.ndarray | None = None
+                                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(z (R, n_normal), chi (R, n_chi), sure (R,)) on the common path (module comment)."""
+    if round_keys is None:
+        round_keys = philox_round_keys(keys)
     R = len(keys)
     n_words = n_normal + 2 * n_chi
     blocks = -(-n_words // 4)
     words = np.empty((R, 4 * blocks), dtype=np.uint64)
     for b in range(blocks):  # numpy increments the counter before each block
-        words[:, 4 * b:4 * b + 4] = philox(keys, [b + 1, 0, iteration, role])
+        words[:, 4 * b:4 * b + 4] = philox(keys, [b + 1, 0, iteration, role], round_keys)
     zig = _ZIGGURAT
     z, sure = zig.normal(words[:, :n_normal])
     sure = sure.all(1)

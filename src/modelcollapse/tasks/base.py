@@ -201,9 +201,28 @@ def tail_rows(X: np.ndarray, mean: np.ndarray, covariance: np.ndarray,
     mean : ndarray of shape (R, d); covariance : ndarray of shape (R, d, d)
     """
     k = max(1, int(round(fraction * X.shape[1])))
-    Xc = X - mean[:, None, :]
-    maha = ((Xc @ np.linalg.pinv(covariance)) * Xc).sum(-1)
-    return smallest_rows(-maha, k)
+    parts = []
+    for lo, hi in _chunks(X):  # replicate by replicate: the same numbers, bounded temporaries
+        Xc = X[lo:hi] - mean[lo:hi, None, :]
+        precision = np.linalg.pinv(covariance[lo:hi])
+        if X.shape[-1] == 1:  # a product with a 1 x 1 matrix is one multiplication: same numbers
+            maha = ((Xc * precision) * Xc)[..., 0]
+        else:
+            maha = ((Xc @ precision) * Xc).sum(-1)
+        parts.append(smallest_rows(-maha, k))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+#: bytes of a held-out set handled at once by ``tail_rows`` and ``reference_moments`` (their
+#: temporaries stay small enough to be reused rather than mapped afresh for every block)
+CHUNK_BYTES = 4 * 2**20
+
+
+def _chunks(X: np.ndarray) -> list[tuple[int, int]]:
+    """Ranges of replicates of X (R, m, ...) of about ``CHUNK_BYTES`` each (at least one)."""
+    R = X.shape[0]
+    per = max(1, CHUNK_BYTES // max(1, X[:1].size * 8))
+    return [(lo, min(lo + per, R)) for lo in range(0, R, per)] or [(0, 0)]
 
 
 def smallest_rows(values: np.ndarray, k: int) -> np.ndarray:
@@ -235,6 +254,12 @@ def take_rows(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 def reference_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean (R, d) and MLE covariance (R, d, d) of a held-out set X of shape (R, m, d)."""
-    mean = X.mean(1)
-    Xc = X - mean[:, None]
-    return mean, np.swapaxes(Xc, 1, 2) @ Xc / X.shape[1]
+    means, covs = [], []
+    for lo, hi in _chunks(X):  # replicate by replicate: the same numbers, bounded temporaries
+        mean = X[lo:hi].mean(1)
+        Xc = X[lo:hi] - mean[:, None]
+        means.append(mean)
+        covs.append(np.swapaxes(Xc, 1, 2) @ Xc / X.shape[1])
+    if len(means) == 1:
+        return means[0], covs[0]
+    return np.concatenate(means), np.concatenate(covs)

@@ -44,7 +44,7 @@ at least 2 ``growth_blocks``) it also keeps their values (n_iterations x chains 
 that, the growth test's K is min(growth_blocks, T): what the array path takes for n >=
 2 growth_blocks + 1 chains, so the streamed K always equals it.
 
-Memory per unit, independent of the number of chains: per metric 64 T + ~250 bytes of
+Memory per unit, independent of the number of chains: per metric ~64 T + 500 bytes of
 moments plus its quantile sketch (8 bytes per bucket: ~115 buckets per decade of values per
 iteration at 1% accuracy; ``quantiles=False`` drops them), ~ 8 (K + 1)^2 bytes per growth
 curve, 8 (K_ref + 2)^2 for Def. 5, and the exact-seeds buffer (at most ``exact_seeds`` x T x

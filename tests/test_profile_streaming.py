@@ -386,6 +386,16 @@ def test_collapse_time_counts_equal_the_per_chain_times():
     assert (got.last_iteration == times.last_iteration.max()).all()
 
 
+def test_sweep_units_carry_their_point_first():
+    values, status = synthetic(30, seed=13)
+    where = {"point": 3, "grid.n_real": 50}
+    units = [(where, "t", "a", feed(values, status, SPEC))]
+    for table in (collapse_profile_streamed(units), summary_streamed(units),
+                  curves_streamed(units), collapse_time_counts(units)):
+        assert list(table.columns[:2]) == ["point", "grid.n_real"]
+        assert (table.point == 3).all() and (table["grid.n_real"] == 50).all()
+
+
 def test_bad_input_is_one_clear_error():
     values, status = synthetic(20)
     agg = UnitAggregate(list(values), 12, SPEC)

@@ -193,7 +193,8 @@ class UnitAggregate:
             self.acc["scale"] = CurveMoments(len(refs) + 2)
             if refs:
                 self.acc["scale.diff"] = CurveMoments(len(refs), covariance=False)
-            self.counts["dey_donoho"] = np.zeros(1, np.int64)  # chains that are not augment
+            if scaling.get("dey_donoho"):  # chains that are not in the augment workflow
+                self.counts["dey_donoho"] = np.zeros(1, np.int64)
         else:
             self.scaling_refs = []
 
@@ -291,7 +292,7 @@ class UnitAggregate:
                 acc["scale"].update(np.vstack([ref, risk[[0, -1]]]))
                 if self.scaling_refs:
                     acc["scale.diff"].update(ref - risk[0])
-                if "n_real" in x and "n_synthetic" in x:  # chains not in the augment workflow
+                if "dey_donoho" in self.counts and "n_real" in x and "n_synthetic" in x:
                     self.counts["dey_donoho"] += int(
                         (~augment_chains(x["n_real"].T, x["n_synthetic"].T)).sum())
 
@@ -593,7 +594,8 @@ class _ScalingSource:
     def accumulate_generations(self) -> int | None:
         agg = self.agg
         ok = ("n_real" in agg.metrics and "n_synthetic" in agg.metrics
-              and int(agg.counts["dey_donoho"][0]) == 0 and agg.n_seen > 0)
+              and "dey_donoho" in agg.counts and int(agg.counts["dey_donoho"][0]) == 0
+              and agg.n_seen > 0)
         return agg.T if ok else None
 
 

@@ -87,11 +87,28 @@ def test_normal_emulation_itself_is_exact():
     z0 = np.array([g.standard_normal() for g in gens])
     chi0 = np.array([g.chisquare(9.0) for g in gens])
     assert np.array_equal(z[sure, 0], z0[sure]) and np.array_equal(chi[sure, 0], chi0[sure])
+    # the tables against numpy itself: numpy takes one word just below each strip's bound, more
+    # at it; the value of a one-word draw is the emulation's
     zig = rng._ZIGGURAT
-    strip = int(np.argmax(zig.k))
-    at_bound = np.array([strip | (int(zig.k[strip]) << 9)], dtype=np.uint64)
-    below = np.array([strip | ((int(zig.k[strip]) - 1) << 9)], dtype=np.uint64)
-    assert not zig.normal(at_bound)[1][0] and zig.normal(below)[1][0]
+    bg = np.random.Philox(key=[5, 6])
+    g = np.random.Generator(bg)
+    state = bg.state
+
+    def numpy_draw(word):
+        state["buffer"] = np.array([word, 0, 0, 0], dtype=np.uint64)
+        state["buffer_pos"] = 0
+        bg.state = state
+        x = g.standard_normal()
+        return x, bg.state["buffer_pos"] == 1 and not bg.state["state"]["counter"].any()
+
+    for strip in range(256):
+        bound = int(zig.k[strip])
+        words = [strip | (m << 9) for m in (bound - 1, bound) if 0 <= m < 2**52]
+        for word in words:
+            x, one_word = numpy_draw(word)
+            value, fast = zig.normal(np.array([word], dtype=np.uint64))
+            assert bool(fast[0]) == one_word, (strip, word)
+            assert not one_word or value[0] == x
 
 
 def test_philox_is_numpys():
@@ -134,6 +151,45 @@ def test_held_out_moments_and_tail_rows_in_chunks(monkeypatch, d):
         got_mean, got_cov = base.reference_moments(X)
         assert np.array_equal(got_mean, mean) and np.array_equal(got_cov, cov)
         assert np.array_equal(base.tail_rows(X, mean, cov), tail)
+
+
+@pytest.mark.parametrize("d,n", [(1, 10), (3, 12)])
+def test_gaussian_batch_gives_the_generators_numbers(d, n):
+    """Gaussian.sample_statistics through a Batch (the engine's call) equals the same call with
+    the list of per-replicate generators (the numbers before issue 15)."""
+    from modelcollapse.families.gaussian import Gaussian
+
+    R = 600
+    g = np.random.default_rng(d)
+    X = g.normal(size=(R, n, d))
+    model = Gaussian().fit(X)
+    streams = Streams(2, range(R))
+    via_batch = model.sample_statistics(n, rngs=streams.batch(3, Role.SAMPLE))
+    via_gens = model.sample_statistics(n, rngs=streams(3, Role.SAMPLE))
+    for k in via_gens:
+        assert np.array_equal(via_batch[k], via_gens[k]), k
+    assert np.array_equal(model.sample(4, rngs=streams.batch(3, Role.SAMPLE)),
+                          model.sample(4, rngs=streams(3, Role.SAMPLE)))
+
+
+def test_learning_curve_batched_equals_per_replicate():
+    """A family whose fit draws nothing gets its subsamples from ``Streams.choices``; the curve
+    equals the per-replicate path (``g.choice`` between fits) of the same family."""
+    from modelcollapse.families.gaussian import Gaussian
+    from modelcollapse.tasks.base import LearningCurve
+
+    class DrawingGaussian(Gaussian):
+        fit_uses_rngs = True
+
+    R, n = 300, 10
+    real = np.random.default_rng(0).normal(size=(R, n, 1))
+    curve = LearningCurve("mean_sq_error", lambda m: (m.mean_ ** 2).sum(1), (4, 6, 9), 5)
+    streams = Streams(0, range(R))
+    batched = curve.compute(Gaussian, real, streams)
+    per_replicate = curve.compute(DrawingGaussian, real, streams)
+    assert list(batched) == list(per_replicate)
+    for k in batched:
+        assert np.array_equal(batched[k], per_replicate[k]), k
 
 
 def _target(n_seeds, n_iterations=12, **params):

@@ -111,6 +111,18 @@ def test_normal_emulation_itself_is_exact():
             assert not one_word or value[0] == x
 
 
+@pytest.mark.parametrize("seed", [0, 1, 12345, 2**32 - 1, 2**32, 2**40 + 7, 2**130 + 5])
+def test_replicate_keys_are_numpys_seed_sequence(seed):
+    reps = np.array([0, 1, 2, 5, 1000, 2**31, 2**32 - 1, 2**32, 77777])
+    want = np.stack([np.random.SeedSequence(seed, spawn_key=(int(r),)).generate_state(2, np.uint64)
+                     for r in reps])
+    assert np.array_equal(rng.replicate_keys(seed, reps), want)
+    assert np.array_equal(rng._seed_keys(seed, reps[:-2]), want[:-2])  # the hash itself
+    assert np.array_equal(Streams(seed, reps)._key_array(), want)
+    with pytest.raises(ValueError):
+        Streams(seed, [3, -1])
+
+
 def test_philox_is_numpys():
     streams = Streams(3, range(5))
     words = rng.philox(streams._key_array(), [1, 0, 4, 2])

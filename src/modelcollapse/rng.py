@@ -71,6 +71,101 @@ class Role(IntEnum):
     REFERENCE = 7  #: the real-data learning curve (Def. 5); stream (N, REFERENCE) for size N
 
 
+def _numpy_keys(seed: int, replicates: np.ndarray) -> np.ndarray:
+    """(R, 2) uint64: ``SeedSequence(seed, spawn_key=(r,)).generate_state(2, np.uint64)``."""
+    keys = [np.random.SeedSequence(seed, spawn_key=(int(r),)).generate_state(2, np.uint64)
+            for r in replicates]
+    return np.stack(keys) if keys else np.empty((0, 2), dtype=np.uint64)
+
+
+# numpy's SeedSequence (O'Neill's seed_seq_fe: hashmix / mix over a pool of 4 uint32 words)
+_INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875
+_INIT_B, _MULT_B = 0x8B51F9DD, 0x58F38DED
+_MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
+_M32 = 0xFFFFFFFF
+
+
+def _words32(n: int) -> list[int]:
+    """A non-negative integer as uint32 words, lowest first ([0] for 0)."""
+    words = [n & _M32] if n == 0 else []
+    while n > 0:
+        words.append(n & _M32)
+        n >>= 32
+    return words
+
+
+def _seed_keys(seed: int, replicates: np.ndarray) -> np.ndarray:
+    """``_numpy_keys`` for replicates < 2**32 (one spawn-key word), all at once: the entropy
+    words seed (padded to the pool size) then r are hashed as numpy's ``SeedSequence`` does;
+    the hash constants are the same for every replicate, so only the words are arrays."""
+    run = _words32(seed)
+    run += [0] * max(0, 4 - len(run))
+    hash_a = _INIT_A
+    with np.errstate(over="ignore"):
+        def hashmix(value):  # value: int or uint64 array holding uint32
+            nonlocal hash_a
+            value = value ^ hash_a
+            hash_a = (hash_a * _MULT_A) & _M32
+            value = (value * np.uint64(hash_a)) & np.uint64(_M32) if isinstance(
+                value, np.ndarray) else (value * hash_a) & _M32
+            return value ^ (value >> 16) if not isinstance(value, np.ndarray) else (
+                value ^ (value >> np.uint64(16)))
+
+        def mix(x, y):
+            if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+                x, y = np.asarray(x, dtype=np.uint64), np.asarray(y, dtype=np.uint64)
+                out = (np.uint64(_MIX_L) * x - np.uint64(_MIX_R) * y) & np.uint64(_M32)
+                return out ^ (out >> np.uint64(16))
+            out = (_MIX_L * x - _MIX_R * y) & _M32
+            return out ^ (out >> 16)
+
+        entropy = run + [replicates.astype(np.uint64)]  # the spawn key's one word, last
+        pool = [hashmix(entropy[i]) for i in range(4)]
+        for src in range(4):
+            for dst in range(4):
+                if src != dst:
+                    pool[dst] = mix(pool[dst], hashmix(pool[src]))
+        for src in range(4, len(entropy)):
+            for dst in range(4):
+                pool[dst] = mix(pool[dst], hashmix(entropy[src]))
+        hash_b = _INIT_B
+        state = []
+        for i in range(4):  # generate_state(2, uint64): 4 uint32 words cycling the pool
+            value = np.asarray(pool[i % 4], dtype=np.uint64) ^ np.uint64(hash_b)
+            hash_b = (hash_b * _MULT_B) & _M32
+            value = (value * np.uint64(hash_b)) & np.uint64(_M32)
+            state.append(value ^ (value >> np.uint64(16)))
+    R = len(replicates)
+    state = [np.broadcast_to(w, (R,)) for w in state]
+    return np.stack([state[0] | (state[1] << np.uint64(32)),
+                     state[2] | (state[3] << np.uint64(32))], axis=1)
+
+
+def replicate_keys(seed: int, replicates: np.ndarray) -> np.ndarray:
+    """(R, 2) uint64: the Philox key of each replicate, ``SeedSequence(seed, spawn_key=(r,))
+    .generate_state(2, np.uint64)`` (module docstring) -- computed for all replicates at once
+    and checked against numpy on the first one (numpy itself where they differ, and for
+    negative or huge replicate indices).
+
+    Raises
+    ------
+    ValueError
+        A negative seed or replicate index (as ``SeedSequence``).
+    """
+    replicates = np.asarray(replicates, dtype=np.int64)
+    if (not SEED_KEYS_EXACT or seed < 0 or len(replicates) < 2 or replicates.min() < 0
+            or replicates.max() >= 2**32):
+        return _numpy_keys(seed, replicates)
+    keys = _seed_keys(seed, replicates)
+    if not np.array_equal(keys[:1], _numpy_keys(seed, replicates[:1])):
+        return _numpy_keys(seed, replicates)
+    return keys
+
+
+#: whether ``replicate_keys`` may hash all replicates at once (tests switch it off to compare)
+SEED_KEYS_EXACT = True
+
+
 class _KeySeed(ISeedSequence):
     """A replicate's Philox key handed to ``np.random.Philox`` as its seed sequence: the same
     generator as ``Philox(key=key)``, without the fresh ``SeedSequence`` from OS entropy that
@@ -106,10 +201,9 @@ class Streams:
     def __init__(self, seed: int, replicates) -> None:
         self.seed = int(seed)
         self.replicates = np.asarray(list(replicates), dtype=np.int64)
-        self._keys = [
-            np.random.SeedSequence(self.seed, spawn_key=(int(r),)).generate_state(2, np.uint64)
-            for r in self.replicates
-        ]
+        keys = replicate_keys(self.seed, self.replicates)
+        self._keys_cache = keys
+        self._keys = list(keys)
         # one Philox per (replicate, role): a call for one role never disturbs another role's
         # generators that a caller may still hold.
         self._bitgens: dict[int, list[np.random.Philox]] = {}
@@ -203,10 +297,7 @@ class Streams:
             return self._choices_numpy(iteration, role, population, size, repeats)
         n32 = repeats * _floyd_uint32s(population, size)
         words = (n32 + 1) // 2
-        raw = np.zeros((R, words), dtype=np.uint64)
-        if words:
-            for i in range(R):  # one shared generator, put at each replicate's stream
-                raw[i] = self._scratch(i, iteration, role).bit_generator.random_raw(words)
+        raw = self._words(iteration, role, words)
         u32 = np.empty((R, 2 * words), dtype=np.uint64)  # next_uint32: low half, then high
         np.bitwise_and(raw, np.uint64(0xFFFFFFFF), out=u32[:, 0::2])
         np.right_shift(raw, np.uint64(32), out=u32[:, 1::2])
@@ -242,17 +333,31 @@ class Streams:
                 or len(self) < EXACT_MIN_REPLICATES):
             # Gamma(df / 2 <= 1) takes other paths in numpy; long draws rarely stay common
             return _numpy_normals_chisquares(self(iteration, role), n_normal, df, n_chisquare)
-        round_keys = self.__dict__.get("_round_keys")
-        if round_keys is None:
-            round_keys = self._round_keys = philox_round_keys(self._key_array())
         z, chi, sure = _emulated_normals_chisquares(self._key_array(), int(iteration),
                                                     int(role), n_normal, df, n_chisquare,
-                                                    round_keys)
+                                                    self._round_keys())
         for i in np.flatnonzero(~sure).tolist():  # numpy itself off the common path
             g = self._scratch(i, iteration, role)
             z[i] = g.standard_normal(n_normal)
             chi[i] = g.chisquare(df, size=n_chisquare)
         return z, chi
+
+    def _round_keys(self) -> np.ndarray:
+        """``philox_round_keys`` of the replicates' keys (computed once)."""
+        keys = self.__dict__.get("_round_keys_cache")
+        if keys is None:
+            keys = self._round_keys_cache = philox_round_keys(self._key_array())
+        return keys
+
+    def _words(self, iteration: int, role: Role, n: int) -> np.ndarray:
+        """(R, n) uint64: the first n raw words of each replicate's stream (iteration, role),
+        as ``self(iteration, role)[i].bit_generator.random_raw(n)`` gives them."""
+        blocks = -(-int(n) // 4)
+        out = np.empty((len(self), 4 * blocks), dtype=np.uint64)
+        for b in range(blocks):  # numpy increments the counter before each block
+            out[:, 4 * b:4 * b + 4] = philox(self._key_array(), [b + 1, 0, int(iteration),
+                                                                 int(role)], self._round_keys())
+        return out[:, :n]
 
     def _key_array(self) -> np.ndarray:
         """(R, 2) uint64: each replicate's Philox key."""

@@ -604,13 +604,13 @@ _PHILOX_ROUNDS = 10
 
 
 def _mulhilo(a: np.uint64, b) -> tuple:
-    """(high, low) 64-bit halves of the 128-bit products a * b (b uint64 scalar or array)."""
+    """(high, low) 64-bit halves of the 128-bit products a * b (b uint64 scalar or array), by
+    32-bit halves (Warren, Hacker's Delight, 2nd ed., Sec. 8-2: ``mulhu``)."""
     al, ah = a & _LOW32, a >> _SHIFT32
     bl, bh = b & _LOW32, b >> _SHIFT32
-    ll, lh, hl = al * bl, al * bh, ah * bl
-    mid = (ll >> _SHIFT32) + (lh & _LOW32) + (hl & _LOW32)
-    high = ah * bh + (lh >> _SHIFT32) + (hl >> _SHIFT32) + (mid >> _SHIFT32)
-    return high, a * b
+    t = ah * bl + ((al * bl) >> _SHIFT32)     # < 2**64: no carry lost
+    w1 = al * bh + (t & _LOW32)
+    return ah * bh + (t >> _SHIFT32) + (w1 >> _SHIFT32), a * b
 
 
 def philox_round_keys(keys: np.ndarray) -> np.ndarray:

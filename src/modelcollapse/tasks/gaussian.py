@@ -47,8 +47,13 @@ class GaussianTask:
     def build(cls, p: Params, streams: Streams) -> Task:
         d = p.n_features
         sd = np.sqrt(p.variance)
-        real, test, sample_real, labels = vector_data(
-            p, streams, lambda g, n: (sd * g.standard_normal((n, d)), None))
+        def draw(g, n):  # sd * N(0, I): scaled in place (the same numbers, one array less)
+            x = g.standard_normal((n, d))
+            if sd != 1.0:
+                x *= sd
+            return x, None
+
+        real, test, sample_real, labels = vector_data(p, streams, draw)
         R = real.shape[0]
         if p.dataset == "synthetic":
             mean0, cov0 = np.zeros((R, d)), np.broadcast_to(p.variance * np.eye(d), (R, d, d))

@@ -234,11 +234,12 @@ def run_chain(task: Task, paradigm, *, n_iterations: int,
         with np.errstate(divide="ignore", invalid="ignore"):
             metrics["synthetic_to_real_ratio"] = np.where(
                 from_real > 0, from_synthetic / np.where(from_real > 0, from_real, 1), np.inf)
-        row = [np.asarray(v, dtype=float) for v in metrics.values()]
-        for name, v in zip(metrics, row):
+        nan = np.zeros(R, dtype=bool)
+        for name, v in metrics.items():
+            v = np.asarray(v, dtype=float)
             values.setdefault(name, []).append(v)
+            nan |= np.isnan(v)
         st = np.asarray(model.status_, dtype=object)
-        nan = np.isnan(np.stack(row)).any(0)  # one pass over every metric of the iteration
         status[t] = np.where((st == STATUS_OK) & nan, "nan_metric", st)
         if on_iteration is not None:
             on_iteration(t)

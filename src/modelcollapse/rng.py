@@ -34,17 +34,26 @@ CDF of one uniform (``scipy.special.ndtri``), Gamma and chi-square variates by M
 exact rejection sampler over a fixed number of proposals with an inverse-CDF fallback
 (``Batch.gamma``).
 
-Exact batched choice
---------------------
-``Streams.choices`` gives, for every replicate, the very rows that ``g.choice(population, size,
-replace=False)`` of its generator would give (repeated calls in a row), without a Python call per
-replicate: each replicate's raw words come from its own Philox (``random_raw``: one C call), and
-numpy's algorithm for a population <= 10 000 -- Floyd's sampling of ``size`` values, then a
-Fisher-Yates shuffle of the sample, each bounded integer by Lemire's multiply-shift of one 32-bit
-word (low half of a 64-bit word first) -- runs on the word matrix column by column.  A
-replicate where a word might have been rejected (probability < size / 2**32 per word) is
-recomputed by numpy, and so is replicate 0 of every call, as a check of the emulation: if this
-numpy's ``choice`` differs, every replicate is drawn by numpy.  The streams are unchanged.
+numpy's draws for all replicates at once (issue 15)
+--------------------------------------------------
+Where a family or task draws a few numbers per replicate from its own stream, the Python call
+per replicate costs more than the numbers.  These give exactly the numbers of the per-replicate
+generators, for all replicates at once -- the streams are unchanged:
+
+* ``replicate_keys``: the replicates' keys, numpy's ``SeedSequence`` hash on arrays;
+* ``philox``: Philox4x64-10 on arrays of keys, the raw words ``np.random.Philox`` gives;
+* ``Streams.choices``: ``g.choice(population, size, replace=False)`` (repeated), numpy's
+  algorithm for a population <= 10 000 -- Floyd's sampling of ``size`` values, then a
+  Fisher-Yates shuffle of the sample, each bounded integer by Lemire's multiply-shift of one
+  32-bit word (low half of a 64-bit word first) -- run on the word matrix column by column;
+* ``Streams.normals_chisquares``: ``g.standard_normal(n); g.chisquare(df, k)`` on the common
+  paths of numpy's ziggurat and of Marsaglia & Tsang's Gamma sampler (comment above ``philox``).
+
+Each follows numpy's integer and floating-point operations exactly on its common path and hands
+the rare rest to numpy itself (a word Lemire's method might reject, a normal off the ziggurat's
+fast strips, a rejected Gamma proposal), and each is checked against numpy (the first replicate
+of every call, or a few thousand replicates once per process): where this numpy differs, numpy
+draws everything.  ``FLOYD_EXACT``, ``EXACT_NORMALS`` and ``SEED_KEYS_EXACT`` switch them off.
 """
 
 from __future__ import annotations
@@ -96,30 +105,27 @@ def _words32(n: int) -> list[int]:
 
 def _seed_keys(seed: int, replicates: np.ndarray) -> np.ndarray:
     """``_numpy_keys`` for replicates < 2**32 (one spawn-key word), all at once: the entropy
-    words seed (padded to the pool size) then r are hashed as numpy's ``SeedSequence`` does;
-    the hash constants are the same for every replicate, so only the words are arrays."""
+    words -- the seed's, padded with zeros to the pool size, then r -- hashed as numpy's
+    ``SeedSequence`` does (uint32 arithmetic held in uint64 arrays, masked after each step)."""
+    R = len(replicates)
+    m32, shift = np.uint64(_M32), np.uint64(16)
     run = _words32(seed)
     run += [0] * max(0, 4 - len(run))
-    hash_a = _INIT_A
+    entropy = [np.full(R, w, dtype=np.uint64) for w in run] + [replicates.astype(np.uint64)]
+    hash_a = _INIT_A  # the hash constants are the same for every replicate: Python ints
+
+    def hashmix(value):
+        nonlocal hash_a
+        value = value ^ np.uint64(hash_a)
+        hash_a = (hash_a * _MULT_A) & _M32
+        value = (value * np.uint64(hash_a)) & m32
+        return value ^ (value >> shift)
+
+    def mix(x, y):
+        out = (np.uint64(_MIX_L) * x - np.uint64(_MIX_R) * y) & m32
+        return out ^ (out >> shift)
+
     with np.errstate(over="ignore"):
-        def hashmix(value):  # value: int or uint64 array holding uint32
-            nonlocal hash_a
-            value = value ^ hash_a
-            hash_a = (hash_a * _MULT_A) & _M32
-            value = (value * np.uint64(hash_a)) & np.uint64(_M32) if isinstance(
-                value, np.ndarray) else (value * hash_a) & _M32
-            return value ^ (value >> 16) if not isinstance(value, np.ndarray) else (
-                value ^ (value >> np.uint64(16)))
-
-        def mix(x, y):
-            if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
-                x, y = np.asarray(x, dtype=np.uint64), np.asarray(y, dtype=np.uint64)
-                out = (np.uint64(_MIX_L) * x - np.uint64(_MIX_R) * y) & np.uint64(_M32)
-                return out ^ (out >> np.uint64(16))
-            out = (_MIX_L * x - _MIX_R * y) & _M32
-            return out ^ (out >> 16)
-
-        entropy = run + [replicates.astype(np.uint64)]  # the spawn key's one word, last
         pool = [hashmix(entropy[i]) for i in range(4)]
         for src in range(4):
             for dst in range(4):
@@ -130,13 +136,11 @@ def _seed_keys(seed: int, replicates: np.ndarray) -> np.ndarray:
                 pool[dst] = mix(pool[dst], hashmix(entropy[src]))
         hash_b = _INIT_B
         state = []
-        for i in range(4):  # generate_state(2, uint64): 4 uint32 words cycling the pool
-            value = np.asarray(pool[i % 4], dtype=np.uint64) ^ np.uint64(hash_b)
+        for i in range(4):  # generate_state(2, uint64): 4 uint32 words, little-endian pairs
+            value = pool[i] ^ np.uint64(hash_b)
             hash_b = (hash_b * _MULT_B) & _M32
-            value = (value * np.uint64(hash_b)) & np.uint64(_M32)
-            state.append(value ^ (value >> np.uint64(16)))
-    R = len(replicates)
-    state = [np.broadcast_to(w, (R,)) for w in state]
+            value = (value * np.uint64(hash_b)) & m32
+            state.append(value ^ (value >> shift))
     return np.stack([state[0] | (state[1] << np.uint64(32)),
                      state[2] | (state[3] << np.uint64(32))], axis=1)
 
@@ -278,7 +282,7 @@ class Streams:
         """``repeats`` successive ``g.choice(population, size, replace=False)`` of each
         replicate's generator ``g`` of stream (iteration, role), drawn from the start of the
         stream: shape (repeats, R, size), int64 -- the same numbers, computed for all replicates
-        at once (module docstring, "Exact batched choice").
+        at once (module docstring, "numpy's draws for all replicates at once").
 
         Only where nothing else draws from that stream between or after the choices (the
         generators ``self(iteration, role)`` are not used).
@@ -591,8 +595,9 @@ GAMMA_TRIES = 4
 # a Python call per replicate: the replicates' Philox words are computed as arrays (``philox``),
 # and numpy's algorithms are followed on them as far as their common path goes -- the ziggurat's
 # fast strip test for a normal (one word), and the squeeze test of Marsaglia & Tsang for a
-# Gamma(df / 2) (one normal, one uniform word).  A replicate that leaves the common path anywhere
-# (about 1 in 30 for one normal and one chi-square) is drawn by numpy itself.  The ziggurat's
+# Gamma(df / 2) (one normal, one uniform word; the log test with the C library's ``log`` where
+# the squeeze fails).  A replicate that leaves the common path anywhere (about 1 in 30 for one
+# normal and one chi-square) is drawn by numpy itself.  The ziggurat's
 # tables are read from numpy's own ``standard_normal`` (words fed through the documented
 # ``Philox.state`` buffer), and the whole emulation is compared with numpy on a few thousand
 # replicates before first use: where they differ (another numpy, another platform's rounding)

@@ -219,6 +219,7 @@ def test_target_study_matches_the_reference_path(monkeypatch):
     assert any(k.startswith("reference_") for k in fast.values)  # the learning curve is there
     monkeypatch.setattr(rng, "FLOYD_EXACT", False)
     monkeypatch.setattr(rng, "EXACT_NORMALS", False)
+    monkeypatch.setattr(rng, "SEED_KEYS_EXACT", False)
     monkeypatch.setattr(base, "CHUNK_BYTES", 2**62)
     monkeypatch.setattr(base, "smallest_rows",
                         lambda v, k: np.argsort(v, axis=1, kind="stable")[:, :k])

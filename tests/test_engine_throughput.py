@@ -246,3 +246,27 @@ def test_target_chains_do_not_depend_on_their_block():
     whole, part = run(range(900)), run(range(300, 600))
     for k in whole:
         assert np.array_equal(whole[k][:, 300:600], part[k], equal_nan=True), k
+
+
+def test_a_nan_in_any_metric_marks_the_replicate():
+    """run_chain's per-iteration NaN check (one OR per metric): a NaN in one metric of one
+    replicate gives that replicate status ``nan_metric``, and only where the fit was ok."""
+    from modelcollapse.engine.loop import run_chain
+
+    study = _target(4, n_iterations=3)
+    streams = Streams(study.seed, range(4))
+    task = study.tasks[0].build(streams)
+    evaluate = task.evaluate
+
+    def with_nan(model, t=0):
+        out = dict(evaluate(model, t))
+        name = sorted(out)[t % len(out)]  # another metric at each iteration
+        out[name] = np.array(out[name], dtype=float)
+        out[name][t] = np.nan
+        return out
+
+    task.evaluate = with_nan
+    result = run_chain(task, study.paradigms[0].build(), n_iterations=3, n_synthetic=10,
+                       streams=streams)
+    for t in range(3):
+        assert result.status[t].tolist() == ["nan_metric" if r == t else "ok" for r in range(4)]

@@ -365,12 +365,7 @@ class Streams:
 
     def _key_array(self) -> np.ndarray:
         """(R, 2) uint64: each replicate's Philox key."""
-        keys = self.__dict__.get("_keys_cache")
-        if keys is None:
-            keys = (np.stack(self._keys) if self._keys
-                    else np.empty((0, 2), dtype=np.uint64))
-            self._keys_cache = keys
-        return keys
+        return self._keys_cache
 
     def _scratch(self, position: int, iteration: int, role: Role) -> np.random.Generator:
         """One generator shared by all replicates, put at the start of stream (iteration, role)

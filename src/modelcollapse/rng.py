@@ -340,10 +340,15 @@ class Streams:
         z, chi, sure = _emulated_normals_chisquares(self._key_array(), int(iteration),
                                                     int(role), n_normal, df, n_chisquare,
                                                     self._round_keys())
+        scalar = n_normal == 1 and n_chisquare == 1  # the same draws as size-1 arrays
         for i in np.flatnonzero(~sure).tolist():  # numpy itself off the common path
             g = self._scratch(i, iteration, role)
-            z[i] = g.standard_normal(n_normal)
-            chi[i] = g.chisquare(df, size=n_chisquare)
+            if scalar:
+                z[i, 0] = g.standard_normal()
+                chi[i, 0] = g.chisquare(df)
+            else:
+                z[i] = g.standard_normal(n_normal)
+                chi[i] = g.chisquare(df, size=n_chisquare)
         return z, chi
 
     def _round_keys(self) -> np.ndarray:
@@ -379,7 +384,10 @@ class Streams:
                                    "buffer": np.zeros(4, dtype=np.uint64), "buffer_pos": 4,
                                    "has_uint32": 0, "uinteger": 0}
         state = self._scratch_state
-        state["state"]["counter"] = np.array([0, 0, int(iteration), int(role)], dtype=np.uint64)
+        counter = state["state"]["counter"]
+        if counter is None or counter[2] != iteration or counter[3] != role:
+            state["state"]["counter"] = np.array([0, 0, int(iteration), int(role)],
+                                                 dtype=np.uint64)
         state["state"]["key"] = self._keys[position]
         self._scratch_gen.bit_generator.state = state
         return self._scratch_gen

@@ -33,11 +33,12 @@ def test_choices_are_numpys_choice(population, size, repeats):
                                               repeats))
 
 
-def test_floyd_emulation_itself_is_exact():
+@pytest.mark.parametrize("population,size,repeats", [(10, 8, 4), (64, 64, 1), (1000, 30, 2)])
+def test_floyd_emulation_itself_is_exact(population, size, repeats):
     """The emulation, not its numpy fallback, gives numpy's rows (the fallback would hide a
-    broken emulation from the test above)."""
+    broken emulation from the test above); drawn values kept as bits (population <= 64) and
+    compared one by one (larger)."""
     streams = Streams(9, range(2000))
-    population, size, repeats = 10, 8, 4
     n32 = repeats * rng._floyd_uint32s(population, size)
     streams(2, Role.REFERENCE)
     raw = np.stack([bg.random_raw((n32 + 1) // 2) for bg in streams._bitgens[Role.REFERENCE]])

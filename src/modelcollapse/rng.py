@@ -441,10 +441,13 @@ def _floyd_choices(u32: np.ndarray, population: int, size: int,
     R = u32.shape[0]
     out = np.empty((repeats, R, size), dtype=np.int64)
     unsure = np.zeros(R, dtype=bool)
-    rows = np.arange(R)
+    starts = np.arange(R) * size  # row starts in a repeat's flat (R * size) rows
+    bitset = population <= 64     # the values drawn so far as one word's bits
+    one = np.uint64(1)
     col = 0
     for rep in range(repeats):
         sel = out[rep]
+        drawn = np.zeros(R, dtype=np.uint64)
         for k, j in enumerate(range(population - size, population)):
             if j == 0:  # a range of one value draws nothing
                 val = np.zeros(R, dtype=np.int64)
@@ -453,15 +456,22 @@ def _floyd_choices(u32: np.ndarray, population: int, size: int,
                 unsure |= maybe
                 col += 1
             # Floyd: a value drawn before is replaced by j (never drawn before: all are < j)
-            dup = (sel[:, :k] == val[:, None]).any(1) if k else np.zeros(R, dtype=bool)
+            if bitset:
+                dup = ((drawn >> val.astype(np.uint64)) & one).astype(bool)
+            else:
+                dup = (sel[:, :k] == val[:, None]).any(1)
             sel[:, k] = np.where(dup, j, val)
+            if bitset:
+                drawn |= one << sel[:, k].astype(np.uint64)
+        flat = sel.reshape(-1)
         for i in range(size - 1, 0, -1):  # shuffle: swap position i with a uniform one <= i
             jj, maybe = _bounded(u32[:, col], i)
             unsure |= maybe
             col += 1
-            held = sel[rows, jj]
-            sel[rows, jj] = sel[:, i]
-            sel[:, i] = held
+            other = starts + jj
+            held = flat[other]
+            flat[other] = flat[starts + i]
+            flat[starts + i] = held
     return out, unsure
 
 

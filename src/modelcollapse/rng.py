@@ -64,7 +64,7 @@ from enum import IntEnum
 import numpy as np
 from numpy.random.bit_generator import ISeedSequence
 
-__all__ = ["Batch", "Role", "Streams"]
+__all__ = ["Batch", "Role", "Streams", "philox", "philox_round_keys", "replicate_keys"]
 
 
 class Role(IntEnum):

@@ -154,11 +154,70 @@ def _executor(executor: Any, jobs: int, address: str | None):
     return executor
 
 
-def _memory(studies, max_memory, jobs: int) -> None:
-    """Refuse (``MemoryBudgetError``, nothing written) a run estimated to exceed the budget."""
+def _memory(studies, max_memory, jobs: int, block_size: int | None = None) -> None:
+    """Refuse (``MemoryBudgetError``, nothing written) a run estimated to exceed the budget
+    (run in blocks of ``block_size`` replicates when given)."""
     from .engine.budget import check
 
-    check(studies, max_memory=max_memory, jobs=jobs if isinstance(jobs, int) else 1)
+    check(studies, max_memory=max_memory, jobs=jobs if isinstance(jobs, int) else 1,
+          block_size=block_size)
+
+
+#: memory of one block of replicates of a streamed run (``_block_size``)
+STREAM_BLOCK_BYTES = 256 * 2**20
+
+
+def _block_size(spec: "Study") -> int | None:
+    """Replicates per block when ``spec`` has more seeds than it keeps rows for (None: the
+    whole unit at once, as always).  A function of the study only -- not of this machine's
+    memory or ``jobs`` -- because the aggregates' last bits depend on how chains are split
+    into blocks (``profile.streaming``): the same study gives the same bytes anywhere."""
+    if spec.n_seeds <= spec.keep_seeds:
+        return None
+    from .engine.budget import block_size_for
+
+    return block_size_for(spec, STREAM_BLOCK_BYTES, jobs=1)
+
+
+def _n_blocks(spec: "Study", block_size: int | None) -> int:
+    return 1 if block_size is None else -(-spec.n_seeds // block_size)
+
+
+def _stream(spec: "Study", block_size: int, executor, on_iteration, checkpoints,
+            directory: Path):
+    """Run ``spec`` in blocks of ``block_size`` replicates folded into aggregates
+    (``sink.StreamSink``); write ``aggregates.npz`` and ``curves.csv``; return the kept
+    replicates' results (``run_study``'s frame, with its attrs) and the manifest's
+    ``streamed`` entry."""
+    from threadpoolctl import threadpool_limits
+
+    from .engine.study import run_units
+    from .profile.streaming import curves_streamed
+    from .results.store import (AGGREGATES_FILE, COLUMNS, CURVES_FILE, atomic_write,
+                                concat_frames, write_arrays)
+    from .sink import StreamSink
+
+    keys = [(0, i, j) for i in range(len(spec.tasks)) for j in range(len(spec.paradigms))]
+    sink = StreamSink(spec.keep_seeds, {k: spec.profile for k in keys}, checkpoints)
+    start = sink.resume(keys)
+    with threadpool_limits(limits=1, user_api="blas"):  # the same bits on any machine
+        run_units([spec], executor=executor, checkpoints=checkpoints,
+                  on_iteration=on_iteration, block_size=block_size, on_block=sink,
+                  start_blocks=start,
+                  ship_checkpoints=getattr(executor, "shares_files", True))
+        arrays, entries = sink.arrays(keys)
+        atomic_write(directory / AGGREGATES_FILE, lambda p: write_arrays(p, arrays))
+        curves = curves_streamed(sink.units(keys))
+    atomic_write(directory / CURVES_FILE, lambda p: curves.to_csv(p, index=False))
+    kept = [r for r in sink.results(keys) if r is not None]
+    frame = concat_frames([r.frame() for r in kept])[COLUMNS]
+    frame.attrs["profile_specs"] = {e["labels"]["task"]: e["profile_spec"] for e in entries}
+    frame.attrs["provenance"] = {e["labels"]["task"]: e["provenance"] for e in entries}
+    streamed = {"n_seeds": spec.n_seeds, "keep_seeds": spec.keep_seeds,
+                "block_size": block_size, "units": [
+                    {"key": e["key"], "labels": e["labels"], "aggregate": e["aggregate"]}
+                    for e in entries]}
+    return frame, streamed
 
 
 # -- the run directory ------------------------------------------------------------------------
@@ -319,8 +378,11 @@ def _computing(directory: Path, checkpoints, compute: Callable[[], "pd.DataFrame
         raise RunInterrupted(directory) from None
 
 
-def _analyse(results: "pd.DataFrame", manifest: dict) -> tuple["pd.DataFrame", "pd.DataFrame"]:
-    """(summary, collapse profile) of a run or sweep store, as its manifest says to read it."""
+def _analyse(results: "pd.DataFrame", manifest: dict,
+             directory: Path | None = None) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """(summary, collapse profile) of a run or sweep store, as its manifest says to read it: a
+    streamed run's (``manifest["streamed"]``) from the aggregates of all its seeds in
+    ``directory``, not from the rows it kept."""
     from .profile import collapse_profile
     from .report.summary import final_vs_initial
     from .results.manifest import point_maps, profile_settings
@@ -328,6 +390,10 @@ def _analyse(results: "pd.DataFrame", manifest: dict) -> tuple["pd.DataFrame", "
     from threadpoolctl import threadpool_limits
 
     point_specs, point_risk = point_maps(manifest)
+    if manifest.get("streamed") and directory is not None:
+        from .profile.stored import analyse_stored
+
+        return analyse_stored(directory, manifest, profile_settings(manifest))
     with threadpool_limits(limits=1, user_api="blas"):  # small matrices: the same bits anywhere
         summary = final_vs_initial(results, manifest.get("risk_metrics") or {},
                                    point_risk=point_risk)
@@ -382,7 +448,7 @@ def _complete(directory: Path, *, plots: bool, jobs: int = 1,
     stage("analysis", 0, 1)
     # as written: the same bytes whether resumed or not (attrs: in the manifest)
     results = without_attrs(load_results(directory))
-    summary, profile = _analyse(results, manifest)
+    summary, profile = _analyse(results, manifest, directory)
     atomic_write(directory / SUMMARY_FILE, lambda p: summary.to_csv(p, index=False))
     atomic_write(directory / PROFILE_FILE, lambda p: profile.to_csv(p, index=False))
     stage("analysis", 1, 1)
@@ -488,8 +554,9 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
 
     _check(jobs, executor, None)
     spec = load(study, overrides)
-    _memory([spec], max_memory, getattr(executor, "jobs", jobs))
-    total = len(spec.tasks) * len(spec.paradigms) * spec.n_iterations
+    block_size = _block_size(spec)
+    _memory([spec], max_memory, getattr(executor, "jobs", jobs), block_size)
+    total = len(spec.tasks) * len(spec.paradigms) * spec.n_iterations * _n_blocks(spec, block_size)
     digest = study_hash(spec)
     with _run_dir(out, spec.name, "run", digest, resume) as (directory, state):
         if state == FINISHED:
@@ -501,11 +568,19 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
                 checkpoints = _checkpoints(RunCheckpoints(directory, "run", digest), resume)
                 on_iteration, _ = _counter(progress, spec.name, total)
                 start = time.time()
-                results = _computing(directory, checkpoints, lambda: run_study(
-                    spec, executor=_executor(executor, jobs, None), on_iteration=on_iteration,
-                    checkpoints=checkpoints))
+                if block_size is None:
+                    results = _computing(directory, checkpoints, lambda: run_study(
+                        spec, executor=_executor(executor, jobs, None),
+                        on_iteration=on_iteration, checkpoints=checkpoints))
+                    streamed = None
+                else:
+                    results, streamed = _computing(directory, checkpoints, lambda: _stream(
+                        spec, block_size, _executor(executor, jobs, None), on_iteration,
+                        checkpoints, directory))
                 manifest = run_manifest(spec.resolved(), digest, results.attrs,
                                         elapsed=time.time() - start)
+                if streamed is not None:
+                    manifest["streamed"] = streamed
                 write_run(directory, results, manifest)
                 pending = _start_figures(directory, results, manifest, pool)
             return _complete(directory, plots=plots, jobs=jobs, progress=progress,
@@ -677,7 +752,7 @@ class Run:
         path = self.directory / name
         if path.is_file():
             return pd.read_csv(path)
-        return _analyse(self.results, self.manifest)[which]
+        return _analyse(self.results, self.manifest, self.directory)[which]
 
     @cached_property
     def summary(self) -> "pd.DataFrame":

@@ -442,9 +442,15 @@ def summary(directory: Annotated[Path, typer.Argument(help="run directory")],
     from .results.manifest import point_maps
 
     run = _open(directory)
-    results, manifest = run.results, run.manifest
+    manifest = run.manifest
     _, point_risk = point_maps(manifest)
-    table = final_vs_initial(results, manifest.get("risk_metrics", {}), point_risk=point_risk)
+    if manifest.get("streamed"):  # from the aggregates of all seeds, not the kept rows
+        from .profile.stored import analyse_stored
+
+        table = analyse_stored(directory, manifest)[0]
+    else:
+        table = final_vs_initial(run.results, manifest.get("risk_metrics", {}),
+                                 point_risk=point_risk)
     if format != "table":
         emit_frame(table, format)
         return
@@ -518,10 +524,14 @@ def profile_command(
         e = err.errors()[0]
         allowed = ", ".join(ProfileSettings.model_fields)
         _fail(f"--set {'.'.join(map(str, e['loc']))}: {e['msg']} (settings: {allowed})")
-    results = run.results
-    specs = manifest.get("profile_specs")
-    point_specs, _ = point_maps(manifest)
-    profile = collapse_profile(results, specs, settings, point_specs=point_specs)
+    if manifest.get("streamed"):  # from the aggregates of all seeds, not the kept rows
+        from .profile.stored import analyse_stored
+
+        profile = analyse_stored(directory, manifest, settings)[1]
+    else:
+        point_specs, _ = point_maps(manifest)
+        profile = collapse_profile(run.results, manifest.get("profile_specs"), settings,
+                                   point_specs=point_specs)
     if format != "table":
         emit_frame(profile, format)
     else:

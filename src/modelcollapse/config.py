@@ -577,6 +577,11 @@ class Study(_Strict):
     n_iterations: int = Field(10, ge=1, le=1_000_000, description="model-fitting iterations")
     n_seeds: int = Field(10, ge=1, le=1_000_000, description="replicate chains")
     seed: int = Field(0, ge=0, description="root seed")
+    keep_seeds: int = Field(
+        1000, ge=0, le=1_000_000, description="per-seed rows are written for the first "
+        "keep_seeds seeds; with more seeds, the summary, collapse profile and curves come from "
+        "exact aggregates of all seeds streamed block by block (memory independent of n_seeds; "
+        "`run` only: a sweep keeps every seed's rows)")
     n_synthetic: int | None = Field(
         None, ge=1, description="synthetic samples per iteration (default: real sample size)")
     synthetic_growth: GrowthSpec = Field(default_factory=GrowthSpec,
@@ -693,9 +698,19 @@ class Study(_Strict):
                                exclude={"task", "task_params", "family", "family_params"})
 
 
+#: fields added after studies were first hashed, with their defaults: left out of the hash at
+#: their default, so a study written before them keeps its hash (its runs still resume)
+LATER_FIELDS = {"keep_seeds": 1000}
+
+
 def study_hash(study: Study) -> str:
-    """SHA-256 of the resolved study (canonical JSON), first 16 hex digits."""
-    text = json.dumps(study.resolved(), sort_keys=True, separators=(",", ":"))
+    """SHA-256 of the resolved study (canonical JSON; ``LATER_FIELDS`` at their defaults left
+    out), first 16 hex digits."""
+    resolved = study.resolved()
+    for key, default in LATER_FIELDS.items():
+        if resolved.get(key) == default:
+            del resolved[key]
+    text = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

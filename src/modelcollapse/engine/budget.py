@@ -26,9 +26,15 @@ processes + results + min(jobs, units) x the largest per-unit peak.
 Blocks of replicates (``engine.study.run_units(on_block=..., block_size=B)``): every per-unit
 term above is counted for B replicates instead of R, and ``results`` becomes the blocks'
 arrays alive at once: ``2 jobs + 1`` blocks (a block being computed in each worker, its copy
-arriving here, and the ``jobs + 1`` running or waiting to be handed over) of
-B x T x (8 M + 8) bytes (float64 values, one status pointer).  ``block_size_for`` inverts this:
-the largest B whose estimate fits a budget.  Torch models' parameters
+arriving here, and the ``jobs + 1`` running or waiting to be handed over; 2 in this process
+with ``jobs`` 1: the chain's values and their stacked copy) of
+B x T x (8 M + 8) bytes (float64 values, one status pointer); and, since the results no longer
+dominate, ``build and evaluation temporaries``: what building the task for a block and
+running its chains need beyond the unit's other terms: the measured peak (``_measured``: the
+traced peak of building and running 2 and 3 model-fitting iterations, per replicate, from two
+small probes, extrapolated to T, plus ``MEASURE_MARGIN``) or, where nothing can be measured,
+``BUILD_FACTOR`` x the data + ``BUILD_REPLICATE_BYTES`` a replicate (the task build alone).  ``block_size_for`` inverts this: the largest B whose
+estimate fits a budget.  Torch models' parameters
 and optimizer state are not counted (kilobytes to a few MB per replicate at the supported
 sizes, next to their data).
 
@@ -61,6 +67,18 @@ DEFAULT_FRACTION = 0.8
 WORK_FACTOR = 1.0
 #: bytes per long-table row of the results while the run collects them (measured: ~60)
 RESULT_ROW_BYTES = 100
+#: building a task for R replicates (before its chains run) peaks at up to ``BUILD_FACTOR`` x
+#: its real and test data + ``BUILD_REPLICATE_BYTES`` a replicate (random-stream state, the
+#: per-replicate arrays before they are stacked).  Measured by tracemalloc on every non-torch
+#: task at R = 512 and 4096 (same ratios at both): 2.4 .. 5.9 x the data (gaussian d=1, n=10:
+#: 5.9), + ~1.8 KB a replicate (discrete, whose data is a few hundred bytes a replicate).
+#: The fallback of ``_measured`` (which also sees the metrics' temporaries: k-NN sample
+#: metrics take ~30-60 KB a replicate whatever the data size)
+BUILD_FACTOR, BUILD_REPLICATE_BYTES = 6.0, 2048
+#: replicates of the two probes whose traced peaks give the measured bytes per replicate
+PROBE_REPLICATES = (16, 80)
+#: the measured peak is taken this much larger (extrapolated runs peaked up to 6% above it)
+MEASURE_MARGIN = 1.25
 #: metrics a unit records when they cannot be counted (an upper bound; the built-in tasks
 #: record 9 to 30), and what is added to a counted number (curation and paradigm metrics)
 METRICS_PER_UNIT, METRIC_SLACK = 40, 6
@@ -84,6 +102,8 @@ _REDUCE = {
     "fit and evaluation working memory": "n_seeds or task_params.n_samples / n_test",
     "results": "n_seeds, n_iterations or the number of tasks and paradigms",
     "processes": "--jobs",
+    "build and evaluation temporaries": "the block size (or n_seeds) or "
+                                        "task_params.n_samples / n_test",
 }
 
 
@@ -244,6 +264,78 @@ def _probe(study, task_index: int, cache: dict, count: bool = True) -> _Shape | 
     return shape
 
 
+def _probe_peak(study, entry, spec, replicates: int, iterations: int) -> int:
+    """The traced peak (bytes) of building ``entry`` for ``replicates`` and running
+    ``iterations`` model-fitting iterations of ``spec`` (as ``engine.unit.compute_unit``)."""
+    import tracemalloc
+
+    from threadpoolctl import threadpool_limits
+
+    from ..rng import Streams
+    from .loop import run_chain
+
+    streams = Streams(study.seed, range(replicates))
+    tracemalloc.start()
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            task = entry.build(streams)
+            m = study.n_synthetic or task.n_real
+            growth = spec.synthetic_growth or study.synthetic_growth
+            run_chain(task, spec.build(), n_iterations=iterations,
+                      n_synthetic=growth.sizes(m, study.n_iterations), streams=streams)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _measured(study, task_index: int, paradigm_index: int, cache: dict) -> float | None:
+    """Bytes a replicate adds to the traced peak (``tracemalloc``) of building the task and
+    running its chains under the paradigm, measured: the slope between ``PROBE_REPLICATES``
+    replicates (what is fixed -- caches, imports -- cancels) of runs of 2 and 3 model-fitting
+    iterations, extrapolated to ``n_iterations`` in proportion to the training-set capacity
+    (the pool, and what grows with it: a KDE scores its test set against every training row).
+    None for deep tasks (a fit takes seconds), while something else traces allocations, for a
+    task too large to probe, or when the probe fails."""
+    import tracemalloc
+
+    entry = study.tasks[task_index]
+    spec = study.paradigms[paradigm_index]
+    T = study.n_iterations
+    key = json.dumps(["measured", entry.task, entry.task_params, entry.family,
+                      entry.family_params, spec.model_dump(mode="json"), T,
+                      study.n_synthetic, study.synthetic_growth.model_dump(mode="json")],
+                     sort_keys=True, default=str)
+    if key in cache:
+        return cache[key]
+    guess = _guess(entry.task_params)
+    out = None
+    if "train_budget" not in entry.task_params and not tracemalloc.is_tracing() and (
+            guess is None or guess.row * guess.n_real + guess.test <= PROBE_LIMIT_BYTES):
+        try:
+            a, b = PROBE_REPLICATES
+            slopes = {}
+            for t in sorted({min(T, 2), min(T, 3)}):
+                slopes[t] = max(0.0, (_probe_peak(study, entry, spec, b, t)
+                                      - _probe_peak(study, entry, spec, a, t)) / (b - a))
+            out = slopes[min(T, 3)]
+            if T > 3:
+                shape = _probe(study, task_index, cache, False)
+                n_real = shape.n_real if shape is not None else 1
+                growth = spec.synthetic_growth or study.synthetic_growth
+                sizes = growth.sizes(study.n_synthetic or n_real, T)
+                cap = [n_real + sum(sizes[:t - 1]) for t in (2, 3, T)]
+                # the chain's values grow by an iteration's metrics (a list entry and its
+                # stacked copy); the rest of the growth follows the training-set capacity
+                values = 2 * 8 * (shape.metrics if shape is not None else METRICS_PER_UNIT) + 8
+                per_row = max(0.0, slopes[3] - slopes[2] - values) / max(cap[1] - cap[0], 1)
+                out = slopes[3] + per_row * (cap[2] - cap[1]) + values * (T - 3)
+            out *= MEASURE_MARGIN
+        except Exception:  # the run reports its own error
+            out = None
+    cache[key] = out
+    return out
+
+
 def _count_metrics(study, entry, task) -> int:
     """Metrics a unit of this task records: one model-fitting iteration of one replicate under
     the study's first paradigm, plus ``METRIC_SLACK`` (curation and paradigm metrics); the
@@ -263,10 +355,12 @@ def _count_metrics(study, entry, task) -> int:
 
 # -- the estimate ---------------------------------------------------------------------------
 
-def _unit(study, shape: _Shape, paradigm_index: int,
-          n_seeds: int | None = None) -> tuple[dict[str, int], int]:
+def _unit(study, shape: _Shape, paradigm_index: int, n_seeds: int | None = None,
+          build: bool = False, measured: float | None = None) -> tuple[dict[str, int], int]:
     """(per-unit terms, long-table rows) of one (task, paradigm) unit (of ``n_seeds``
-    replicates: default the study's; every term is linear in it)."""
+    replicates: default the study's; every term is linear in it); ``build``: with the task
+    build's and the metrics' temporaries (module docstring), from ``measured`` bytes a
+    replicate (``_measured``) when known."""
     R, T = study.n_seeds if n_seeds is None else int(n_seeds), study.n_iterations
     spec = study.paradigms[paradigm_index]
     try:
@@ -289,12 +383,23 @@ def _unit(study, shape: _Shape, paradigm_index: int,
     train = 0 if stats_only else R * train_rows * shape.row
     terms = {"real and test data": data, "accumulated pool": pool, "synthetic batch": batch,
              "fit and evaluation working memory": int(WORK_FACTOR * (train + data))}
+    if build:
+        peak = int(BUILD_FACTOR * data) + R * BUILD_REPLICATE_BYTES if measured is None \
+            else int(math.ceil(R * measured))
+        terms["build and evaluation temporaries"] = max(0, peak - sum(terms.values()))
     return terms, R * T * shape.metrics
 
 
 def _block_result_bytes(study, shape: _Shape) -> int:
     """Bytes of one replicate's arrays in a block's result: T x (8 M values + 8 status)."""
     return study.n_iterations * (8 * shape.metrics + 8)
+
+
+def _blocks_alive(jobs: int, concurrent: int) -> int:
+    """Blocks' results alive at once: in this process (``jobs`` 1), the block's values as the
+    chain builds them and stacked; with workers, one in each worker, its copy arriving here
+    and the ``jobs + 1`` running or waiting to be handed over."""
+    return 2 if jobs <= 1 else 2 * concurrent + 1
 
 
 def _processes(studies, concurrent: int, jobs: int) -> int:
@@ -319,7 +424,12 @@ def estimate(studies, *, jobs: int = 1, count_metrics: bool = True,
     """
     if not isinstance(studies, Sequence):
         studies = [studies]
-    cache: dict = {}
+    return _estimate(studies, jobs, count_metrics, block_size, {})
+
+
+def _estimate(studies, jobs: int, count_metrics: bool, block_size: int | None,
+              cache: dict) -> Estimate:
+    """``estimate`` with the probes' ``cache`` shared across calls."""
     peak_unit: dict[str, int] = {}
     rows = units = block = 0
     for study in studies:
@@ -330,7 +440,9 @@ def estimate(studies, *, jobs: int = 1, count_metrics: bool = True,
                 units += 1 if block_size is None else -(-study.n_seeds // size)
                 if shape is None:
                     continue
-                terms, n_rows = _unit(study, shape, j, size)
+                measured = _measured(study, i, j, cache) if block_size is not None else None
+                terms, n_rows = _unit(study, shape, j, size, build=block_size is not None,
+                                      measured=measured)
                 rows += n_rows
                 block = max(block, size * _block_result_bytes(study, shape))
                 if sum(terms.values()) > sum(peak_unit.values()):
@@ -342,26 +454,28 @@ def estimate(studies, *, jobs: int = 1, count_metrics: bool = True,
         terms["results"] = rows * RESULT_ROW_BYTES
         detail = {"results": f"{rows:,} result rows x {RESULT_ROW_BYTES} B"}
     else:
-        terms["results"] = (2 * concurrent + 1) * block
-        detail = {"results": f"{2 * concurrent + 1} blocks of {format_bytes(block)} alive"}
+        alive = _blocks_alive(jobs, concurrent)
+        terms["results"] = alive * block
+        detail = {"results": f"{alive} blocks of {format_bytes(block)} alive"}
     if concurrent > 1:
         detail.update({k: f"{concurrent} units at a time" for k in peak_unit})
     return Estimate(int(sum(terms.values())), terms, detail)
 
 
-def block_size_for(studies, budget_bytes: int, *, jobs: int = 1,
+def block_size_for(studies, budget_bytes: "int | float | str", *, jobs: int = 1,
                    count_metrics: bool = True) -> int:
     """The largest block of replicates (``run_units(block_size=...)``) whose ``estimate(...,
-    block_size=B)`` fits ``budget_bytes``, at most ``n_seeds`` (the largest of the studies').
+    block_size=B, jobs=jobs)`` fits ``budget_bytes``, at most ``n_seeds`` (the largest of the
+    studies').
 
-    Each replicate of a block costs ``jobs`` x (its unit's data, pool, batch and working
-    memory) + (2 ``jobs`` + 1) x T x (8 M + 8) bytes of results (module docstring), on top of
-    the processes' fixed bytes; the largest such cost over the units decides.
+    Each replicate of a block costs ``jobs`` x (its unit's data, pool, batch, working memory and
+    build / evaluation temporaries) + (2 ``jobs`` + 1) x T x (8 M + 8) bytes of results
+    (module docstring), on top of the processes' fixed bytes.
 
     Raises
     ------
     MemoryBudgetError
-        Not even one replicate at a time fits (one line: the fixed and per-replicate bytes).
+        Not even one replicate at a time fits (one line).
     ValueError
         ``budget_bytes`` is not a size (``parse_size``).
     """
@@ -370,32 +484,31 @@ def block_size_for(studies, budget_bytes: int, *, jobs: int = 1,
     limit = parse_size(budget_bytes)
     jobs = max(1, int(jobs))
     cache: dict = {}
-    per_replicate, units, most = 0, 0, 1
-    for study in studies:
-        most = max(most, study.n_seeds)
-        for i in range(len(study.tasks)):
-            shape = _probe(study, i, cache, count_metrics)
-            for j in range(len(study.paradigms)):
-                units += 1
-                if shape is None:
-                    shape = _Shape(8, 1, 8, False, False)
-                terms, _ = _unit(study, shape, j, 1)
-                per_replicate = max(per_replicate, jobs * sum(terms.values())
-                                    + (2 * jobs + 1) * _block_result_bytes(study, shape))
-    fixed = _processes(studies, jobs, jobs)
-    size = (limit - fixed) // max(per_replicate, 1)
-    if size < 1:
+
+    def fits(b: int) -> bool:
+        return _estimate(studies, jobs, count_metrics, b, cache).total <= limit
+
+    most = max(study.n_seeds for study in studies)
+    if not fits(1):
+        one = _estimate(studies, jobs, count_metrics, 1, cache)
         raise MemoryBudgetError(
-            f"memory: a block of one replicate needs {format_bytes(fixed + per_replicate)} "
-            f"(processes {format_bytes(fixed)} + {format_bytes(per_replicate)} a replicate), over "
-            f"the budget of {format_bytes(limit)}; raise --max-memory (max_memory=) or reduce "
-            "--jobs")
-    return int(min(size, most))
+            f"memory: a block of one replicate needs {format_bytes(one.total)} at its peak "
+            f"({one}), over the budget of {format_bytes(limit)}; raise --max-memory "
+            "(max_memory=) or reduce --jobs")
+    lo, hi = 1, most  # fits(lo); the answer is in [lo, hi]
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def check(studies, *, max_memory: "int | float | str | None" = None,
-          jobs: int = 1) -> Estimate:
-    """``estimate(studies, jobs=jobs)``, refused when over ``budget(max_memory)``.
+          jobs: int = 1, block_size: int | None = None) -> Estimate:
+    """``estimate(studies, jobs=jobs, block_size=block_size)``, refused when over
+    ``budget(max_memory)``.
 
     Raises
     ------
@@ -405,9 +518,9 @@ def check(studies, *, max_memory: "int | float | str | None" = None,
         ``max_memory`` is not a size.
     """
     limit, source = budget(max_memory)
-    est = estimate(studies, jobs=jobs, count_metrics=False)
+    est = estimate(studies, jobs=jobs, count_metrics=False, block_size=block_size)
     if limit is not None and est.total > limit:  # count the metrics: a tighter bound
-        est = estimate(studies, jobs=jobs)
+        est = estimate(studies, jobs=jobs, block_size=block_size)
     if limit is not None and est.total > limit:
         name, size = est.largest
         how = f" ({est.detail[name]})" if name in est.detail else ""

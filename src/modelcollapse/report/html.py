@@ -171,6 +171,16 @@ def _ci_cell(row, name: str) -> str:
     return _e(_num(m)) + (f" <small>[{_num(lo)}, {_num(hi)}]</small>" if _num(lo) else "")
 
 
+def _streamed_note(streamed: dict) -> str:
+    """What a streamed run's report is computed from (``api._stream``)."""
+    return (f'<p class="meta">Streamed run: the collapse profile, the summary and '
+            f'<code>curves.csv</code> are computed from exact aggregates of all '
+            f'{int(streamed["n_seeds"]):,} seeds (<code>aggregates.npz</code>, blocks of '
+            f'{int(streamed["block_size"]):,} chains); <code>results.parquet</code> and the '
+            f'figures below hold the first {int(streamed["keep_seeds"]):,} seeds '
+            f'(<code>keep_seeds</code>).</p>')
+
+
 def _summary_table(summary: pd.DataFrame) -> str:
     rows = "".join(
         f'<tr><td class="name">{_e(r.task)}</td><td>{_e(r.paradigm)}</td><td>{_e(r.metric)}</td>'
@@ -401,6 +411,12 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     sweep_profile = None
     if profile is not None and "point" in profile:  # a sweep's profile.csv, by grid point
         sweep_profile, profile = profile, label_points(profile)
+    streamed = None
+    if manifest.get("streamed"):  # all seeds' aggregates, not the kept rows
+        from ..profile.stored import analyse_stored
+
+        streamed = analyse_stored(run_dir, manifest)
+        profile = streamed[1] if profile is None else profile
     if profile is None:
         try:
             from ..profile import collapse_profile
@@ -411,7 +427,7 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
             profile = collapse_profile(results, specs, study.get("profile"))
     if profile is not None:
         profile_html = _profile_table(profile)
-    summary = final_vs_initial(results, risk_metrics)
+    summary = streamed[0] if streamed else final_vs_initial(results, risk_metrics)
     if "points" in manifest:
         if sweep_profile is None and profile is not None:
             sweep_profile = unlabel_points(profile)
@@ -456,6 +472,7 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
         f'{_e(manifest.get("created", ""))} · {_e(study.get("n_seeds", ""))} seeds × '
         f'{_e(study.get("n_iterations", ""))} model-fitting iterations · {_e(versions)}</p>',
         *([f"<p>{_e(study['description'])}</p>"] if study.get("description") else []),
+        *([_streamed_note(manifest["streamed"])] if manifest.get("streamed") else []),
         *([sweep_html] if "points" in manifest else []),
         "<h2>Collapse profile</h2>",
         "<p>For each task and paradigm, whether model collapse occurs under each of the eight "

@@ -70,10 +70,12 @@ import pandas as pd
 __all__ = ["COLUMNS", "units", "without_attrs", "chain_frame", "concat_frames", "write_run", "seal_run",
            "run_files", "load_results", "load_manifest", "atomic_write", "RunLock", "RunLocked", "verify_run", "run_state",
            "clean_temporary", "ManifestError", "kill_point", "EMPTY", "INTERRUPTED", "UNSEALED",
-           "FINISHED", "DAMAGED"]
+           "FINISHED", "DAMAGED", "write_arrays", "read_arrays", "AGGREGATES_FILE", "CURVES_FILE"]
 
 COLUMNS = ["study", "task", "family", "paradigm", "seed", "iteration", "metric", "value", "status"]
 RESULTS_FILE, MANIFEST_FILE = "results.parquet", "manifest.json"
+#: a streamed run's (``n_seeds > keep_seeds``) aggregates of all seeds and per-iteration curves
+AGGREGATES_FILE, CURVES_FILE = "aggregates.npz", "curves.csv"
 EMPTY, INTERRUPTED, UNSEALED, FINISHED, DAMAGED = (
     "empty", "interrupted", "unsealed", "finished", "damaged")
 
@@ -228,6 +230,29 @@ def write_run(directory: Path, frame: pd.DataFrame, manifest: dict) -> None:
                  lambda p: _categorise(frame).to_parquet(p, index=False))
     _write_manifest(directory, dict(manifest, sealed=False,
                                     files=_checksums(directory, [RESULTS_FILE])))
+
+
+#: a fixed date for the members of ``write_arrays``' zip: the same arrays give the same bytes
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` as an uncompressed .npz (``np.load`` reads it) whose bytes depend only
+    on the arrays and their order (no timestamps, unlike ``np.savez``); no pickle (object
+    arrays raise ValueError).  Not atomic: wrap in ``atomic_write``."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key, value in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_EPOCH)
+            with zf.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a ``write_arrays`` file (no pickle)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
 
 
 def run_files(directory: str | os.PathLike) -> list[str]:

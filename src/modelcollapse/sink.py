@@ -1,0 +1,162 @@
+"""A run with more seeds than it keeps rows for: replicate blocks folded into exact aggregates.
+
+When a study's ``n_seeds`` exceeds its ``keep_seeds``, the engine hands each unit's chains over in
+blocks of replicates (``engine.study.run_units(on_block=...)``), in block order.  ``StreamSink``
+folds every block into the unit's ``profile.streaming.UnitAggregate`` (the moments, sketches and
+counts the summary, the collapse profile and the curves need; memory independent of
+``n_seeds``) and keeps the rows of the replicates below ``keep_seeds`` (what
+``results.parquet`` holds).  After each block it checkpoints its state (aggregate arrays, kept
+rows and the number of blocks folded: ``UnitCheckpoint.save_partial``), so an interrupted run
+resumes at the
+first block not yet folded, with the same bytes as an uninterrupted one: blocks are folded in
+the same order whatever the executor.
+
+Files of such a run, beside the usual ones: ``aggregates.npz`` (every unit's aggregate,
+``UnitAggregate.to_arrays``; its meta in the manifest's ``streamed`` entry) and ``curves.csv``
+(per unit, metric and iteration: n, mean, sd, 95% interval and quantiles of all seeds).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["StreamSink"]
+
+class StreamSink:
+    """``on_block`` of ``engine.study.run_units``: fold each unit's replicate blocks, in order,
+    into its ``UnitAggregate`` and keep the rows of replicates < ``keep_seeds``.
+
+    Parameters
+    ----------
+    keep_seeds : int
+        Replicates 0 .. keep_seeds - 1 keep their per-seed rows.
+    settings : dict key -> ProfileSettings
+        The profile settings of each unit's study (``study.profile``; the growth test's blocks
+        are fixed while streaming).
+    checkpoints : results.checkpoint.RunCheckpoints, optional
+        After each block, the unit's merged state goes to its ``UnitCheckpoint.save_partial``
+        (aggregate and kept rows; ``resume`` reads it back).
+
+    Raises
+    ------
+    ValueError
+        A block arrives out of order (an engine fault: blocks are delivered in order).
+    """
+
+    def __init__(self, keep_seeds: int, settings: dict, checkpoints=None) -> None:
+        self.keep_seeds = int(keep_seeds)
+        self.settings = settings
+        self.checkpoints = checkpoints
+        self.aggregates: dict = {}      # key -> UnitAggregate
+        self.kept: dict = {}            # key -> list of UnitResult (kept replicates)
+        self.meta: dict = {}            # key -> labels, profile_spec, provenance
+        self.next_block: dict = {}      # key -> index of the next block to fold
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def resume(self, keys) -> dict:
+        """Read each unit's saved state; key -> the first block not yet folded
+        (``run_units(start_blocks=...)``)."""
+        from .engine.unit import UnitResult
+        from .profile.streaming import UnitAggregate
+
+        for key in keys:
+            key = tuple(key)
+            saved = self.checkpoints.unit(*key).load_partial() if self.checkpoints else None
+            if saved is None:
+                continue
+            arrays, meta, done = saved
+            part = {k[4:]: v for k, v in arrays.items() if k.startswith("agg.")}
+            self.aggregates[key] = UnitAggregate.from_arrays(part, meta["aggregate"])
+            kept = {k[5:]: v for k, v in arrays.items() if k.startswith("kept.")}
+            self.kept[key] = [UnitResult.from_arrays(kept, meta["kept"])] if kept else []
+            self.meta[key], self.next_block[key] = meta["unit"], done
+        return dict(self.next_block)
+
+    def _save(self, key) -> None:
+        arrays, agg_meta = self.aggregates[key].to_arrays()
+        arrays = {f"agg.{k}": v for k, v in arrays.items()}
+        meta = {"aggregate": agg_meta, "unit": self.meta[key], "kept": None}
+        kept = self._kept_result(key)
+        if kept is not None:
+            kept_arrays, meta["kept"] = kept.to_arrays()
+            arrays.update({f"kept.{k}": v for k, v in kept_arrays.items()})
+        self.checkpoints.unit(*key).save_partial(arrays, meta, self.next_block[key])
+
+    # -- folding ----------------------------------------------------------------------------
+    def __call__(self, key, block_index: int, n_blocks: int, result) -> None:
+        from .profile.streaming import UnitAggregate
+
+        key = tuple(key)
+        expected = self.next_block.get(key, 0)
+        if block_index != expected:
+            raise ValueError(f"block {block_index} of unit {key} arrived; expected {expected}")
+        if key not in self.aggregates:
+            T = next(iter(result.values.values())).shape[0]
+            self.aggregates[key] = UnitAggregate(list(result.values), T, result.profile_spec,
+                                                 self.settings[key])
+            self.kept[key] = []
+            self.meta[key] = {"labels": result.labels, "profile_spec": result.profile_spec,
+                              "provenance": result.provenance}
+        self.aggregates[key].update(result.values, result.status)
+        keep = np.asarray(result.replicates) < self.keep_seeds
+        if keep.any():
+            self.kept[key].append(_columns(result, keep))
+        self.next_block[key] = expected + 1
+        if self.checkpoints is not None:
+            self._save(key)
+
+    def _kept_result(self, key):
+        parts = self.kept.get(key) or []
+        if not parts:
+            return None
+        if len(parts) > 1:
+            self.kept[key] = parts = [_concat(parts)]
+        return parts[0]
+
+    # -- outputs -----------------------------------------------------------------------------
+    def results(self, keys) -> list:
+        """The kept replicates' ``UnitResult`` of each unit of ``keys``, in that order."""
+        return [self._kept_result(tuple(k)) for k in keys]
+
+    def units(self, keys, where=None) -> list[tuple]:
+        """(where, task, paradigm, UnitAggregate) of each unit of ``keys``, in that order
+        (``profile.streaming.collapse_profile_streamed``'s input); ``where(key)`` gives the
+        point columns of a sweep ({} for a run)."""
+        out = []
+        for key in keys:
+            key = tuple(key)
+            labels = self.meta[key]["labels"]
+            out.append(({} if where is None else where(key), labels["task"], labels["paradigm"],
+                        self.aggregates[key]))
+        return out
+
+    def arrays(self, keys) -> tuple[dict[str, np.ndarray], list[dict]]:
+        """Every unit's aggregate as one array dict (``u<k>.<name>``) and a list of JSON-able
+        entries (labels, profile spec, the aggregate's meta), for ``aggregates.npz`` and the
+        manifest."""
+        arrays, entries = {}, []
+        for k, key in enumerate(keys):
+            part, meta = self.aggregates[tuple(key)].to_arrays()
+            arrays.update({f"u{k}.{name}": v for name, v in part.items()})
+            entries.append({"key": list(key), **self.meta[tuple(key)], "aggregate": meta})
+        return arrays, entries
+
+
+def _columns(result, keep: np.ndarray):
+    """``result`` restricted to the replicates ``keep`` (bool, (R,))."""
+    from .engine.unit import UnitResult
+
+    return UnitResult({k: v[:, keep] for k, v in result.values.items()},
+                      np.asarray(result.status)[:, keep], np.asarray(result.replicates)[keep],
+                      result.labels, result.profile_spec, result.provenance)
+
+
+def _concat(parts: list):
+    from .engine.unit import UnitResult
+
+    first = parts[0]
+    return UnitResult({k: np.concatenate([p.values[k] for p in parts], axis=1)
+                       for k in first.values},
+                      np.concatenate([np.asarray(p.status) for p in parts], axis=1),
+                      np.concatenate([np.asarray(p.replicates) for p in parts]),
+                      first.labels, first.profile_spec, first.provenance)

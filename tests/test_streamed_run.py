@@ -26,9 +26,11 @@ FILES = ["results.parquet", "aggregates.npz", "curves.csv", "summary.csv", "prof
 
 @pytest.fixture
 def blocks(monkeypatch):
-    """Streamed runs use blocks of ``BLOCK`` chains (the real size is hundreds or thousands)."""
+    """Streamed runs use blocks of ``BLOCK`` chains (the real size is hundreds or thousands)
+    and save their state after every block (the real rate: every 10 s)."""
     monkeypatch.setattr(api, "_block_size",
                         lambda spec: BLOCK if spec.n_seeds > spec.keep_seeds else None)
+    monkeypatch.setattr(api, "STREAM_SAVE_SECONDS", 0.0)
 
 
 def _bytes(directory) -> dict[str, bytes]:
@@ -104,6 +106,20 @@ def test_streamed_files_do_not_depend_on_jobs_or_an_interruption(tmp_path, block
     resumed = mc.run(STUDY, out=tmp_path / "cut", plots=False, resume=True)
     # folded blocks are not run again
     assert sorted(resumed_blocks) == [((0, 0, 0), 3), ((0, 0, 1), 2), ((0, 0, 1), 3)]
+    assert _bytes(resumed.directory) == _bytes(one.directory)
+
+    # saved less often than every block: the blocks folded since the last save run again
+    monkeypatch.setattr(api, "STREAM_SAVE_SECONDS", 3600.0)
+    calls.clear()
+    monkeypatch.setattr(StreamSink, "__call__", interrupted)
+    with pytest.raises(api.RunInterrupted):
+        mc.run(STUDY, out=tmp_path / "rare", plots=False)
+    resumed_blocks.clear()
+    monkeypatch.setattr(StreamSink, "__call__",
+                        lambda self, key, block, n, result: (resumed_blocks.append((key, block)),
+                                                             fold(self, key, block, n, result)))
+    resumed = mc.run(STUDY, out=tmp_path / "rare", plots=False, resume=True)
+    assert len(resumed_blocks) == 8    # nothing was saved before the interruption
     assert _bytes(resumed.directory) == _bytes(one.directory)
 
 

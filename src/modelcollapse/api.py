@@ -165,6 +165,8 @@ def _memory(studies, max_memory, jobs: int, block_size: int | None = None) -> No
 
 #: memory of one block of replicates of a streamed run (``_block_size``)
 STREAM_BLOCK_BYTES = 256 * 2**20
+#: seconds between checkpoints of a streamed unit's merged state (``sink.StreamSink``)
+STREAM_SAVE_SECONDS = 10.0
 
 
 def _block_size(spec: "Study") -> int | None:
@@ -198,7 +200,8 @@ def _stream(spec: "Study", block_size: int, executor, on_iteration, checkpoints,
     from .sink import StreamSink
 
     keys = [(0, i, j) for i in range(len(spec.tasks)) for j in range(len(spec.paradigms))]
-    sink = StreamSink(spec.keep_seeds, {k: spec.profile for k in keys}, checkpoints)
+    sink = StreamSink(spec.keep_seeds, {k: spec.profile for k in keys}, checkpoints,
+                      save_every=STREAM_SAVE_SECONDS)
     start = sink.resume(keys)
     with threadpool_limits(limits=1, user_api="blas"):  # the same bits on any machine
         run_units([spec], executor=executor, checkpoints=checkpoints,

@@ -18,6 +18,8 @@ Files of such a run, beside the usual ones: ``aggregates.npz`` (every unit's agg
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 __all__ = ["StreamSink"]
@@ -34,8 +36,12 @@ class StreamSink:
         The profile settings of each unit's study (``study.profile``; the growth test's blocks
         are fixed while streaming).
     checkpoints : results.checkpoint.RunCheckpoints, optional
-        After each block, the unit's merged state goes to its ``UnitCheckpoint.save_partial``
-        (aggregate and kept rows; ``resume`` reads it back).
+        The unit's merged state goes to its ``UnitCheckpoint.save_partial`` (aggregate and kept
+        rows; ``resume`` reads it back) after its last block, and after any block when
+        ``save_every`` seconds have passed since the unit's last save (a resumed run reruns at
+        most those seconds of blocks; what it writes does not depend on when states were saved).
+    save_every : float
+        Seconds between a unit's saves (0: after every block).
 
     Raises
     ------
@@ -43,10 +49,13 @@ class StreamSink:
         A block arrives out of order (an engine fault: blocks are delivered in order).
     """
 
-    def __init__(self, keep_seeds: int, settings: dict, checkpoints=None) -> None:
+    def __init__(self, keep_seeds: int, settings: dict, checkpoints=None, *,
+                 save_every: float = 10.0) -> None:
         self.keep_seeds = int(keep_seeds)
         self.settings = settings
         self.checkpoints = checkpoints
+        self.save_every = float(save_every)
+        self.saved_at: dict = {}        # key -> time.monotonic() of the unit's last save
         self.aggregates: dict = {}      # key -> UnitAggregate
         self.kept: dict = {}            # key -> list of UnitResult (kept replicates)
         self.meta: dict = {}            # key -> labels, profile_spec, provenance
@@ -103,7 +112,11 @@ class StreamSink:
             self.kept[key].append(_columns(result, keep))
         self.next_block[key] = expected + 1
         if self.checkpoints is not None:
-            self._save(key)
+            now = time.monotonic()
+            if (block_index + 1 == n_blocks
+                    or now - self.saved_at.setdefault(key, now) >= self.save_every):
+                self._save(key)
+                self.saved_at[key] = time.monotonic()
 
     def _kept_result(self, key):
         parts = self.kept.get(key) or []

@@ -12,7 +12,7 @@ from modelcollapse.report.summary import collapse_times
 PAPER_PRESETS = ["gerstgrasser2024-linear-regression", "gerstgrasser2024-linear-regression-grid",
                  "kazdan2024-gaussian", "kazdan2024-kde", "shumailov2024-gaussian",
                  "schaeffer2025-timescales", "dey2024-universality", "he2025-golden-ratio",
-                 "alemohammad2023-mad"]
+                 "alemohammad2023-mad", "dey2024-million"]
 
 
 def reduced(name: str, **changes) -> Study:
@@ -105,6 +105,26 @@ def test_dey_donoho_pi_squared_over_six():
         assert abs(rep[t] / rep[0] / (t + 1) - 1) < 0.08
     assert acc.max() / acc[0] < np.pi**2 / 6 * 1.08
     assert acc[19] < sub[19] < rep[19]
+
+
+def test_dey_donoho_million_streams_to_the_closed_form(tmp_path):
+    """The 10^6-chain preset at 3,000 chains (keeping 200), 20 generations: it runs streamed,
+    and the summary's ratio of mean errors, last / first, computed from the aggregates of all
+    chains, is the closed form (accumulate: sum_{g<=20} 1/g^2; replace: 20) within 4 standard
+    errors (the summary's 95% interval is +-1.96 se)."""
+    import modelcollapse as mc
+
+    study = load_study("dey2024-million")
+    assert study.n_seeds == 10**6 and study.keep_seeds < study.n_seeds
+    run = mc.run("dey2024-million", out=tmp_path / "run", plots=False,
+                 overrides={"n_seeds": 3000, "keep_seeds": 200, "n_iterations": 20})
+    assert run.manifest["streamed"]["n_seeds"] == 3000
+    assert sorted(run.results.seed.unique()) == list(range(200))
+    theory = {"accumulate": sum(1 / g**2 for g in range(1, 21)), "replace": 20.0}
+    for row in run.summary.itertuples():
+        assert row.n_seeds == 3000 and row.contrast == "ratio of means"
+        se = (row.ratio_high - row.ratio_low) / (2 * 1.96)
+        assert abs(row.ratio - theory[row.paradigm]) < 4 * se, row
 
 
 def test_he_golden_ratio_weighting():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import os
 import time
+import tracemalloc
 import weakref
 from pathlib import Path
 
@@ -489,15 +490,67 @@ def test_block_size_for_is_the_largest_block_within_the_budget():
         for limit in (600 * 2**20, 2 * 10**9):
             b = block_size_for(study, limit, jobs=jobs)
             assert 1 <= b < study.n_seeds
-            assert budget.estimate(study, jobs=jobs, block_size=b).total <= limit
-            assert budget.estimate(study, jobs=jobs, block_size=b + 1).total > limit
+            assert budget.estimate(study, jobs=jobs, block_size=b, measure=False).total <= limit
+            assert budget.estimate(study, jobs=jobs, block_size=b + 1,
+                                   measure=False).total > limit
+            # (a measurement may differ by a few hundred bytes from one probe to the next)
+            m = block_size_for(study, limit, jobs=jobs, measure=True)
+            assert 0.98 * limit < budget.estimate(study, jobs=jobs, block_size=m).total \
+                < 1.02 * limit
     assert block_size_for(study, "2GB", jobs=2) < block_size_for(study, "2GB")
     assert block_size_for(study, "1TB") == study.n_seeds  # never more than the replicates
     with pytest.raises(budget.MemoryBudgetError, match=r"^memory: a block of one replicate "):
         block_size_for(study, "100MB")
     # the estimate with blocks does not grow with n_seeds; without, it does
     bigger = study.model_copy(update={"n_seeds": 10**7})
-    assert budget.estimate(bigger, block_size=5000).total \
-        == budget.estimate(study, block_size=5000).total
+    assert budget.estimate(bigger, block_size=5000, measure=False).total \
+        == budget.estimate(study, block_size=5000, measure=False).total
     assert budget.estimate(bigger).total > 5 * budget.estimate(study).total
     assert n_blocks(study, 300_000) == 4 and n_blocks(study, None) == 1
+
+
+def test_block_size_for_is_a_function_of_the_study():
+    """The block size decides how chains are merged into aggregates (their last bits): it must
+    not depend on the machine's measurements -- e.g. on whether tracemalloc is tracing."""
+    study = _study(tasks=[{"task": "kde", "task_params": {"n_features": 2, "n_samples": 15,
+                                                          "n_test": 30}}],
+                   paradigms=["accumulate"], n_seeds=10**6, n_iterations=20)
+    plain = block_size_for(study, "1GB")
+    tracemalloc.start()
+    try:
+        traced = block_size_for(study, "1GB")
+        assert budget._measured(study, 0, 0, {}) is None  # nothing measured while tracing
+    finally:
+        tracemalloc.stop()
+    assert plain == traced
+    assert budget._measured(study, 0, 0, {}) > 0
+    assert block_size_for(study, "1GB", measure=True) < plain  # k-NN temporaries measured
+
+
+@pytest.mark.parametrize("entry", [
+    {"task": "gaussian", "task_params": {"n_features": 1, "n_samples": 10}},
+    {"task": "discrete", "task_params": {"n_outcomes": 5, "n_samples": 12}},
+    {"task": "kde", "task_params": {"n_features": 2, "n_samples": 15, "n_test": 30}},
+    {"task": "linear_regression", "task_params": {"dataset": "diabetes", "n_samples": 60}},
+])
+def test_the_block_estimate_bounds_the_measured_allocation(entry):
+    """``estimate(..., block_size=B)`` (less the interpreter) is at least the peak tracemalloc
+    measures while the study runs block by block (the blocks dropped), and not absurdly more;
+    the same peak at 4x the seeds."""
+    peaks = []
+    for n_seeds in (600, 2400):
+        study = _study(tasks=[entry], paradigms=["replace", "accumulate"], n_seeds=n_seeds,
+                       n_iterations=7)
+        est = budget.estimate(study, block_size=300)
+        run_units([_study(tasks=[entry], n_seeds=3)], block_size=2,
+                  on_block=lambda *a: None)  # first-use imports and caches: not the run's
+        tracemalloc.start()
+        try:
+            run_units([study], block_size=300, on_block=lambda *a: None)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        counted = est.total - est.terms["processes"]
+        assert peak <= counted <= 4 * peak, (peak, est)
+        peaks.append(peak)
+    assert peaks[1] < 1.5 * peaks[0], peaks

@@ -30,10 +30,11 @@ arriving here, and the ``jobs + 1`` running or waiting to be handed over; 2 in t
 with ``jobs`` 1: the chain's values and their stacked copy) of
 B x T x (8 M + 8) bytes (float64 values, one status pointer); and, since the results no longer
 dominate, ``build and evaluation temporaries``: what building the task for a block and
-running its chains need beyond the unit's other terms: the measured peak (``_measured``: the
-traced peak of building and running 2 and 3 model-fitting iterations, per replicate, from two
-small probes, extrapolated to T, plus ``MEASURE_MARGIN``) or, where nothing can be measured,
-``BUILD_FACTOR`` x the data + ``BUILD_REPLICATE_BYTES`` a replicate (the task build alone).  ``block_size_for`` inverts this: the largest B whose
+running its chains need beyond the unit's other terms: the larger of the measured peak
+(``_measured``: the traced peak of building and running 2 and 3 model-fitting iterations, per
+replicate, from two small probes, extrapolated to T, plus ``MEASURE_MARGIN``) and
+``BUILD_FACTOR`` x the data + ``BUILD_REPLICATE_BYTES`` a replicate (the task build alone: all
+there is where nothing is measured).  ``block_size_for`` inverts this: the largest B whose
 estimate fits a budget.  Torch models' parameters
 and optimizer state are not counted (kilobytes to a few MB per replicate at the supported
 sizes, next to their data).
@@ -325,10 +326,11 @@ def _measured(study, task_index: int, paradigm_index: int, cache: dict) -> float
                 sizes = growth.sizes(study.n_synthetic or n_real, T)
                 cap = [n_real + sum(sizes[:t - 1]) for t in (2, 3, T)]
                 # the chain's values grow by an iteration's metrics (a list entry and its
-                # stacked copy); the rest of the growth follows the training-set capacity
+                # stacked copy: the results term counts them); the rest of the growth follows
+                # the training-set capacity
                 values = 2 * 8 * (shape.metrics if shape is not None else METRICS_PER_UNIT) + 8
                 per_row = max(0.0, slopes[3] - slopes[2] - values) / max(cap[1] - cap[0], 1)
-                out = slopes[3] + per_row * (cap[2] - cap[1]) + values * (T - 3)
+                out = slopes[3] + per_row * (cap[2] - cap[1])
             out *= MEASURE_MARGIN
         except Exception:  # the run reports its own error
             out = None
@@ -384,8 +386,9 @@ def _unit(study, shape: _Shape, paradigm_index: int, n_seeds: int | None = None,
     terms = {"real and test data": data, "accumulated pool": pool, "synthetic batch": batch,
              "fit and evaluation working memory": int(WORK_FACTOR * (train + data))}
     if build:
-        peak = int(BUILD_FACTOR * data) + R * BUILD_REPLICATE_BYTES if measured is None \
-            else int(math.ceil(R * measured))
+        peak = int(BUILD_FACTOR * data) + R * BUILD_REPLICATE_BYTES
+        if measured is not None:  # (small probes can miss what a replicate's Python objects
+            peak = max(peak, int(math.ceil(R * measured)))  # cost: never below the build's)
         terms["build and evaluation temporaries"] = max(0, peak - sum(terms.values()))
     return terms, R * T * shape.metrics
 
@@ -411,25 +414,28 @@ def _processes(studies, concurrent: int, jobs: int) -> int:
 
 
 def estimate(studies, *, jobs: int = 1, count_metrics: bool = True,
-             block_size: int | None = None) -> Estimate:
+             block_size: int | None = None, measure: bool = True) -> Estimate:
     """An upper bound on the peak memory of running ``studies`` (a ``Study`` or the points of a
     sweep) with ``jobs`` units at a time (see the module docstring).  ``count_metrics=False``
     takes ``METRICS_PER_UNIT`` metrics a unit instead of counting them (faster, larger).
     ``block_size``: the units run in blocks of that many replicates, handed over, not
     collected (``run_units(on_block=...)``): the peak no longer grows with ``n_seeds`` (what
-    the caller keeps of the blocks is not counted).
+    the caller keeps of the blocks is not counted); ``measure``: the build and evaluation
+    temporaries of blocks measured by small probes (``_measured``; a second or so), else from
+    ``BUILD_FACTOR``.
 
     Raises nothing for a study that validates: a task that cannot be built is estimated from
     its parameters (the run then reports its error).
     """
     if not isinstance(studies, Sequence):
         studies = [studies]
-    return _estimate(studies, jobs, count_metrics, block_size, {})
+    return _estimate(studies, jobs, count_metrics, block_size, {}, measure=measure)
 
 
 def _estimate(studies, jobs: int, count_metrics: bool, block_size: int | None,
-              cache: dict) -> Estimate:
-    """``estimate`` with the probes' ``cache`` shared across calls."""
+              cache: dict, measure: bool) -> Estimate:
+    """``estimate`` with the probes' ``cache`` shared across calls; ``measure``: with the
+    measured temporaries (``_measured``), else ``BUILD_FACTOR``'s."""
     peak_unit: dict[str, int] = {}
     rows = units = block = 0
     for study in studies:
@@ -440,7 +446,8 @@ def _estimate(studies, jobs: int, count_metrics: bool, block_size: int | None,
                 units += 1 if block_size is None else -(-study.n_seeds // size)
                 if shape is None:
                     continue
-                measured = _measured(study, i, j, cache) if block_size is not None else None
+                measured = _measured(study, i, j, cache) \
+                    if block_size is not None and measure else None
                 terms, n_rows = _unit(study, shape, j, size, build=block_size is not None,
                                       measured=measured)
                 rows += n_rows
@@ -463,14 +470,23 @@ def _estimate(studies, jobs: int, count_metrics: bool, block_size: int | None,
 
 
 def block_size_for(studies, budget_bytes: "int | float | str", *, jobs: int = 1,
-                   count_metrics: bool = True) -> int:
+                   count_metrics: bool = True, measure: bool = False) -> int:
     """The largest block of replicates (``run_units(block_size=...)``) whose ``estimate(...,
     block_size=B, jobs=jobs)`` fits ``budget_bytes``, at most ``n_seeds`` (the largest of the
     studies').
 
+    By default (``measure=False``) a function of the studies, ``budget_bytes`` and ``jobs``
+    alone -- the same on every machine, traced or not: the task shapes and metric counts come
+    from building and running one replicate, the build and evaluation temporaries from
+    ``BUILD_FACTOR`` (which undercounts metrics whose temporaries do not scale with the data,
+    e.g. k-NN sample metrics, ~30-60 KB a replicate).  ``measure=True`` uses the measured
+    temporaries (``_measured``, as ``estimate`` does): tighter, but it depends on this
+    machine's library versions and on whether ``tracemalloc`` is already tracing, so a block
+    size that decides how results are merged must not use it.
+
     Each replicate of a block costs ``jobs`` x (its unit's data, pool, batch, working memory and
-    build / evaluation temporaries) + (2 ``jobs`` + 1) x T x (8 M + 8) bytes of results
-    (module docstring), on top of the processes' fixed bytes.
+    build / evaluation temporaries) + (2 ``jobs`` + 1, or 2 in this process) x T x (8 M + 8)
+    bytes of results (module docstring), on top of the processes' fixed bytes.
 
     Raises
     ------
@@ -486,11 +502,11 @@ def block_size_for(studies, budget_bytes: "int | float | str", *, jobs: int = 1,
     cache: dict = {}
 
     def fits(b: int) -> bool:
-        return _estimate(studies, jobs, count_metrics, b, cache).total <= limit
+        return _estimate(studies, jobs, count_metrics, b, cache, measure).total <= limit
 
     most = max(study.n_seeds for study in studies)
     if not fits(1):
-        one = _estimate(studies, jobs, count_metrics, 1, cache)
+        one = _estimate(studies, jobs, count_metrics, 1, cache, measure)
         raise MemoryBudgetError(
             f"memory: a block of one replicate needs {format_bytes(one.total)} at its peak "
             f"({one}), over the budget of {format_bytes(limit)}; raise --max-memory "

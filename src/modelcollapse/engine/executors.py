@@ -227,7 +227,8 @@ class LocalExecutor:
             for job in jobs:
                 key = job.task_key
                 if key not in built:  # one task build serves all its paradigms
-                    built = {key: build_task(job.study, job.task_index, job.replicates)[0]}
+                    built.clear()  # the previous task is not alive while the next is built
+                    built[key] = build_task(job.study, job.task_index, job.replicates)[0]
                 result = job.run(task=built[key], on_iteration=on_iteration)
                 finished(job, result)
                 del result  # not alive while the next job runs

@@ -45,19 +45,23 @@ def n_blocks(study: Study, block_size: int | None) -> int:
     return len(block_ranges(study.n_seeds, block_size))
 
 
-def block_size_for(study: Study | Sequence[Study], budget_bytes: int, *, jobs: int = 1) -> int:
+def block_size_for(study: Study | Sequence[Study], budget_bytes: "int | str", *,
+                   jobs: int = 1, measure: bool = False) -> int:
     """Replicates per block (``run_units(block_size=...)``) so that running ``study`` block by
-    block with ``jobs`` workers stays within ``budget_bytes`` (see ``engine.budget``:
-    ``per_replicate_bytes``); at most ``n_seeds`` (the largest of a sweep's points).
+    block with ``jobs`` workers stays within ``budget_bytes`` (``engine.budget.block_size_for``:
+    the largest block whose estimate fits); at most ``n_seeds`` (the largest of a sweep's
+    points).  A function of the study, budget and jobs alone unless ``measure``.
 
     Raises
     ------
     engine.budget.MemoryBudgetError
         Not even one replicate at a time fits in the budget (one line).
+    ValueError
+        ``budget_bytes`` is not a size.
     """
     from .budget import block_size_for as _block_size_for
 
-    return _block_size_for(study, budget_bytes, jobs=jobs)
+    return _block_size_for(study, budget_bytes, jobs=jobs, measure=measure)
 
 
 class _InOrder:

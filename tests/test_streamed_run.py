@@ -150,3 +150,12 @@ def test_a_study_within_keep_seeds_runs_as_before(tmp_path):
     assert study_hash(load_study(base)) != study_hash(load_study({**base, "keep_seeds": 5}))
     assert api._block_size(load_study({**base, "n_seeds": 1000})) is None
     assert api._block_size(load_study({**base, "n_seeds": 1001})) >= 1
+
+
+def test_streamed_run_on_ray_writes_the_same_files(tmp_path, blocks):
+    """A local Ray instance with 2 workers gives the files of the in-process run, byte for byte
+    (issue 15: identical aggregates whatever the executor)."""
+    pytest.importorskip("ray")
+    local = mc.run(STUDY, out=tmp_path / "local", plots=False)
+    on_ray = mc.run(STUDY, out=tmp_path / "ray", plots=False, executor="ray", jobs=2)
+    assert _bytes(on_ray.directory) == _bytes(local.directory)

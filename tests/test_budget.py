@@ -21,7 +21,8 @@ name: many-seeds
 task: gaussian
 task_params: {n_samples: 1000}
 n_seeds: 1000000
-"""
+keep_seeds: 1000000
+"""  # every seed's rows kept (not streamed): the rows alone exceed any machine's memory
 SAMPLES = """\
 name: many-samples
 task: gaussian

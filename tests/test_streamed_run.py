@@ -159,3 +159,14 @@ def test_streamed_run_on_ray_writes_the_same_files(tmp_path, blocks):
     local = mc.run(STUDY, out=tmp_path / "local", plots=False)
     on_ray = mc.run(STUDY, out=tmp_path / "ray", plots=False, executor="ray", jobs=2)
     assert _bytes(on_ray.directory) == _bytes(local.directory)
+
+
+def test_stop_when_collapsed_is_refused_for_a_streamed_study():
+    """A block stops when all of its own chains are absorbed, so blocks would differ in length:
+    one line naming the field, before anything runs."""
+    from modelcollapse.config import StudyError, load_study
+
+    with pytest.raises(StudyError, match=r"^stop_when_collapsed: not with n_seeds \(90\) > "
+                                         r"keep_seeds \(20\)"):
+        load_study({**STUDY, "stop_when_collapsed": True})
+    assert load_study({**STUDY, "stop_when_collapsed": True, "keep_seeds": 90}).n_seeds == 90

@@ -649,6 +649,12 @@ class Study(_Strict):
             if len({label.casefold() for label in labels}) != len(labels):
                 raise ValueError(f"{what}: labels must be unique, ignoring case (they name "
                                  f"files), got {labels}")
+        if self.stop_when_collapsed and self.n_seeds > self.keep_seeds:
+            # a block of chains stops when all of ITS chains are absorbed: blocks would have
+            # different lengths, and the streamed aggregates need every chain's n_iterations
+            raise ValueError(f"stop_when_collapsed: not with n_seeds ({self.n_seeds}) > "
+                             f"keep_seeds ({self.keep_seeds}), a streamed run; set "
+                             "stop_when_collapsed false or keep_seeds >= n_seeds")
         self._check_capabilities()
         return self
 

@@ -39,7 +39,7 @@ def _bytes(directory) -> dict[str, bytes]:
 
 def test_streamed_analysis_equals_the_in_memory_one(tmp_path, blocks):
     streamed = mc.run(STUDY, out=tmp_path / "s", plots=False)
-    full = mc.run({**STUDY, "keep_seeds": 1000}, out=tmp_path / "f", plots=False)
+    full = mc.run({**STUDY, "keep_seeds": 90}, out=tmp_path / "f", plots=False)
     assert streamed.manifest["streamed"]["n_seeds"] == 90
     assert "streamed" not in full.manifest
     # the kept rows are the in-memory rows of seeds 0..19, value for value
@@ -146,10 +146,10 @@ def test_a_study_within_keep_seeds_runs_as_before(tmp_path):
     from modelcollapse.config import load_study, study_hash
 
     base = {k: v for k, v in STUDY.items() if k != "keep_seeds"}
-    assert study_hash(load_study(base)) == study_hash(load_study({**base, "keep_seeds": 1000}))
+    assert study_hash(load_study(base)) == study_hash(load_study({**base, "keep_seeds": 10_000}))
     assert study_hash(load_study(base)) != study_hash(load_study({**base, "keep_seeds": 5}))
-    assert api._block_size(load_study({**base, "n_seeds": 1000})) is None
-    assert api._block_size(load_study({**base, "n_seeds": 1001})) >= 1
+    assert api._block_size(load_study({**base, "n_seeds": 10_000})) is None
+    assert api._block_size(load_study({**base, "n_seeds": 10_001})) >= 1
 
 
 def test_streamed_run_on_ray_writes_the_same_files(tmp_path, blocks):

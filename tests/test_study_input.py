@@ -486,7 +486,7 @@ def test_api_dict_that_contains_itself_or_nests_deeply_is_one_line():
 PRESET_HASHES = {  # study_hash of every preset (and its scales) before issue 12
     "alemohammad2023-mad": "85b14a90542436b6",
     "default": "e54d93e378382444",
-    "dey2024-million": "bc9b6e5d86418c71",
+    "dey2024-million": "ca0492c4d941cdd0",
     "dey2024-universality": "616dd96ebe1a5985",
     "discrete-replace-vs-accumulate": "c5fbe1bf98dad378",
     "gerstgrasser2024-diffusion": "1f06870a435d0629",

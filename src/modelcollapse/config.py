@@ -578,7 +578,7 @@ class Study(_Strict):
     n_seeds: int = Field(10, ge=1, le=1_000_000, description="replicate chains")
     seed: int = Field(0, ge=0, description="root seed")
     keep_seeds: int = Field(
-        1000, ge=0, le=1_000_000, description="per-seed rows are written for the first "
+        10_000, ge=0, le=1_000_000, description="per-seed rows are written for the first "
         "keep_seeds seeds; with more seeds, the summary, collapse profile and curves come from "
         "exact aggregates of all seeds streamed block by block (memory independent of n_seeds; "
         "`run` only: a sweep keeps every seed's rows)")
@@ -706,7 +706,7 @@ class Study(_Strict):
 
 #: fields added after studies were first hashed, with their defaults: left out of the hash at
 #: their default, so a study written before them keeps its hash (its runs still resume)
-LATER_FIELDS = {"keep_seeds": 1000}
+LATER_FIELDS = {"keep_seeds": 10_000}
 
 
 def study_hash(study: Study) -> str:

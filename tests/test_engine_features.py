@@ -76,3 +76,20 @@ def test_mean_time_to_total_collapse_matches_the_diffusion_approximation():
     se = fits.std() / np.sqrt(len(fits))
     assert abs(fits.mean() - 62.4) < 4.5 * np.hypot(se, 0.4)
     assert abs(fits.mean() / theory - 1) < 0.08
+
+
+def test_a_metric_that_is_a_view_of_the_model_is_recorded_per_iteration():
+    """The regressor family updates ``noise_variance_`` in place and the regression task
+    records it: each iteration must keep its own value (all iterations once read as the last
+    one's)."""
+    from modelcollapse.config import Study
+    from modelcollapse.engine import run_study
+
+    study = Study.model_validate({
+        "name": "alias", "task": "regression", "family": "sklearn.linear_model:Ridge",
+        "family_params": {"alpha": 1.0}, "task_params": {"n_samples": 40},
+        "paradigms": ["replace"], "n_iterations": 4, "n_seeds": 3})
+    df = run_study(study)
+    rv = df[df.metric == "residual_variance"].pivot(index="seed", columns="iteration",
+                                                     values="value")
+    assert (rv.nunique(axis=1) == 4).all(), rv

@@ -236,7 +236,9 @@ def run_chain(task: Task, paradigm, *, n_iterations: int,
                 from_real > 0, from_synthetic / np.where(from_real > 0, from_real, 1), np.inf)
         nan = np.zeros(R, dtype=bool)
         for name, v in metrics.items():
-            v = np.asarray(v, dtype=float)
+            # a copy: a metric may be a view of the model's state, which the next fit updates
+            # in place (a regressor family's noise_variance_ was recorded as its last value)
+            v = np.array(v, dtype=float)
             values.setdefault(name, []).append(v)
             nan |= np.isnan(v)
         st = np.asarray(model.status_, dtype=object)

@@ -34,6 +34,8 @@ Usage::
     python benchmarks/bench_scale.py --quick     # smoke test: 50 and 100 chains x 5 iterations
     python benchmarks/bench_scale.py --engine    # the engine alone: chains/s of compute_unit
                                                  # at 8192 and 65536 chains vs the reference path
+    python benchmarks/bench_scale.py --million --jobs 2   # streamed runs at 10^4, 10^5, 10^6
+                                                 # chains vs the unstreamed run at 10^4
 
 The load average is printed before and after: the machine is shared, timings are noisy.
 Exit 0 when every command ran, 2 with one line when one failed or the memory check failed.
@@ -73,13 +75,15 @@ class Failed(Exception):
     """A measured command failed (one line)."""
 
 
-def study_dict(seeds: int, iterations: int) -> dict:
-    """The issue's baseline study as a mapping (a study file)."""
+def study_dict(seeds: int, iterations: int, keep: int | None = None) -> dict:
+    """The issue's baseline study as a mapping (a study file); ``keep``: its ``keep_seeds``
+    (None: every seed's rows, the unstreamed path)."""
     return {"name": f"bench-scale-{seeds}",
             "task": "gaussian",
             "task_params": {"dataset": "synthetic", "n_features": 1, "n_samples": 10,
                             "covariance_estimator": "mle"},
-            "paradigms": ["accumulate"], "n_iterations": iterations, "n_seeds": seeds}
+            "paradigms": ["accumulate"], "n_iterations": iterations, "n_seeds": seeds,
+            "keep_seeds": seeds if keep is None else min(keep, seeds)}
 
 
 def modelcollapse_command() -> list[str]:
@@ -102,15 +106,18 @@ print(json.dumps({"rc": rc.returncode, "wall": wall, "peak_kib": peak,
 """
 
 
-def measure_run(seeds: int, iterations: int, work: Path) -> dict:
-    """Run the study once as a subprocess; the measurements of one row."""
+def measure_run(seeds: int, iterations: int, work: Path, keep: int | None = None,
+                jobs: int = 1) -> dict:
+    """Run the study once as a subprocess (``keep``: streamed, keeping that many seeds' rows;
+    None: every row); the measurements of one row."""
     import pyarrow.parquet as pq
     import yaml
 
     path = work / f"study-{seeds}.yaml"
-    path.write_text(yaml.safe_dump(study_dict(seeds, iterations)))
+    path.write_text(yaml.safe_dump(study_dict(seeds, iterations, keep)))
     out = work / f"run-{seeds}"
-    argv = modelcollapse_command() + ["run", str(path), "--out", str(out), "--no-plots", "-q"]
+    argv = modelcollapse_command() + ["run", str(path), "--out", str(out), "--no-plots", "-q",
+                                      "--jobs", str(jobs)]
     res = subprocess.run([sys.executable, "-c", _WRAPPER, *argv], capture_output=True, text=True)
     if res.returncode != 0 or not res.stdout.strip():
         raise Failed(f"measuring wrapper failed: {res.stderr.strip().splitlines()[-1:]}")
@@ -121,7 +128,8 @@ def measure_run(seeds: int, iterations: int, work: Path) -> dict:
     manifest = json.loads((out / "manifest.json").read_text())
     results = out / "results.parquet"
     disk = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    row = {"chains": seeds, "iterations": iterations,
+    row = {"chains": seeds, "iterations": iterations, "streamed": "streamed" in manifest,
+           "jobs": jobs,
            "rows": int(pq.ParquetFile(results).metadata.num_rows),
            "wall_s": rec["wall"], "run_s": float(manifest.get("elapsed_seconds", float("nan"))),
            "peak_rss_bytes": rec["peak_kib"] * 1024, "disk_bytes": disk,
@@ -365,7 +373,15 @@ def main(argv=None) -> int:
                     "65536 replicates (--seeds to choose), against the reference path")
     ap.add_argument("--no-reference", action="store_true",
                     help="--engine without the (slow) reference path")
+    ap.add_argument("--keep-seeds", type=int, default=1000,
+                    help="streamed runs keep this many seeds' rows (default 1000)")
+    ap.add_argument("--jobs", type=int, default=1, help="--jobs of the streamed runs")
+    ap.add_argument("--million", action="store_true",
+                    help="streamed runs at 10^4, 10^5 and 10^6 chains (the issue's targets) "
+                    "against the unstreamed run at 10^4 (the reference), nothing else")
     args = ap.parse_args(argv)
+    if args.million:
+        return million_main(args)
     if args.engine:
         return engine_main(args)
     iterations = args.iterations or (5 if args.quick else 100)
@@ -441,6 +457,48 @@ def main(argv=None) -> int:
     load1 = os.getloadavg()
     print(f"load average after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
     return status
+
+
+def million_main(args) -> int:
+    """Streamed whole-process runs at 10^4, 10^5, 10^6 chains (or --seeds) and the unstreamed
+    run at the smallest size, interleaved in one process: chains/s, bytes per chain, and the
+    streamed / unstreamed speed ratio at the same size."""
+    iterations = args.iterations or 100
+    seeds = args.seeds or [10_000, 100_000, 1_000_000]
+    load0 = os.getloadavg()
+    print(f"bench_scale --million: Gaussian d=1 n=10 MLE accumulate, {iterations} iterations; "
+          f"streamed runs keep {args.keep_seeds} seeds' rows, --jobs {args.jobs}; "
+          f"{os.cpu_count()} CPUs; load average before: {load0[0]:.2f} {load0[1]:.2f} "
+          f"{load0[2]:.2f}", flush=True)
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+            reference = measure_run(seeds[0], iterations, Path(tmp), None, args.jobs)
+            rows.append(reference)
+            for n in seeds:
+                rows.append(measure_run(n, iterations, Path(tmp), args.keep_seeds, args.jobs))
+                print(f"  ran {n} chains streamed: {rows[-1]['wall_s']:.1f} s", file=sys.stderr,
+                      flush=True)
+    except Failed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    head = ("chains", "streamed", "rows written", "wall s", "run s", "peak RSS", "on disk",
+            "chains/s", "RSS B/chain", "disk B/chain")
+    print("  ".join(f"{h:>12}" for h in head))
+    for r in rows:
+        cells = (f"{r['chains']}", "yes" if r["streamed"] else "no (all rows)", f"{r['rows']:,}",
+                 f"{r['wall_s']:.2f}", f"{r['run_s']:.2f}", fmt_bytes(r["peak_rss_bytes"]),
+                 fmt_bytes(r["disk_bytes"]), f"{r['chains_per_s']:.0f}",
+                 f"{r['rss_bytes_per_chain']:.0f}", f"{r['disk_bytes_per_chain']:.0f}")
+        print("  ".join(f"{c:>12}" for c in cells))
+    same = [r for r in rows[1:] if r["chains"] == reference["chains"]]
+    if same:
+        print(f"streamed / all rows at {reference['chains']} chains: "
+              f"{reference['wall_s'] / same[0]['wall_s']:.2f}x the speed, "
+              f"{same[0]['peak_rss_bytes'] / reference['peak_rss_bytes']:.2f}x the peak RSS")
+    load1 = os.getloadavg()
+    print(f"load average after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+    return 0
 
 
 def engine_main(args) -> int:

@@ -28,23 +28,9 @@ from modelcollapse.engine.study import block_size_for, n_blocks, run_units
 from modelcollapse.engine.unit import UnitResult, block_ranges
 from modelcollapse.results.checkpoint import RunCheckpoints, UnitCheckpoint
 
-#: every registered task without torch, as tests/test_determinism.py (its recipes too)
-TASKS = [
-    {"task": "linear_regression", "task_params": {"n_features": 3, "n_samples": 20, "n_test": 30}},
-    {"task": "linear_regression", "task_params": {"dataset": "diabetes", "n_samples": 60}},
-    {"task": "gaussian", "task_params": {"n_features": 2, "n_samples": 15, "n_test": 30}},
-    {"task": "gaussian", "task_params": {"dataset": "wine", "n_features": 3}},
-    {"task": "discrete", "task_params": {"n_outcomes": 5, "n_samples": 12}},
-    {"task": "kde", "task_params": {"n_features": 2, "n_samples": 15, "n_test": 30}},
-    {"task": "gmm", "task_params": {"n_features": 2, "n_samples": 30, "n_test": 30,
-                                    "n_components": 2, "max_iter": 20}},
-    {"task": "gmm", "task_params": {"dataset": "wine", "n_features": 2, "n_samples": 40,
-                                    "n_components": 2, "max_iter": 20}},
-    {"task": "density", "family": "kde", "task_params": {"dataset": "moons", "n_samples": 30,
-                                                         "sample_metrics": False}},
-    {"task": "regression", "family": "sklearn.linear_model:Ridge", "family_params": {"alpha": 1.0},
-     "task_params": {"n_samples": 60}},
-]
+#: every registered task without torch (its recipes too): the determinism test's
+from test_determinism import TASKS  # noqa: E402
+
 PARADIGMS = ["replace", "accumulate", "accumulate-subsample",
              {"name": "mix", "real_fraction": 0.5},
              {"name": "mix", "real_fraction": 0.3, "fresh_real": True}]

@@ -5,15 +5,16 @@ blocks of replicates (``engine.study.run_units(on_block=...)``), in block order.
 folds every block into the unit's ``profile.streaming.UnitAggregate`` (the moments, sketches and
 counts the summary, the collapse profile and the curves need; memory independent of
 ``n_seeds``) and keeps the rows of the replicates below ``keep_seeds`` (what
-``results.parquet`` holds).  After each block it checkpoints its state (aggregate arrays, kept
-rows and the number of blocks folded: ``UnitCheckpoint.save_partial``), so an interrupted run
-resumes at the
-first block not yet folded, with the same bytes as an uninterrupted one: blocks are folded in
-the same order whatever the executor.
+``results.parquet`` holds).  It checkpoints a unit's merged state (aggregate arrays, kept rows
+and the number of blocks folded: ``UnitCheckpoint.save_partial``) every ``save_every`` seconds
+and after the unit's last block, so an interrupted run resumes at the first block not yet
+saved, with the same bytes as an uninterrupted one: blocks are folded in the same order
+whatever the executor.
 
-Files of such a run, beside the usual ones: ``aggregates.npz`` (every unit's aggregate,
-``UnitAggregate.to_arrays``; its meta in the manifest's ``streamed`` entry) and ``curves.csv``
-(per unit, metric and iteration: n, mean, sd, 95% interval and quantiles of all seeds).
+Files of such a run, beside the usual ones (``api._stream`` writes them): ``aggregates.npz``
+(every unit's aggregate, ``UnitAggregate.to_arrays``; its meta in the manifest's ``streamed``
+entry, read back by ``profile.stored``) and ``curves.csv`` (per unit, metric and iteration: n,
+mean, sd, 95% interval and quantiles of all seeds).
 """
 
 from __future__ import annotations

@@ -86,6 +86,29 @@ def test_same_blocks_same_order_give_the_same_bits():
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def test_merging_blocks_folded_apart_equals_feeding_them_in_turn():
+    """What a streamed run relies on (``sink.fold_block`` in the workers, merged in order):
+    merging each block's own accumulator gives the bits of feeding the blocks to one, even for
+    a mean so large that its square overflows (the first block's moments are taken as they
+    are, not through 0 * inf)."""
+    x = _data(4, R=300)
+    x[2] = 1e155 + x[2]     # equal within a block; delta^2 overflows against an empty one
+    x[5, 7] = np.nan
+    fed = A.CurveMoments(7)
+    merged = A.CurveMoments(7)
+    for i in range(0, 300, 64):
+        fed.update(x[:, i:i + 64])
+        merged = merged.merge(A.CurveMoments(7).update(x[:, i:i + 64]))
+    a, b = fed.to_arrays(), merged.to_arrays()
+    assert all(_same_bits(a[k], b[k]) for k in a)
+    assert np.isfinite(fed.var[2]) and np.isfinite(fed.cov).all()
+
+
+def _same_bits(a, b) -> bool:
+    return a.shape == b.shape and np.ascontiguousarray(a).tobytes() == \
+        np.ascontiguousarray(b).tobytes()
+
+
 def _with_nonfinite(seed: int) -> np.ndarray:
     x = _data(seed, T=5, R=80)
     x[1, 3] = np.nan

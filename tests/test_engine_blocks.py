@@ -344,8 +344,11 @@ def test_bad_block_arguments_are_one_line(small, kw, message):
     with pytest.raises(ValueError, match=message) as exc:
         run_units([study], on_block=lambda *a: None, **kw)
     assert "\n" not in str(exc.value)
-    with pytest.raises(ValueError, match=r"^block_size, start_blocks: only with on_block"):
+    with pytest.raises(ValueError, match=r"^block_size, start_blocks, reduce_block: only with "
+                                         r"on_block"):
         run_units([study], block_size=3)
+    with pytest.raises(ValueError, match=r"^block_size, start_blocks, reduce_block: only with"):
+        run_units([study], reduce_block=lambda job, result: result)
 
 
 def test_interrupted_block_resumes_from_its_own_checkpoint(small, tmp_path, monkeypatch):
@@ -540,3 +543,35 @@ def test_the_block_estimate_bounds_the_measured_allocation(entry):
         assert peak <= counted <= 4 * peak, (peak, est)
         peaks.append(peak)
     assert peaks[1] < 1.5 * peaks[0], peaks
+
+
+def _reduced(job, result):
+    """A ``reduce_block`` (module level: it travels to worker processes): where it ran, the
+    block's replicates and its values' column sums."""
+    return {"pid": os.getpid(), "replicates": job.replicates, "block": job.block,
+            "sums": {k: np.nansum(v, axis=1) for k, v in result.values.items()}}
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_reduce_block_runs_where_the_block_ran_and_only_its_value_comes_back(small, jobs,
+                                                                             tmp_path):
+    study, whole = small
+    ck = RunCheckpoints(tmp_path, "run", "abc")
+    ck.start()
+    # unit (0, 0, 1) was finished whole by an earlier run: its slices are reduced here
+    ck.unit(0, 0, 1).save_result(*whole[(0, 0, 1)].to_arrays())
+    got = _collect(study, 3, reduce_block=_reduced, executor=LocalExecutor(jobs=jobs),
+                   checkpoints=ck)
+    ranges = block_ranges(R, 3)
+    for key, blocks in got.items():
+        assert [b for b, _, _ in blocks] == list(range(len(ranges)))
+        for b, n, value in blocks:
+            lo, hi = ranges[b]
+            assert isinstance(value, dict) and value["replicates"] == (lo, hi)
+            assert value["block"] == b
+            want = whole[key].take(lo, hi).values
+            assert list(value["sums"]) == list(want)
+            for name, v in want.items():
+                assert _same_bytes(value["sums"][name], np.nansum(v, axis=1)), (key, b, name)
+            ran_here = key == (0, 0, 1) or jobs == 1
+            assert (value["pid"] == os.getpid()) == ran_here, (key, b)

@@ -199,16 +199,15 @@ def _stream(spec: "Study", block_size: int, executor, on_iteration, checkpoints,
     from .profile.streaming import curves_streamed
     from .results.store import (AGGREGATES_FILE, COLUMNS, CURVES_FILE, atomic_write,
                                 concat_frames, write_arrays)
-    from .sink import StreamSink
+    from .sink import StreamSink, fold_block
 
     keys = [(0, i, j) for i in range(len(spec.tasks)) for j in range(len(spec.paradigms))]
-    sink = StreamSink(spec.keep_seeds, {k: spec.profile for k in keys}, checkpoints,
-                      save_every=STREAM_SAVE_SECONDS)
+    sink = StreamSink(checkpoints, save_every=STREAM_SAVE_SECONDS)
     start = sink.resume(keys)
     with threadpool_limits(limits=1, user_api="blas"):  # the same bits on any machine
         run_units([spec], executor=executor, checkpoints=checkpoints,
                   on_iteration=on_iteration, block_size=block_size, on_block=sink,
-                  start_blocks=start,
+                  start_blocks=start, reduce_block=fold_block,
                   ship_checkpoints=getattr(executor, "shares_files", True))
         arrays, entries = sink.arrays(keys)
         atomic_write(directory / AGGREGATES_FILE, lambda p: write_arrays(p, arrays))
@@ -460,7 +459,9 @@ def _complete(directory: Path, *, plots: bool, jobs: int = 1,
     if plots:
         from .report.html import write_report
 
+        # a streamed run's summary comes from its aggregates, as the report's would
         write_report(directory, profile=profile, jobs=jobs, pool=pool, pending=pending,
+                     summary=summary if manifest.get("streamed") else None,
                      progress=lambda done, of: stage("figures", done, of))
         stage("report", 1, 1)
     else:  # what an interrupted finish with plots left: not this run's output

@@ -1,11 +1,14 @@
 """A run with more seeds than it keeps rows for: replicate blocks folded into exact aggregates.
 
-When a study's ``n_seeds`` exceeds its ``keep_seeds``, the engine hands each unit's chains over in
-blocks of replicates (``engine.study.run_units(on_block=...)``), in block order.  ``StreamSink``
-folds every block into the unit's ``profile.streaming.UnitAggregate`` (the moments, sketches and
-counts the summary, the collapse profile and the curves need; memory independent of
-``n_seeds``) and keeps the rows of the replicates below ``keep_seeds`` (what
-``results.parquet`` holds).  It checkpoints a unit's merged state (aggregate arrays, kept rows
+When a study's ``n_seeds`` exceeds its ``keep_seeds``, the engine runs each unit's chains in
+blocks of replicates (``engine.study.run_units(on_block=...)``).  ``fold_block`` runs where the
+block ran (``run_units(reduce_block=...)``: a worker process, a Ray task): it folds the block
+into a ``profile.streaming.UnitAggregate`` of its own (the moments, sketches and counts the
+summary, the collapse profile and the curves need; memory independent of ``n_seeds``) and
+copies out the rows of the replicates below ``keep_seeds`` (what ``results.parquet`` holds), so
+what travels back is kilobytes, not the block's values.  ``StreamSink`` merges those folded
+blocks, in block order, into the unit's aggregate (Chan merges: the same bytes as feeding the
+blocks one after another into one aggregate).  It checkpoints a unit's merged state (aggregate arrays, kept rows
 and the number of blocks folded: ``UnitCheckpoint.save_partial``) every ``save_every`` seconds
 and after the unit's last block, so an interrupted run resumes at the first block not yet
 saved, with the same bytes as an uninterrupted one: blocks are folded in the same order
@@ -20,22 +23,48 @@ mean, sd, 95% interval and quantiles of all seeds).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["StreamSink"]
+__all__ = ["FoldedBlock", "StreamSink", "fold_block"]
+
+
+@dataclass
+class FoldedBlock:
+    """One block of a unit's replicate chains, folded (``fold_block``)."""
+
+    aggregate: object          #: profile.streaming.UnitAggregate of the block's chains
+    kept: object | None        #: UnitResult of its replicates < keep_seeds (a copy), or None
+    meta: dict                 #: labels, profile_spec, provenance of the unit
+
+
+def fold_block(job, result) -> FoldedBlock:
+    """``reduce_block`` of ``engine.study.run_units``: the block ``result`` (a ``UnitResult``)
+    of ``job`` (its ``UnitJob``) folded into a new ``UnitAggregate`` (settings:
+    ``job.study.profile``; the growth test's blocks are fixed while streaming), with the rows
+    of its replicates below ``job.study.keep_seeds`` copied out (blocks hold consecutive
+    replicates, so those are a prefix of the block)."""
+    from .engine.unit import UnitResult
+    from .profile.streaming import UnitAggregate
+
+    T = next(iter(result.values.values())).shape[0]
+    aggregate = UnitAggregate(list(result.values), T, result.profile_spec, job.study.profile)
+    aggregate.update(result.values, result.status)
+    n_kept = int((np.asarray(result.replicates) < job.study.keep_seeds).sum())
+    kept = UnitResult.concat([result.take(0, n_kept)]) if n_kept else None  # a copy
+    return FoldedBlock(aggregate, kept, {"labels": result.labels,
+                                         "profile_spec": result.profile_spec,
+                                         "provenance": result.provenance})
+
 
 class StreamSink:
-    """``on_block`` of ``engine.study.run_units``: fold each unit's replicate blocks, in order,
-    into its ``UnitAggregate`` and keep the rows of replicates < ``keep_seeds``.
+    """``on_block`` of ``engine.study.run_units`` with ``reduce_block=fold_block``: merge each
+    unit's folded blocks, in order, into its ``UnitAggregate`` and keep the rows of its
+    replicates < ``keep_seeds``.
 
     Parameters
     ----------
-    keep_seeds : int
-        Replicates 0 .. keep_seeds - 1 keep their per-seed rows.
-    settings : dict key -> ProfileSettings
-        The profile settings of each unit's study (``study.profile``; the growth test's blocks
-        are fixed while streaming).
     checkpoints : results.checkpoint.RunCheckpoints, optional
         The unit's merged state goes to its ``UnitCheckpoint.save_partial`` (aggregate and kept
         rows; ``resume`` reads it back) after its last block, and after any block when
@@ -50,10 +79,7 @@ class StreamSink:
         A block arrives out of order (an engine fault: blocks are delivered in order).
     """
 
-    def __init__(self, keep_seeds: int, settings: dict, checkpoints=None, *,
-                 save_every: float = 10.0) -> None:
-        self.keep_seeds = int(keep_seeds)
-        self.settings = settings
+    def __init__(self, checkpoints=None, *, save_every: float = 10.0) -> None:
         self.checkpoints = checkpoints
         self.save_every = float(save_every)
         self.saved_at: dict = {}        # key -> time.monotonic() of the unit's last save
@@ -93,24 +119,19 @@ class StreamSink:
         self.checkpoints.unit(*key).save_partial(arrays, meta, self.next_block[key])
 
     # -- folding ----------------------------------------------------------------------------
-    def __call__(self, key, block_index: int, n_blocks: int, result) -> None:
-        from .profile.streaming import UnitAggregate
-
+    def __call__(self, key, block_index: int, n_blocks: int, block: FoldedBlock) -> None:
         key = tuple(key)
         expected = self.next_block.get(key, 0)
         if block_index != expected:
             raise ValueError(f"block {block_index} of unit {key} arrived; expected {expected}")
         if key not in self.aggregates:
-            T = next(iter(result.values.values())).shape[0]
-            self.aggregates[key] = UnitAggregate(list(result.values), T, result.profile_spec,
-                                                 self.settings[key])
+            self.aggregates[key] = block.aggregate
             self.kept[key] = []
-            self.meta[key] = {"labels": result.labels, "profile_spec": result.profile_spec,
-                              "provenance": result.provenance}
-        self.aggregates[key].update(result.values, result.status)
-        keep = np.asarray(result.replicates) < self.keep_seeds
-        if keep.any():
-            self.kept[key].append(_columns(result, keep))
+            self.meta[key] = block.meta
+        else:
+            self.aggregates[key].merge(block.aggregate)
+        if block.kept is not None:
+            self.kept[key].append(block.kept)
         self.next_block[key] = expected + 1
         if self.checkpoints is not None:
             now = time.monotonic()
@@ -124,7 +145,9 @@ class StreamSink:
         if not parts:
             return None
         if len(parts) > 1:
-            self.kept[key] = parts = [_concat(parts)]
+            from .engine.unit import UnitResult
+
+            self.kept[key] = parts = [UnitResult.concat(parts)]
         return parts[0]
 
     # -- outputs -----------------------------------------------------------------------------
@@ -155,22 +178,3 @@ class StreamSink:
             entries.append({"key": list(key), **self.meta[tuple(key)], "aggregate": meta})
         return arrays, entries
 
-
-def _columns(result, keep: np.ndarray):
-    """``result`` restricted to the replicates ``keep`` (bool, (R,))."""
-    from .engine.unit import UnitResult
-
-    return UnitResult({k: v[:, keep] for k, v in result.values.items()},
-                      np.asarray(result.status)[:, keep], np.asarray(result.replicates)[keep],
-                      result.labels, result.profile_spec, result.provenance)
-
-
-def _concat(parts: list):
-    from .engine.unit import UnitResult
-
-    first = parts[0]
-    return UnitResult({k: np.concatenate([p.values[k] for p in parts], axis=1)
-                       for k in first.values},
-                      np.concatenate([np.asarray(p.status) for p in parts], axis=1),
-                      np.concatenate([np.asarray(p.replicates) for p in parts]),
-                      first.labels, first.profile_spec, first.provenance)

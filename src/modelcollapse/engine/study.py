@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -30,8 +31,10 @@ from .unit import UnitJob, UnitResult, block_ranges, unit_label
 __all__ = ["run_study", "run_units", "block_size_for", "n_blocks"]
 
 Key = tuple[int, int, int]
-#: ``on_block(key, block_index, n_blocks, result)``
-OnBlock = Callable[[Key, int, int, UnitResult], None]
+#: ``on_block(key, block_index, n_blocks, result)`` (``result``: ``reduce_block``'s value with one)
+OnBlock = Callable[[Key, int, int, Any], None]
+#: ``reduce_block(job, result)``: what of a finished block travels back (run where it ran)
+ReduceBlock = Callable[[UnitJob, UnitResult], Any]
 
 
 def n_blocks(study: Study, block_size: int | None) -> int:
@@ -99,7 +102,8 @@ class _InOrder:
 
 def _run_blocks(studies: Sequence[Study], executor, checkpoints, on_iteration, on_unit,
                 ship_checkpoints: bool, block_size: int | None, on_block: OnBlock,
-                start_blocks: Mapping[Key, int] | None) -> None:
+                start_blocks: Mapping[Key, int] | None,
+                reduce_block: ReduceBlock | None = None) -> None:
     """``run_units`` with ``on_block`` (see there)."""
     start_blocks = dict(start_blocks or {})
     owner = os.getpid()
@@ -145,7 +149,8 @@ def _run_blocks(studies: Sequence[Study], executor, checkpoints, on_iteration, o
                     block_dir = str(unit.block(lo, hi).directory) if ship else None
                     pending.append(UnitJob(study, k, i, j, block_dir,
                                            checkpoints.max_overhead if checkpoints else 0.05,
-                                           owner, replicates=(lo, hi), block=b))
+                                           owner, replicates=(lo, hi), block=b,
+                                           reduce=reduce_block))
     if checkpoints is not None:  # block directories no job of this run will use: stale
         runs = {job.checkpoint_dir for job in pending}
         for k, study in enumerate(studies):
@@ -176,7 +181,11 @@ def _run_blocks(studies: Sequence[Study], executor, checkpoints, on_iteration, o
         ranges = block_ranges(studies[key[0]].n_seeds, block_size)
         for b in range(starts[key], len(ranges)):
             lo, hi = ranges[b]
-            on_block(key, b, len(ranges), whole.take(lo, hi))
+            part = whole.take(lo, hi)
+            if reduce_block is not None:
+                part = reduce_block(UnitJob(studies[key[0]], *key, replicates=(lo, hi), block=b),
+                                    part)
+            on_block(key, b, len(ranges), part)
             advance(studies[key[0]])
         if on_unit is not None:
             on_unit(key)
@@ -191,7 +200,8 @@ def run_units(studies: Sequence[Study], *, executor=None, checkpoints=None,
               on_unit: Callable[[tuple[int, int, int]], None] | None = None,
               ship_checkpoints: bool = True, block_size: int | None = None,
               on_block: OnBlock | None = None,
-              start_blocks: Mapping[Key, int] | None = None) -> list[UnitResult]:
+              start_blocks: Mapping[Key, int] | None = None,
+              reduce_block: ReduceBlock | None = None) -> list[UnitResult]:
     """Run every unit (point, task, paradigm) of ``studies``; results in that order (an empty
     list with ``on_block``: the blocks were handed over).
 
@@ -229,6 +239,12 @@ def run_units(studies: Sequence[Study], *, executor=None, checkpoints=None,
     start_blocks : dict, optional
         ``{key: b}``: blocks ``0 .. b-1`` of unit ``key`` were handed over before (a resumed
         run): they are not run again (only with ``on_block``; the same ``block_size``).
+    reduce_block : callable, optional
+        With ``on_block``: ``reduce_block(job, result)`` is run where the block ran (a worker
+        process, a Ray task) and its value, not the block's rows, travels back and is what
+        ``on_block`` gets (e.g. the block folded into aggregates: kilobytes instead of the
+        block's ``n_iterations`` x metrics x replicates values).  Must be picklable (a
+        module-level function) for other processes.
 
     Raises
     ------
@@ -238,13 +254,13 @@ def run_units(studies: Sequence[Study], *, executor=None, checkpoints=None,
     """
     executor = executor or LocalExecutor(jobs=1)
     if on_block is None:
-        if block_size is not None or start_blocks:
-            raise ValueError("block_size, start_blocks: only with on_block (blocks of replicates "
+        if block_size is not None or start_blocks or reduce_block is not None:
+            raise ValueError("block_size, start_blocks, reduce_block: only with on_block (blocks of replicates "
                              "are handed over, not collected)")
     else:
         block_ranges(1, block_size)  # checks it
         _run_blocks(studies, executor, checkpoints, on_iteration, on_unit, ship_checkpoints,
-                    block_size, on_block, start_blocks)
+                    block_size, on_block, start_blocks, reduce_block)
         return []
     owner = os.getpid()
     results: dict[tuple[int, int, int], UnitResult] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -108,6 +109,17 @@ class UnitResult:
         return UnitResult({k: v[:, start:stop] for k, v in self.values.items()},
                           self.status[:, start:stop], self.replicates[start:stop],
                           self.labels, self.profile_spec, self.provenance)
+
+    @classmethod
+    def concat(cls, parts: "list[UnitResult]") -> "UnitResult":
+        """The chains of ``parts`` side by side (in that order), as new arrays (a copy even of
+        one part); labels, profile spec and provenance are the first part's."""
+        first = parts[0]
+        return cls({k: np.concatenate([p.values[k] for p in parts], axis=1)
+                    for k in first.values},
+                   np.concatenate([np.asarray(p.status) for p in parts], axis=1),
+                   np.concatenate([np.asarray(p.replicates) for p in parts]),
+                   first.labels, first.profile_spec, first.provenance)
 
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
         """Plain arrays + JSON-able meta (for ``UnitCheckpoint.save_result``; no pickle)."""
@@ -207,7 +219,8 @@ class UnitJob:
     """One unit to run: ``study`` (of sweep point ``point``), task and paradigm indices, and
     where to checkpoint (``checkpoint_dir``: a unit directory, or None); or one block of it:
     the replicates ``[lo, hi)`` (``replicates``; default None: all) and its index ``block``
-    (0 for a whole unit)."""
+    (0 for a whole unit).  ``reduce(job, result)``, if given, is what ``run`` returns instead
+    of the result (``run_units(reduce_block=...)``)."""
 
     study: Study
     point: int
@@ -218,6 +231,7 @@ class UnitJob:
     owner_pid: int | None = None
     replicates: tuple[int, int] | None = None
     block: int = 0
+    reduce: Callable[["UnitJob", UnitResult], Any] | None = None
 
     @property
     def key(self) -> tuple[int, int, int]:
@@ -245,9 +259,10 @@ class UnitJob:
                               label=unit_label(self.study, self.task_index, self.paradigm_index,
                                                self.replicates))
 
-    def run(self, task=None, on_iteration: Callable[[int], None] | None = None) -> UnitResult:
+    def run(self, task=None, on_iteration: Callable[[int], None] | None = None):
         """The unit's (or block's) result (a pure function of study, task, paradigm and
-        replicates)."""
-        return compute_unit(self.study, self.task_index, self.paradigm_index, task=task,
-                            on_iteration=on_iteration, checkpoint=self.checkpoint(),
-                            replicates=self.replicates)
+        replicates), or ``reduce(self, result)``."""
+        result = compute_unit(self.study, self.task_index, self.paradigm_index, task=task,
+                              on_iteration=on_iteration, checkpoint=self.checkpoint(),
+                              replicates=self.replicates)
+        return result if self.reduce is None else self.reduce(self, result)

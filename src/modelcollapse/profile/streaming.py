@@ -660,6 +660,11 @@ def collapse_profile_streamed(units: Sequence[tuple[dict, str, str, UnitAggregat
     return profile_frame(rows, settings)
 
 
+def _fed(units):
+    """The units (``_check_units``) whose aggregate has chains."""
+    return [u for u in _check_units(units) if u[3].n_seen]
+
+
 def summary_streamed(units: Sequence[tuple[dict, str, str, UnitAggregate]],
                      level: float = 0.95):
     """``report.summary.final_vs_initial`` from the units' aggregates: per unit with a risk
@@ -676,9 +681,9 @@ def summary_streamed(units: Sequence[tuple[dict, str, str, UnitAggregate]],
     import pandas as pd
 
     rows = []
-    for where, task, paradigm, agg in _check_units(units):
+    for where, task, paradigm, agg in _fed(units):
         metric = agg.spec.get("risk")
-        if metric is None or metric not in agg.metrics or agg.n_seen == 0:
+        if metric is None or metric not in agg.metrics:
             continue
         wide = agg.wide()
         pair = (PairStats.of(wide[metric][:, 0], wide[metric][:, -1]) if wide is not None
@@ -715,9 +720,7 @@ def curves_streamed(units: Sequence[tuple[dict, str, str, UnitAggregate]],
     import pandas as pd
 
     frames = []
-    for where, task, paradigm, agg in _check_units(units):
-        if agg.n_seen == 0:
-            continue
+    for where, task, paradigm, agg in _fed(units):
         its = np.arange(agg.T)
         for i, metric in enumerate(agg.metrics):
             c = agg.acc[f"curve.{i}"]

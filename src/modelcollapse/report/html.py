@@ -353,7 +353,7 @@ def start_figures(run_dir: str | Path, results: pd.DataFrame, manifest: dict, po
 
 
 def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
-                 out: str | Path | None = None, jobs: int = 1,
+                 summary: pd.DataFrame | None = None, out: str | Path | None = None, jobs: int = 1,
                  progress: Callable[[int, int], None] | None = None,
                  max_point_figures: int | None = MAX_POINT_FIGURES, pool=None,
                  pending: Sequence = ()) -> Path:
@@ -366,6 +366,9 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
         A precomputed collapse profile (``modelcollapse.profile.collapse_profile`` columns);
         computed from the results and the manifest's ``profile_specs`` otherwise, or replaced
         by a note if ``modelcollapse.profile`` cannot be imported.
+    summary : DataFrame, optional
+        A precomputed summary (``report.summary.final_vs_initial`` columns, as the run's
+        ``summary.csv``); computed as ``profile`` is otherwise.
     out : path, optional
         Where to write the HTML (default ``RUN_DIR/report.html``); the PNGs always go to
         ``RUN_DIR/plots/``.
@@ -411,12 +414,12 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
     sweep_profile = None
     if profile is not None and "point" in profile:  # a sweep's profile.csv, by grid point
         sweep_profile, profile = profile, label_points(profile)
-    streamed = None
-    if manifest.get("streamed"):  # all seeds' aggregates, not the kept rows
-        from ..profile.stored import analyse_stored
+    if manifest.get("streamed") and (profile is None or summary is None):
+        from ..profile.stored import analyse_stored  # all seeds' aggregates, not the kept rows
 
-        streamed = analyse_stored(run_dir, manifest)
-        profile = streamed[1] if profile is None else profile
+        stored_summary, stored_profile = analyse_stored(run_dir, manifest)
+        profile = stored_profile if profile is None else profile
+        summary = stored_summary if summary is None else summary
     if profile is None:
         try:
             from ..profile import collapse_profile
@@ -427,7 +430,8 @@ def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
             profile = collapse_profile(results, specs, study.get("profile"))
     if profile is not None:
         profile_html = _profile_table(profile)
-    summary = streamed[0] if streamed else final_vs_initial(results, risk_metrics)
+    if summary is None:
+        summary = final_vs_initial(results, risk_metrics)
     if "points" in manifest:
         if sweep_profile is None and profile is not None:
             sweep_profile = unlabel_points(profile)

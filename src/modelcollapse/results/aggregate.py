@@ -104,14 +104,16 @@ def _chan(n_a, mean_a, m2_a, n_b, mean_b, m2_b, outer: bool):
     False and the counts are arrays.
     """
     n = n_a + n_b
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         frac = np.where(n > 0, n_b / np.where(n > 0, n, 1), 0.0)
         delta = mean_b - mean_a
         mean = mean_a + delta * frac
+        weight = n_a * frac  # 0 when a is empty: b's moments exactly, even if delta^2 overflows
         if outer:
-            m2 = m2_a + m2_b + np.outer(delta, delta) * (n_a * frac)
+            cross = np.outer(delta, delta) * weight
         else:
-            m2 = m2_a + m2_b + delta * delta * (n_a * frac)
+            cross = delta * delta * weight
+        m2 = m2_a + m2_b + np.where(weight > 0, cross, 0.0)
     return n, mean, m2
 
 

@@ -152,13 +152,35 @@ def test_a_study_within_keep_seeds_runs_as_before(tmp_path):
     assert api._block_size(load_study({**base, "n_seeds": 10_001})) >= 1
 
 
-def test_streamed_run_on_ray_writes_the_same_files(tmp_path, blocks):
+def test_streamed_run_on_ray_writes_the_same_files(tmp_path, blocks, monkeypatch):
     """A local Ray instance with 2 workers gives the files of the in-process run, byte for byte
     (issue 15: identical aggregates whatever the executor)."""
     pytest.importorskip("ray")
+    import yaml
+    from typer.testing import CliRunner
+
+    from modelcollapse.cli import app
+
+    from modelcollapse.engine.executors import RayExecutor
+
     local = mc.run(STUDY, out=tmp_path / "local", plots=False)
-    on_ray = mc.run(STUDY, out=tmp_path / "ray", plots=False, executor="ray", jobs=2)
-    assert _bytes(on_ray.directory) == _bytes(local.directory)
+    on_ray = []
+    ray_run = RayExecutor.run
+    monkeypatch.setattr(RayExecutor, "run",
+                        lambda self, jobs, *a, **kw: (on_ray.append(len(jobs)),
+                                                      ray_run(self, jobs, *a, **kw))[1])
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text(yaml.safe_dump(STUDY))
+    cli = CliRunner().invoke(app, ["run", str(study_file), "--out", str(tmp_path / "ray"),
+                                   "--executor", "ray", "--jobs", "2", "--no-plots", "-q"])
+    assert cli.exit_code == 0, cli.output
+    assert on_ray == [8]  # the 8 blocks ran as Ray tasks
+    assert _bytes(tmp_path / "ray") == _bytes(local.directory)
+    # --address only with --executor ray: one line, nothing written
+    cli = CliRunner().invoke(app, ["run", str(study_file), "--out", str(tmp_path / "x"),
+                                   "--address", "auto"])
+    assert cli.exit_code != 0 and not (tmp_path / "x").exists()
+    assert "address (--address): only with executor 'ray'" in cli.output
 
 
 def test_stop_when_collapsed_is_refused_for_a_streamed_study():

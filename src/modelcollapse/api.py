@@ -505,7 +505,7 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
         overrides: Mapping[str, Any] | Sequence[str] | None = None, jobs: int = 1,
         resume: bool = False, executor: Any = None, plots: bool = True,
         progress: Callable[[Progress], None] | None = None,
-        max_memory: int | str | None = None) -> "Run":
+        max_memory: int | str | None = None, address: str | None = None) -> "Run":
     """Run a study into a run directory and return it as a ``Run``.
 
     Parameters
@@ -525,7 +525,9 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
         overrides are required); a finished run there is returned as is (``Run.note`` says it
         was complete); nothing there: run normally.
     executor : "local" | "ray" | an engine executor, optional
-        Overrides ``jobs`` when an executor object (``engine.executors``).
+        Overrides ``jobs`` when an executor object (``engine.executors``).  ``"ray"``: units
+        (or a streamed run's blocks) as Ray tasks, on a local instance with ``jobs`` CPUs or
+        on the cluster at ``address``; the results do not depend on it.
     plots : bool
         Write ``report.html`` and ``plots/*.png``.
     progress : callable(Progress), optional
@@ -533,6 +535,9 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
     max_memory : int (bytes) or str ("4GiB", "512MB"), optional
         Memory budget (default: 80% of physical memory): a run whose estimated peak
         (``engine.budget.estimate``) exceeds it is refused before anything is written.
+    address : str, optional
+        With ``executor="ray"``: the cluster to attach to (``auto``, ``HOST:6379``,
+        ``ray://HOST:10001``; default ``$RAY_ADDRESS``, else a local instance).
 
     Raises
     ------
@@ -558,7 +563,7 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
     from .results.checkpoint import RunCheckpoints
     from .results.store import FINISHED, UNSEALED, write_run
 
-    _check(jobs, executor, None)
+    _check(jobs, executor, address)
     spec = load(study, overrides)
     block_size = _block_size(spec)
     _memory([spec], max_memory, getattr(executor, "jobs", jobs), block_size)
@@ -576,12 +581,12 @@ def run(study: "str | os.PathLike | dict | Study | None" = None, *,
                 start = time.time()
                 if block_size is None:
                     results = _computing(directory, checkpoints, lambda: run_study(
-                        spec, executor=_executor(executor, jobs, None),
+                        spec, executor=_executor(executor, jobs, address),
                         on_iteration=on_iteration, checkpoints=checkpoints))
                     streamed = None
                 else:
                     results, streamed = _computing(directory, checkpoints, lambda: _stream(
-                        spec, block_size, _executor(executor, jobs, None), on_iteration,
+                        spec, block_size, _executor(executor, jobs, address), on_iteration,
                         checkpoints, directory))
                 manifest = run_manifest(spec.resolved(), digest, results.attrs,
                                         elapsed=time.time() - start)

@@ -110,7 +110,14 @@ def run(
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", metavar="KEY=VALUE", help="override a study field, e.g. --set n_seeds=50 "
         "--set task_params.n_samples=200 (repeatable)")] = None,
-    jobs: Annotated[int, typer.Option(metavar="N", help="worker processes (>= 1)")] = 1,
+    jobs: Annotated[int, typer.Option(
+        metavar="N", help="local: worker processes (>= 1); ray: CPUs of the local Ray instance "
+        "it starts")] = 1,
+    executor: Annotated[str, typer.Option(
+        help="local | ray (the results do not depend on it)")] = "local",
+    address: Annotated[Optional[str], typer.Option(
+        help="ray: the cluster to attach to (auto, HOST:6379 or ray://HOST:10001; default "
+        "$RAY_ADDRESS, else a local instance)")] = None,
     plots: Annotated[bool, typer.Option(
         "--plots/--no-plots", help="write PNG plots and report.html")] = True,
     quiet: Annotated[bool, typer.Option(
@@ -139,7 +146,8 @@ def run(
         from .api import run as run_api
 
         result = run_api(study, out=out, overrides=set_ or [], jobs=jobs, plots=plots,
-                         resume=resume, progress=progress, max_memory=max_memory)
+                         resume=resume, progress=progress, max_memory=max_memory,
+                         executor=executor, address=address)
     manifest = result.manifest
     if result.note:  # --resume of a finished run: said even with -q (nothing was run)
         _print(result.note, highlight=False, soft_wrap=True, markup=False)

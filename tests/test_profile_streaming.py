@@ -412,3 +412,18 @@ def test_bad_input_is_one_clear_error():
         collapse_profile_streamed([({}, "t", "a", agg)], {"growth_blocks": 4})
     with pytest.raises(ValueError, match="units"):
         collapse_profile_streamed([("t", "a", agg)])
+
+
+def test_an_infinite_last_risk_is_a_catastrophic_increase():
+    """Chains whose risk is +inf at the last iteration make its expected value infinite, so the
+    ratio of means is inf and Def. 1 occurs -- in rows and aggregates alike (it was
+    inconclusive with NaN p-values while Def. 3 said occurs)."""
+    values, status = synthetic(150, seed=3, variant="inf")
+    assert np.isposinf(values["population_risk"][-1]).any()
+    results = frame([("a", values, status)])
+    ref = collapse_profile(results, {"t": SPEC})
+    got = collapse_profile_streamed([({}, "t", "a", feed(values, status, SPEC, exact_seeds=0))])
+    for profile in (ref, got):
+        row = profile[profile.definition == 1].iloc[0]
+        assert row.verdict == "occurs", row.to_dict()
+        assert row.value == np.inf and row.low == np.inf and row.p_occurs == 0.0

@@ -208,11 +208,15 @@ def log_ratio_of_means_from(n: int, m0: float, m1: float, sd_u, theta: float,
     (+-inf / NaN as numpy's mean gives them) and ``sd_u(m0, m1)``: the sample standard
     deviation (divisor n - 1) of the influence values u_i = last_i / m1 - first_i / m0, called
     only when both means are finite, m0 > 0 and m1 > 0 (else the standard error is NaN, as
-    the influence values are then).  NB: an infinite m1 thus gives R = inf with NaN bounds
-    and p-values (an inconclusive Def. 1), not the early 'inf' answer."""
+    the influence values are then).  A chain at +inf at the last iteration (m1 = +inf, m0
+    finite and > 0) means the last iteration's expected value is infinite (an infinite value
+    has positive probability), so R = inf exceeds any theta: bounds [inf, inf], p_greater 0,
+    p_less 1."""
     nan = MeanTest(np.nan, np.nan, np.nan, np.nan, np.nan, n)
     if n == 0:
         return np.nan, nan
+    if m1 == np.inf and np.isfinite(m0) and m0 > 0:
+        return np.inf, MeanTest(np.inf, np.inf, np.inf, 0.0, 1.0, n)
     if not np.isfinite(m0) or m0 <= 0 or m1 < 0:
         return (np.inf if np.isinf(m1) and np.isfinite(m0) and m0 > 0 else np.nan), (
             MeanTest(np.inf, np.inf, np.inf, 0.0, 1.0, n) if np.isinf(m1) and m0 > 0 else nan)

@@ -8,11 +8,11 @@ summary, the collapse profile and the curves need; memory independent of ``n_see
 copies out the rows of the replicates below ``keep_seeds`` (what ``results.parquet`` holds), so
 what travels back is kilobytes, not the block's values.  ``StreamSink`` merges those folded
 blocks, in block order, into the unit's aggregate (Chan merges: the same bytes as feeding the
-blocks one after another into one aggregate).  It checkpoints a unit's merged state (aggregate arrays, kept rows
-and the number of blocks folded: ``UnitCheckpoint.save_partial``) every ``save_every`` seconds
-and after the unit's last block, so an interrupted run resumes at the first block not yet
-saved, with the same bytes as an uninterrupted one: blocks are folded in the same order
-whatever the executor.
+blocks one after another into one aggregate).  It checkpoints a unit's merged state (aggregate
+arrays, kept rows and the number of blocks folded: ``UnitCheckpoint.save_partial``) every
+``save_every`` seconds and after the unit's last block, so an interrupted run resumes at the
+first block not yet saved, with the same bytes as an uninterrupted one: blocks are folded in the
+same order whatever the executor.
 
 Files of such a run, beside the usual ones (``api._stream`` writes them): ``aggregates.npz``
 (every unit's aggregate, ``UnitAggregate.to_arrays``; its meta in the manifest's ``streamed``

@@ -255,8 +255,8 @@ def run_units(studies: Sequence[Study], *, executor=None, checkpoints=None,
     executor = executor or LocalExecutor(jobs=1)
     if on_block is None:
         if block_size is not None or start_blocks or reduce_block is not None:
-            raise ValueError("block_size, start_blocks, reduce_block: only with on_block (blocks of replicates "
-                             "are handed over, not collected)")
+            raise ValueError("block_size, start_blocks, reduce_block: only with on_block "
+                             "(blocks of replicates are handed over, not collected)")
     else:
         block_ranges(1, block_size)  # checks it
         _run_blocks(studies, executor, checkpoints, on_iteration, on_unit, ship_checkpoints,

@@ -33,7 +33,8 @@ def _eigen(S: np.ndarray, rel_tol: float):
     # round-off leaves "zero" eigenvalues at +-1e-18: make them exactly 0
     vals = np.where(vals <= rel_tol * vals[:, -1:], 0.0, vals)
     singular = vals[:, 0] <= 0.0
-    inv_vals = np.where(vals > 0, 1.0 / np.where(vals > 0, vals, 1.0), 0.0)
+    with np.errstate(over="ignore"):  # 1 / a subnormal eigenvalue: inf, as inv gives
+        inv_vals = np.where(vals > 0, 1.0 / np.where(vals > 0, vals, 1.0), 0.0)
     precision = (vecs * inv_vals[:, None, :]) @ np.swapaxes(vecs, 1, 2)
     with np.errstate(divide="ignore"):
         logdet = np.log(vals).sum(1)

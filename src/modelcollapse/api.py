@@ -165,7 +165,7 @@ def _memory(studies, max_memory, jobs: int, block_size: int | None = None) -> No
 
 #: the memory budget (``engine.budget.block_size_for``: the process itself, ~200 MiB, included)
 #: that sizes the blocks of a streamed run (``_block_size``); the Gaussian target study of issue
-#: 15 (d = 1, n = 10, 100 iterations) gets blocks of ~10,000 chains and peaks at ~0.6 GB
+#: 15 (d = 1, n = 10, 100 iterations) gets blocks of ~10,000 chains and peaks at ~0.5 GB
 STREAM_BLOCK_BYTES = 2**30
 #: seconds between checkpoints of a streamed unit's merged state (``sink.StreamSink``)
 STREAM_SAVE_SECONDS = 10.0
@@ -382,11 +382,11 @@ def _computing(directory: Path, checkpoints, compute: Callable[[], "pd.DataFrame
         raise RunInterrupted(directory) from None
 
 
-def _analyse(results: "pd.DataFrame", manifest: dict,
+def _analyse(results: "pd.DataFrame | None", manifest: dict,
              directory: Path | None = None) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """(summary, collapse profile) of a run or sweep store, as its manifest says to read it: a
     streamed run's (``manifest["streamed"]``) from the aggregates of all its seeds in
-    ``directory``, not from the rows it kept."""
+    ``directory``, not from the rows it kept (``results`` is not read: None will do)."""
     from .profile import collapse_profile
     from .report.summary import final_vs_initial
     from .results.manifest import point_maps, profile_settings
@@ -450,8 +450,9 @@ def _complete(directory: Path, *, plots: bool, jobs: int = 1,
     manifest = load_manifest(directory)
     stage = _stages(progress, name, total, units)
     stage("analysis", 0, 1)
-    # as written: the same bytes whether resumed or not (attrs: in the manifest)
-    results = without_attrs(load_results(directory))
+    # as written: the same bytes whether resumed or not (attrs: in the manifest); a streamed
+    # run is analysed from its aggregates, not its kept rows
+    results = None if manifest.get("streamed") else without_attrs(load_results(directory))
     summary, profile = _analyse(results, manifest, directory)
     atomic_write(directory / SUMMARY_FILE, lambda p: summary.to_csv(p, index=False))
     atomic_write(directory / PROFILE_FILE, lambda p: profile.to_csv(p, index=False))
@@ -763,7 +764,8 @@ class Run:
         path = self.directory / name
         if path.is_file():
             return pd.read_csv(path)
-        return _analyse(self.results, self.manifest, self.directory)[which]
+        results = None if self.manifest.get("streamed") else self.results  # (not read)
+        return _analyse(results, self.manifest, self.directory)[which]
 
     @cached_property
     def summary(self) -> "pd.DataFrame":
@@ -804,6 +806,8 @@ class Run:
         try:
             with RunLock(self.directory):
                 path = write_report(self.directory, profile=self.profile, jobs=jobs,
+                                    summary=self.summary if self.manifest.get("streamed")
+                                    else None,
                                     max_point_figures=None if all_figures
                                     else MAX_POINT_FIGURES)
                 seal_run(self.directory, [n for n in run_files(self.directory)

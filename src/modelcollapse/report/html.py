@@ -353,8 +353,8 @@ def start_figures(run_dir: str | Path, results: pd.DataFrame, manifest: dict, po
 
 
 def write_report(run_dir: str | Path, *, profile: pd.DataFrame | None = None,
-                 summary: pd.DataFrame | None = None, out: str | Path | None = None, jobs: int = 1,
-                 progress: Callable[[int, int], None] | None = None,
+                 summary: pd.DataFrame | None = None, out: str | Path | None = None,
+                 jobs: int = 1, progress: Callable[[int, int], None] | None = None,
                  max_point_figures: int | None = MAX_POINT_FIGURES, pool=None,
                  pending: Sequence = ()) -> Path:
     """Write ``RUN_DIR/report.html`` (or ``out``) and the PNGs it embeds; return its path.

@@ -192,3 +192,14 @@ def test_stop_when_collapsed_is_refused_for_a_streamed_study():
                                          r"keep_seeds \(20\)"):
         load_study({**STUDY, "stop_when_collapsed": True})
     assert load_study({**STUDY, "stop_when_collapsed": True, "keep_seeds": 90}).n_seeds == 90
+
+
+def test_kept_rows_spanning_blocks_are_every_kept_seeds_rows(tmp_path, blocks):
+    """With keep_seeds 40 and blocks of 25, the kept rows come from two blocks (25 + 15
+    seeds): all of them, in seed order, equal to the in-memory rows of those seeds."""
+    streamed = mc.run({**STUDY, "keep_seeds": 40}, out=tmp_path / "s", plots=False)
+    full = mc.run({**STUDY, "keep_seeds": 90}, out=tmp_path / "f", plots=False)
+    kept = streamed.results
+    assert sorted(kept.seed.unique()) == list(range(40))
+    same = full.results[full.results.seed < 40].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept.reset_index(drop=True), same, check_categorical=False)
